@@ -1,0 +1,206 @@
+// Package metadata is the schema of the hoist metadata carried by every cluster
+// image (DESIGN.md section 3): one JSON document under the manifest annotation
+// io.hoist.image.metadata, and the image type as a config label.
+//
+// It is a leaf package of clusterimage so that the Kubefile front end, which
+// must stay free of image-store dependencies, can produce the same value the
+// store reads back.
+package metadata
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+)
+
+const (
+	// SchemaVersion is the version written by this hoist.
+	SchemaVersion = "v1alpha1"
+	// Annotation holds the whole metadata document on the image manifest (and
+	// as a config label).
+	Annotation = "io.hoist.image.metadata"
+	// TypeLabel holds the image type alone, so that `hoist images` and other
+	// tools can filter without decoding the document.
+	TypeLabel = "io.hoist.image.type"
+)
+
+// Image types.
+const (
+	TypeCluster = "cluster" // brings a cluster up
+	TypeApp     = "app"     // installed into an existing cluster
+)
+
+// App types, detected from the app's files at build time.
+const (
+	AppHelm      = "helm"
+	AppManifests = "manifests"
+	AppShell     = "shell"
+)
+
+// Metadata is the document stored under Annotation. Every list and map is
+// always present in JSON (never null), so consumers need no nil checks.
+type Metadata struct {
+	SchemaVersion string            `json:"schemaVersion"`
+	Type          string            `json:"type"`
+	Apps          []App             `json:"apps"`
+	Launch        Launch            `json:"launch"`
+	Env           map[string]string `json:"env"`
+	KubeVersion   string            `json:"kubeVersion"`
+	CNI           []string          `json:"cni"`
+	CSI           []string          `json:"csi"`
+	Images        []Image           `json:"images"`
+}
+
+// App is one application of the image, installed from apps/<name>/.
+type App struct {
+	Name  string            `json:"name"`
+	Type  string            `json:"type"`
+	Files []string          `json:"files"`
+	Cmds  []string          `json:"cmds"`
+	Env   map[string]string `json:"env"`
+}
+
+// Launch is what apply runs once the cluster is up: the apps in order, then
+// the commands on the first master.
+type Launch struct {
+	Apps []string `json:"apps"`
+	Cmds []string `json:"cmds"`
+}
+
+// Image is one bundled container image.
+type Image struct {
+	Ref      string `json:"ref"`
+	Digest   string `json:"digest"`
+	Platform string `json:"platform"`
+	FoundIn  string `json:"foundIn"`
+}
+
+// New returns empty metadata of the given type.
+func New(imageType string) *Metadata {
+	m := &Metadata{SchemaVersion: SchemaVersion, Type: imageType}
+	m.normalize()
+	return m
+}
+
+// App returns the app with the given name, or nil.
+func (m *Metadata) App(name string) *App {
+	for i := range m.Apps {
+		if m.Apps[i].Name == name {
+			return &m.Apps[i]
+		}
+	}
+	return nil
+}
+
+// normalize replaces nil lists and maps with empty ones.
+func (m *Metadata) normalize() {
+	if m.Apps == nil {
+		m.Apps = []App{}
+	}
+	for i := range m.Apps {
+		a := &m.Apps[i]
+		if a.Files == nil {
+			a.Files = []string{}
+		}
+		if a.Cmds == nil {
+			a.Cmds = []string{}
+		}
+		if a.Env == nil {
+			a.Env = map[string]string{}
+		}
+	}
+	if m.Launch.Apps == nil {
+		m.Launch.Apps = []string{}
+	}
+	if m.Launch.Cmds == nil {
+		m.Launch.Cmds = []string{}
+	}
+	if m.Env == nil {
+		m.Env = map[string]string{}
+	}
+	if m.CNI == nil {
+		m.CNI = []string{}
+	}
+	if m.CSI == nil {
+		m.CSI = []string{}
+	}
+	if m.Images == nil {
+		m.Images = []Image{}
+	}
+}
+
+// MarshalJSON writes the document with every list and map present.
+func (m Metadata) MarshalJSON() ([]byte, error) {
+	m.normalize()
+	type plain Metadata // without the method, to avoid recursion
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	// Escaping here would survive an outer encoder that does not escape.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(plain(m)); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// Encode is the annotation value: compact JSON, with version ranges left
+// readable (json.Marshal would write > as \u003e).
+func (m *Metadata) Encode() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// Decode reads a metadata document, as found under Annotation, and checks it.
+func Decode(data []byte) (*Metadata, error) {
+	var m Metadata
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", Annotation, err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	m.normalize()
+	return &m, nil
+}
+
+// Validate checks the invariants every reader relies on.
+func (m *Metadata) Validate() error {
+	if m.SchemaVersion != SchemaVersion {
+		return fmt.Errorf("metadata schemaVersion %q is not supported (want %q)", m.SchemaVersion, SchemaVersion)
+	}
+	if m.Type != TypeCluster && m.Type != TypeApp {
+		return fmt.Errorf("metadata type %q: must be %q or %q", m.Type, TypeCluster, TypeApp)
+	}
+	seen := map[string]bool{}
+	for _, a := range m.Apps {
+		if a.Name == "" {
+			return fmt.Errorf("metadata: an app has no name")
+		}
+		if seen[a.Name] {
+			return fmt.Errorf("metadata: app %q appears twice", a.Name)
+		}
+		seen[a.Name] = true
+		if !slices.Contains([]string{AppHelm, AppManifests, AppShell}, a.Type) {
+			return fmt.Errorf("metadata: app %q has unknown type %q", a.Name, a.Type)
+		}
+	}
+	for _, name := range m.Launch.Apps {
+		if !seen[name] {
+			return fmt.Errorf("metadata: launch names app %q, which the image does not hold", name)
+		}
+	}
+	for _, list := range [][]string{m.CNI, m.CSI} {
+		for _, name := range list {
+			if !seen[name] {
+				return fmt.Errorf("metadata: plugin app %q is not among the apps", name)
+			}
+		}
+	}
+	return nil
+}
