@@ -2,8 +2,8 @@
 # setup commands of the README: each installs what it needs first.
 
 GO       ?= go
-# buildah's libraries (coming with the build engine) need these tags to build
-# without C libraries; they are harmless before that.
+# buildah's libraries need these tags to build without C libraries (gpgme,
+# btrfs); the binary is static (CGO_ENABLED=0) so it can run on any node.
 TAGS     := containers_image_openpgp exclude_graphdriver_btrfs
 VERSION  ?= 0.1.0-dev
 LDFLAGS  := -X main.version=$(VERSION)
@@ -12,20 +12,35 @@ FUZZTIME ?= 60s
 export CGO_ENABLED := 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all deps build example test vet fmt-check fuzz clean
+.PHONY: all deps build example bench test vet fmt-check fuzz clean
 
 all: build
 
-# Go modules come from the module proxy; nothing else is needed yet.
+# System packages: runc runs RUN steps; busybox-static and skopeo are used by
+# the tests (a base image with a shell, an independent image reader).
+PACKAGES := runc busybox-static skopeo
+
 deps:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 	$(GO) mod download
 
 build: deps
 	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/hoist ./cmd/hoist
 
-# The main job: plan the example cluster image and show the result.
+# The main job: build the example cluster image and show what it holds.
+ROOT ?= /var/lib/hoist
 example: build
-	bin/hoist build --dry-run -f Kubefile.example examples/platform
+	bin/hoist --root $(ROOT) build -t acme/platform:v1 -f Kubefile.example examples/platform
+	bin/hoist --root $(ROOT) images
+	bin/hoist --root $(ROOT) inspect acme/platform:v1
+
+# Benchmarks: a cached rebuild of Kubefile.example against `hoist version`.
+bench: build
+	bench/rebuild.sh
 
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
@@ -35,7 +50,7 @@ vet: deps
 	$(GO) vet -tags "$(TAGS)" ./...
 
 test: deps fmt-check vet
-	$(GO) test -tags "$(TAGS)" -count=1 ./...
+	$(GO) test -tags "$(TAGS)" -count=1 -timeout 30m ./...
 
 # Fuzz the Kubefile parser (not part of `make test`: it runs until FUZZTIME).
 fuzz: deps

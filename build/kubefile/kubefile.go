@@ -47,6 +47,14 @@ type Options struct {
 
 // ParseFile reads the Kubefile at path and plans the build.
 func ParseFile(path string, opts Options) (*Plan, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, opts)
+}
+
+func readFile(path string) ([]byte, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading Kubefile: %w", err)
@@ -61,11 +69,30 @@ func ParseFile(path string, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading Kubefile: %w", err)
 	}
-	return Parse(path, data, opts)
+	return data, nil
 }
 
 // Parse plans the build of the Kubefile text data; name is used in errors.
 func Parse(name string, data []byte, opts Options) (*Plan, error) {
+	return parse(name, data, opts, false)
+}
+
+// BaseImage returns the image the final stage of the Kubefile at path
+// starts from ("" for scratch), reading no more than that needs: the build
+// looks the base up before planning, to inherit a hoist base's apps.
+func BaseImage(path string, opts Options) (string, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return "", err
+	}
+	plan, err := parse(path, data, opts, true)
+	if err != nil {
+		return "", err
+	}
+	return plan.Base, nil
+}
+
+func parse(name string, data []byte, opts Options, baseOnly bool) (*Plan, error) {
 	if len(data) > MaxSize {
 		return nil, &Error{File: name, Line: 1, Err: fmt.Errorf("file is %s; a Kubefile may be at most %s: is this the right file?", sizeString(int64(len(data))), sizeString(MaxSize))}
 	}
@@ -98,6 +125,7 @@ func Parse(name string, data []byte, opts Options) (*Plan, error) {
 		ctx:      ctxDir,
 		escape:   result.EscapeToken,
 		nodes:    result.AST.Children,
+		baseOnly: baseOnly,
 		consumed: map[string]bool{},
 		meta:     metadata.New(opts.Type),
 		apps:     map[string]*app{},
@@ -197,6 +225,7 @@ type kv struct{ name, value string }
 
 type stage struct {
 	name   string // the AS name, lower case
+	base   string // the image it starts from, through parent stages
 	parent *stage // the earlier stage this one is FROM, if any
 	args   []kv   // ARGs declared in the stage that have a value
 	env    []kv
@@ -247,6 +276,7 @@ type planner struct {
 	ignore   *ignoreRules
 	refs     []appRef
 
+	baseOnly        bool // stop once the final stage's base is known
 	launchLine      int
 	kubeVersionLine int
 	cmdLines        []int // sealer-style CMD lines of the last stage
@@ -294,6 +324,9 @@ func (p *planner) run() error {
 	for i, n := range p.nodes {
 		word := strings.ToUpper(instructionWord(n))
 		if isClusterInstruction(word) {
+			if p.baseOnly {
+				continue
+			}
 			if i < lastFrom {
 				return p.errorf(n.StartLine, "%s must come after the last FROM: cluster instructions belong to the final stage", word)
 			}
@@ -315,6 +348,8 @@ func (p *planner) run() error {
 			err = p.env(n)
 		case "copy", "add":
 			p.rewriteArch(i, n)
+		case "run":
+			p.plan.HasRun = true
 		case "cmd":
 			// Sealer ran CMD as a launch command; a plain Dockerfile (no
 			// cluster instruction, base not a hoist image) keeps docker's CMD.
@@ -325,6 +360,12 @@ func (p *planner) run() error {
 		if err != nil {
 			return err
 		}
+	}
+	if p.baseOnly {
+		if final := p.current(); !strings.EqualFold(final.base, "scratch") {
+			p.plan.Base = final.base
+		}
+		return nil
 	}
 	return p.finish()
 }
@@ -423,9 +464,10 @@ func (p *planner) from(n *parser.Node) error {
 	if len(args) == 3 {
 		s.name = strings.ToLower(args[2])
 	}
+	s.base = base
 	for _, earlier := range p.stages {
 		if earlier.name != "" && earlier.name == strings.ToLower(base) {
-			s.parent = earlier
+			s.parent, s.base = earlier, earlier.base
 		}
 	}
 	p.stages = append(p.stages, s)
@@ -741,7 +783,8 @@ func (p *planner) app(i int, n *parser.Node, word string) error {
 // after the original instruction as a comment.
 func (p *planner) copySteps(n *parser.Node, a *app) string {
 	var b strings.Builder
-	dest := "apps/" + a.name + "/"
+	// Absolute, so that a WORKDIR before the APP does not move the app.
+	dest := "/apps/" + a.name + "/"
 	var local []string
 	for _, s := range a.sources {
 		if s.context == "" {
@@ -807,6 +850,9 @@ func (p *planner) finish() error {
 	}
 	// ENV of the final stage, with what it inherits, is the image's env.
 	final := p.current()
+	if !strings.EqualFold(final.base, "scratch") {
+		p.plan.Base = final.base
+	}
 	for _, e := range append(final.inheritedEnv(), final.env...) {
 		p.meta.Env[e.name] = e.value
 	}

@@ -69,7 +69,7 @@ func chartTgz(t *testing.T, top string) string {
 	return buf.String()
 }
 
-func parse(t *testing.T, kubefile string, ctx map[string]string, opts Options) (*Plan, error) {
+func parseCtx(t *testing.T, kubefile string, ctx map[string]string, opts Options) (*Plan, error) {
 	t.Helper()
 	if ctx == nil {
 		ctx = map[string]string{}
@@ -86,7 +86,7 @@ func parse(t *testing.T, kubefile string, ctx map[string]string, opts Options) (
 
 func mustParse(t *testing.T, kubefile string, ctx map[string]string, opts Options) *Plan {
 	t.Helper()
-	plan, err := parse(t, kubefile, ctx, opts)
+	plan, err := parseCtx(t, kubefile, ctx, opts)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -167,7 +167,7 @@ func TestSealerKubefile(t *testing.T) {
 	if !reflect.DeepEqual(m.Launch, metadata.Launch{Apps: []string{"calico", "dashboard", "tools"}, Cmds: []string{"kubectl get nodes", "kubectl get pods -A"}}) {
 		t.Errorf("launch = %+v", m.Launch)
 	}
-	if !strings.Contains(plan.Dockerfile, "# hoist: CNI calico local://calico/install.sh\nCOPY [\"calico/install.sh\", \"apps/calico/\"]\n") {
+	if !strings.Contains(plan.Dockerfile, "# hoist: CNI calico local://calico/install.sh\nCOPY [\"calico/install.sh\", \"/apps/calico/\"]\n") {
 		t.Errorf("no COPY for the CNI app:\n%s", plan.Dockerfile)
 	}
 }
@@ -220,7 +220,7 @@ func TestInstructions(t *testing.T) {
 				if !reflect.DeepEqual(p.AppFiles["web"], want) {
 					t.Errorf("files = %v", p.AppFiles["web"])
 				}
-				if !strings.Contains(p.Dockerfile, "# hoist: APP web local://charts/web\nCOPY [\"charts/web\", \"apps/web/\"]\n") {
+				if !strings.Contains(p.Dockerfile, "# hoist: APP web local://charts/web\nCOPY [\"charts/web\", \"/apps/web/\"]\n") {
 					t.Errorf("Dockerfile:\n%s", p.Dockerfile)
 				}
 			},
@@ -259,7 +259,7 @@ func TestInstructions(t *testing.T) {
 				if !reflect.DeepEqual(p.AppFiles["mon"], want) {
 					t.Errorf("files = %v", p.AppFiles["mon"])
 				}
-				if !strings.Contains(p.Dockerfile, "COPY [\"a.yaml\", \"more\", \"apps/mon/\"]\n") {
+				if !strings.Contains(p.Dockerfile, "COPY [\"a.yaml\", \"more\", \"/apps/mon/\"]\n") {
 					t.Errorf("Dockerfile:\n%s", p.Dockerfile)
 				}
 			},
@@ -406,6 +406,9 @@ func TestInstructions(t *testing.T) {
 				if !reflect.DeepEqual(p.Metadata.Env, want) {
 					t.Errorf("env = %v", p.Metadata.Env)
 				}
+				if p.Base != "" || p.HasRun {
+					t.Errorf("base %q, run %v", p.Base, p.HasRun)
+				}
 			},
 		},
 		{
@@ -414,7 +417,7 @@ func TestInstructions(t *testing.T) {
 			ctx:  map[string]string{"bin/arm64/kubectl": "x", "tools/arm64/tool": "x"},
 			opts: Options{Platform: Platform{OS: "linux", Arch: "arm64"}},
 			check: func(t *testing.T, p *Plan) {
-				if !strings.Contains(p.Dockerfile, "COPY bin/arm64/ bin/\n") || !strings.Contains(p.Dockerfile, "COPY [\"tools/arm64\", \"apps/tools/\"]") {
+				if !strings.Contains(p.Dockerfile, "COPY bin/arm64/ bin/\n") || !strings.Contains(p.Dockerfile, "COPY [\"tools/arm64\", \"/apps/tools/\"]") {
 					t.Errorf("Dockerfile:\n%s", p.Dockerfile)
 				}
 			},
@@ -424,7 +427,7 @@ func TestInstructions(t *testing.T) {
 			kf:   "FROM scratch\nARG ARCH=x86\nCOPY bin/${ARCH}/ bin/\nAPP tools local://tools/$ARCH\nAPPCMDS tools install\n",
 			ctx:  map[string]string{"tools/x86/tool": "x"},
 			check: func(t *testing.T, p *Plan) {
-				if !strings.Contains(p.Dockerfile, "COPY bin/${ARCH}/ bin/\n") || !strings.Contains(p.Dockerfile, "COPY [\"tools/x86\", \"apps/tools/\"]") {
+				if !strings.Contains(p.Dockerfile, "COPY bin/${ARCH}/ bin/\n") || !strings.Contains(p.Dockerfile, "COPY [\"tools/x86\", \"/apps/tools/\"]") {
 					t.Errorf("Dockerfile:\n%s", p.Dockerfile)
 				}
 			},
@@ -434,7 +437,7 @@ func TestInstructions(t *testing.T) {
 			kf:   "FROM scratch\nARG TARGETARCH\nAPP tools local://tools/${TARGETARCH}\nAPPCMDS tools install\n",
 			ctx:  map[string]string{"tools/amd64/tool": "x"},
 			check: func(t *testing.T, p *Plan) {
-				if !strings.Contains(p.Dockerfile, "COPY [\"tools/amd64\", \"apps/tools/\"]") {
+				if !strings.Contains(p.Dockerfile, "COPY [\"tools/amd64\", \"/apps/tools/\"]") {
 					t.Errorf("Dockerfile:\n%s", p.Dockerfile)
 				}
 			},
@@ -446,6 +449,9 @@ func TestInstructions(t *testing.T) {
 			check: func(t *testing.T, p *Plan) {
 				if !reflect.DeepEqual(p.BuildArgs, map[string]string{"VERSION": "2"}) {
 					t.Errorf("build args = %v", p.BuildArgs)
+				}
+				if p.Base != "" {
+					t.Errorf("base = %q", p.Base)
 				}
 				if p.Metadata.Env["V"] != "2" {
 					t.Errorf("env = %v", p.Metadata.Env)
@@ -475,6 +481,15 @@ func TestInstructions(t *testing.T) {
 			check: func(t *testing.T, p *Plan) {
 				if !reflect.DeepEqual(p.AppFiles["web"], []string{"apps/web/a.yaml"}) {
 					t.Errorf("files = %v", p.AppFiles["web"])
+				}
+			},
+		},
+		{
+			name: "base through stages and build args",
+			kf:   "ARG REG=quay.io\nFROM $REG/acme/base:v1 AS base\nRUN true\nFROM base\n",
+			check: func(t *testing.T, p *Plan) {
+				if p.Base != "quay.io/acme/base:v1" || !p.HasRun {
+					t.Errorf("base %q, run %v", p.Base, p.HasRun)
 				}
 			},
 		},
@@ -570,7 +585,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			plan, err := parse(t, tc.kf, tc.ctx, tc.opts)
+			plan, err := parseCtx(t, tc.kf, tc.ctx, tc.opts)
 			if err == nil {
 				t.Fatalf("no error; Dockerfile:\n%s", plan.Dockerfile)
 			}
@@ -646,7 +661,7 @@ func TestHTTPSSource(t *testing.T) {
 		t.Fatalf("build contexts = %v", plan.BuildContexts)
 	}
 	for name, dir := range plan.BuildContexts {
-		if !strings.Contains(plan.Dockerfile, "COPY --from="+name+" [\"web-0.1.0.tgz\", \"apps/web/\"]\n") {
+		if !strings.Contains(plan.Dockerfile, "COPY --from="+name+" [\"web-0.1.0.tgz\", \"/apps/web/\"]\n") {
 			t.Errorf("Dockerfile:\n%s", plan.Dockerfile)
 		}
 		if got, err := os.ReadFile(filepath.Join(dir, "web-0.1.0.tgz")); err != nil || string(got) != tgz {
@@ -664,13 +679,13 @@ func TestHTTPSSource(t *testing.T) {
 	// A wrong checksum fails and leaves nothing cached under that name.
 	bad := "sha256:" + strings.Repeat("0", 64)
 	kf2 := "FROM scratch\nAPP --checksum=" + bad + " web " + srv.URL + "/charts/web-0.1.0.tgz?v=2\n"
-	_, err := parse(t, kf2, nil, opts)
+	_, err := parseCtx(t, kf2, nil, opts)
 	if err == nil || !strings.Contains(err.Error(), "Kubefile:2:") || !strings.Contains(err.Error(), "has checksum "+checksum+", but the Kubefile says "+bad) {
 		t.Errorf("checksum mismatch: %v", err)
 	}
 
 	// A missing file names the URL and the status.
-	_, err = parse(t, "FROM scratch\nAPP web "+srv.URL+"/nope.tgz\n", nil, opts)
+	_, err = parseCtx(t, "FROM scratch\nAPP web "+srv.URL+"/nope.tgz\n", nil, opts)
 	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "/nope.tgz") {
 		t.Errorf("404: %v", err)
 	}

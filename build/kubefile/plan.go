@@ -34,6 +34,12 @@ type Plan struct {
 	// BuildContexts are extra named build contexts (name to directory) that
 	// the COPY steps of downloaded sources read with --from.
 	BuildContexts map[string]string
+	// Base is the image the final stage starts from (through any earlier
+	// stage it is built FROM), with variables expanded; "" for scratch.
+	Base string
+	// HasRun tells whether any stage runs commands (RUN), which a foreign
+	// platform can only do with binfmt support.
+	HasRun bool
 	// Images are the references the IMAGE instruction asks to bundle.
 	Images []ImageRef
 	// Warnings are non-fatal findings, each starting with file:line.

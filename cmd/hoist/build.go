@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,18 +13,26 @@ import (
 	"github.com/distribution/reference"
 	"github.com/spf13/cobra"
 
+	"github.com/hoistdev/hoist/build"
 	"github.com/hoistdev/hoist/build/kubefile"
+	"github.com/hoistdev/hoist/clusterimage"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 
 type buildOptions struct {
-	file      string
-	tags      []string
-	buildArgs []string
-	platforms string
-	imageType string
-	dryRun    bool
-	format    string
+	file        string
+	tags        []string
+	buildArgs   []string
+	labels      []string
+	annotations []string
+	target      string
+	platforms   string
+	imageType   string
+	noCache     bool
+	pull        string
+	quiet       bool
+	dryRun      bool
+	format      string
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -34,26 +43,34 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 		Long: `Build a cluster or app image from a Kubefile.
 
 CONTEXT is the build context directory (default: the current directory). The
-Kubefile is CONTEXT/Kubefile unless -f names another. With --dry-run, hoist
-parses and plans the build and prints the Dockerfile buildah will run and the
-image metadata, without building anything.`,
-		Example: `  hoist build --dry-run -f Kubefile.example examples/platform
-  hoist build --dry-run --format json -t acme/platform:v1 .`,
+Kubefile is CONTEXT/Kubefile unless -f names another. The build runs through
+buildah into the image store under --root; RUN steps run with runc. With
+--dry-run, hoist only parses and plans the build and prints the Dockerfile
+buildah would run and the image metadata.`,
+		Example: `  hoist build -t acme/platform:v1 -f Kubefile.example examples/platform
+  hoist build --platform linux/amd64,linux/arm64 -t acme/platform:v1 .
+  hoist build --dry-run --format json -f Kubefile.example examples/platform`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			contextDir := "."
 			if len(args) == 1 {
 				contextDir = args[0]
 			}
-			return runBuild(cmd.OutOrStdout(), cmd.ErrOrStderr(), g, o, contextDir)
+			return runBuild(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, o, contextDir)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.file, "file", "f", "", "Kubefile to build (default CONTEXT/Kubefile)")
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, "name the image NAME[:TAG] (repeatable)")
 	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "set a build argument KEY=VALUE (KEY alone takes it from the environment)")
-	f.StringVar(&o.platforms, "platform", "", "target platform os/arch[/variant] (default: this machine's); comma-separated for several")
+	f.StringArrayVar(&o.labels, "label", nil, "add a config label KEY=VALUE (repeatable)")
+	f.StringArrayVar(&o.annotations, "annotation", nil, "add a manifest annotation KEY=VALUE (repeatable)")
+	f.StringVar(&o.target, "target", "", "build up to this stage of a multi-stage Kubefile")
+	f.StringVar(&o.platforms, "platform", "", "target platform os/arch[/variant] (default: this machine's); comma-separated for an index of several")
 	f.StringVar(&o.imageType, "type", metadata.TypeCluster, "image type: cluster (brings a cluster up) or app (installs into an existing one)")
+	f.BoolVar(&o.noCache, "no-cache", false, "do not use cached layers")
+	f.StringVar(&o.pull, "pull", build.PullMissing, "pull base images: missing, always or never")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID")
 	f.BoolVar(&o.dryRun, "dry-run", false, "parse and plan only; print the Dockerfile and the metadata")
 	f.StringVar(&o.format, "format", "", "with --dry-run: json, or a Go template")
 	return cmd
@@ -69,7 +86,7 @@ type dryRunOutput struct {
 	Images     []string            `json:"requestedImages"`
 }
 
-func runBuild(stdout, stderr io.Writer, g *globalOptions, o *buildOptions, contextDir string) error {
+func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o *buildOptions, contextDir string) error {
 	for _, t := range o.tags {
 		if _, err := reference.ParseNormalizedNamed(t); err != nil {
 			return fmt.Errorf("invalid tag %q: %w", t, err)
@@ -78,6 +95,11 @@ func runBuild(stdout, stderr io.Writer, g *globalOptions, o *buildOptions, conte
 	args, err := parseBuildArgs(o.buildArgs)
 	if err != nil {
 		return err
+	}
+	for _, kv := range append(append([]string{}, o.labels...), o.annotations...) {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("label or annotation %q: want KEY=VALUE", kv)
+		}
 	}
 	platforms := []kubefile.Platform{kubefile.HostPlatform()}
 	if o.platforms != "" {
@@ -90,6 +112,9 @@ func runBuild(stdout, stderr io.Writer, g *globalOptions, o *buildOptions, conte
 			platforms = append(platforms, pl)
 		}
 	}
+	if len(platforms) > 1 && len(o.tags) == 0 && !o.dryRun {
+		return errors.New("a build for several platforms makes an index, which needs a name: add -t NAME")
+	}
 	file := o.file
 	if file == "" {
 		file = filepath.Join(contextDir, "Kubefile")
@@ -100,16 +125,56 @@ func runBuild(stdout, stderr io.Writer, g *globalOptions, o *buildOptions, conte
 	if o.format != "" && !o.dryRun {
 		return errors.New("--format applies to --dry-run only")
 	}
+	opts := build.Options{
+		ContextDir:  contextDir,
+		File:        file,
+		Tags:        o.tags,
+		BuildArgs:   args,
+		Labels:      o.labels,
+		Annotations: o.annotations,
+		Target:      o.target,
+		Type:        o.imageType,
+		Platforms:   platforms,
+		NoCache:     o.noCache,
+		Pull:        o.pull,
+		Quiet:       o.quiet,
+		CacheDir:    filepath.Join(g.root, "cache", "downloads"),
+		Out:         stdout,
+		Err:         stderr,
+	}
+	if !o.dryRun {
+		store, err := g.openStore()
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		res, err := build.Build(ctx, store, opts)
+		if err != nil {
+			return err
+		}
+		if len(platforms) > 1 {
+			// buildah printed each platform's image; the index is ours.
+			fmt.Fprintln(stdout, res.ID)
+		}
+		return nil
+	}
+	return dryRun(ctx, stdout, stderr, g, o, opts)
+}
 
+// dryRun plans without building. The store is only read, to inherit a hoist
+// base image's metadata, and only when it already exists.
+func dryRun(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o *buildOptions, opts build.Options) error {
+	var store *clusterimage.Store
+	if _, err := os.Stat(filepath.Join(g.root, "storage-driver")); err == nil {
+		if store, err = g.openStore(); err != nil {
+			return err
+		}
+		defer store.Close()
+	}
+	opts.Pull = build.PullNever
 	var plans []*kubefile.Plan
-	for _, pl := range platforms {
-		plan, err := kubefile.ParseFile(file, kubefile.Options{
-			ContextDir: contextDir,
-			BuildArgs:  args,
-			Platform:   pl,
-			Type:       o.imageType,
-			CacheDir:   filepath.Join(g.root, "cache", "downloads"),
-		})
+	for _, pl := range opts.Platforms {
+		plan, err := planWithoutPull(ctx, store, opts, pl)
 		if err != nil {
 			return err
 		}
@@ -118,9 +183,6 @@ func runBuild(stdout, stderr io.Writer, g *globalOptions, o *buildOptions, conte
 	// Warnings are the same for every platform; print them once.
 	for _, w := range plans[0].Warnings {
 		fmt.Fprintln(stderr, w)
-	}
-	if !o.dryRun {
-		return errors.New("building images is not implemented yet: use --dry-run to see the plan")
 	}
 
 	outputs := make([]dryRunOutput, len(plans))
@@ -158,6 +220,18 @@ func runBuild(stdout, stderr io.Writer, g *globalOptions, o *buildOptions, conte
 		}
 	}
 	return nil
+}
+
+// planWithoutPull plans with the base image's metadata when the store has
+// the base, and without it otherwise: a dry run never downloads images.
+func planWithoutPull(ctx context.Context, store *clusterimage.Store, opts build.Options, pl kubefile.Platform) (*kubefile.Plan, error) {
+	if store != nil {
+		plan, err := build.Plan(ctx, store, opts, pl)
+		if !errors.Is(err, build.ErrBaseNotLocal) {
+			return plan, err
+		}
+	}
+	return build.Plan(ctx, nil, opts, pl)
 }
 
 func printPlan(w io.Writer, out dryRunOutput) error {

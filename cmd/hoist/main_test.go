@@ -59,7 +59,7 @@ func TestCompletion(t *testing.T) {
 }
 
 func TestCommandsNotBuiltAreAbsent(t *testing.T) {
-	for _, name := range []string{"images", "push", "apply", "run"} {
+	for _, name := range []string{"apply", "run", "status", "delete", "find-images", "registry"} {
 		_, _, err := hoist(t, name)
 		if err == nil || !strings.Contains(err.Error(), "unknown command") {
 			t.Errorf("%s: %v", name, err)
@@ -77,7 +77,7 @@ func TestBuildDryRunJSON(t *testing.T) {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
 	var dockerfile string
-	if err := json.Unmarshal(plan["dockerfile"], &dockerfile); err != nil || !strings.Contains(dockerfile, "FROM scratch\n") || !strings.Contains(dockerfile, `COPY ["charts/web", "apps/web/"]`) {
+	if err := json.Unmarshal(plan["dockerfile"], &dockerfile); err != nil || !strings.Contains(dockerfile, "FROM scratch\n") || !strings.Contains(dockerfile, `COPY ["charts/web", "/apps/web/"]`) {
 		t.Errorf("dockerfile = %q (%v)", dockerfile, err)
 	}
 	var meta map[string]any
@@ -115,7 +115,7 @@ func TestBuildDryRunText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"# Dockerfile (", "COPY [\"charts/web\", \"apps/web/\"]", "# Metadata (io.hoist.image.metadata)", "\"kubeVersion\": \">=1.28 <1.38\"", "web\tapps/web/Chart.yaml"} {
+	for _, want := range []string{"# Dockerfile (", "COPY [\"charts/web\", \"/apps/web/\"]", "# Metadata (io.hoist.image.metadata)", "\"kubeVersion\": \">=1.28 <1.38\"", "web\tapps/web/Chart.yaml"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -167,7 +167,9 @@ func TestBuildErrors(t *testing.T) {
 	}{
 		{[]string{"build", "--dry-run", dir}, form + ":1: unknown instruction FORM (did you mean FROM?)"},
 		{[]string{"build", "--dry-run", t.TempDir()}, "no Kubefile in"},
-		{[]string{"build", "-f", good, dir}, "building images is not implemented yet: use --dry-run"},
+		{[]string{"build", "--pull", "sometimes", "-f", good, dir}, "--pull \"sometimes\": use missing, always or never"},
+		{[]string{"build", "--platform", "linux/amd64,linux/arm64", "-f", good, dir}, "needs a name: add -t NAME"},
+		{[]string{"build", "--label", "novalue", "-f", good, dir}, "label or annotation \"novalue\": want KEY=VALUE"},
 		{[]string{"build", "--dry-run", "-t", "Bad:Tag", "-f", good, dir}, "invalid tag \"Bad:Tag\""},
 		{[]string{"build", "--dry-run", "--platform", "linux", "-f", good, dir}, "invalid platform \"linux\""},
 		{[]string{"build", "--dry-run", "--type", "vm", "-f", good, dir}, "image type \"vm\""},

@@ -1,12 +1,23 @@
 package main
 
 import (
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
+	"go.podman.io/image/v5/types"
+
+	"github.com/hoistdev/hoist/clusterimage"
 )
 
 // globalOptions are the flags every command has.
 type globalOptions struct {
-	root string
+	root          string
+	storageDriver string
+	debug         bool
+}
+
+// openStore opens the image store under --root.
+func (g *globalOptions) openStore() (*clusterimage.Store, error) {
+	return clusterimage.Open(g.root, clusterimage.OpenOptions{Driver: g.storageDriver})
 }
 
 func newRootCommand() *cobra.Command {
@@ -19,11 +30,33 @@ instructions, compatible with sealer) and installs them on machines over SSH,
 fully offline.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(*cobra.Command, []string) {
+			// The libraries log what hoist reports as its own one-line
+			// error; their log is for --debug.
+			logrus.SetLevel(logrus.FatalLevel)
+			if g.debug {
+				logrus.SetLevel(logrus.DebugLevel)
+			}
+		},
 	}
 	cmd.PersistentFlags().StringVar(&g.root, "root", "/var/lib/hoist", "directory of the image store, caches and state")
+	cmd.PersistentFlags().BoolVar(&g.debug, "debug", false, "log what the build and image libraries do")
+	cmd.PersistentFlags().StringVar(&g.storageDriver, "storage-driver", "", "storage driver of a new image store: overlay or vfs (default: overlay where the kernel allows it)")
 	cmd.AddCommand(
 		newVersionCommand(),
 		newBuildCommand(g),
+		newImagesCommand(g),
+		newInspectCommand(g),
+		newTagCommand(g),
+		newRmiCommand(g),
+		newSaveCommand(g),
+		newLoadCommand(g),
+		newPushCommand(g),
+		newPullCommand(g),
+		newLoginCommand(g),
+		newLogoutCommand(g),
 	)
 	return cmd
 }
+
+var typesTrue = types.OptionalBoolTrue

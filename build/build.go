@@ -1,0 +1,422 @@
+// Package build is the build pipeline: a Kubefile's plan (package kubefile)
+// run through buildah into hoist's image store, with the hoist metadata on
+// the image manifest.
+package build
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/containers/buildah/define"
+	"github.com/containers/buildah/imagebuildah"
+	"go.podman.io/common/libimage"
+	nettypes "go.podman.io/common/libnetwork/types"
+	"go.podman.io/common/pkg/config"
+	"golang.org/x/sys/unix"
+
+	"github.com/hoistdev/hoist/build/kubefile"
+	"github.com/hoistdev/hoist/clusterimage"
+	"github.com/hoistdev/hoist/clusterimage/metadata"
+)
+
+// Pull policies, as podman names them.
+const (
+	PullMissing = "missing"
+	PullAlways  = "always"
+	PullNever   = "never"
+)
+
+// Options are the inputs of a build besides the store.
+type Options struct {
+	ContextDir  string
+	File        string // the Kubefile; default ContextDir/Kubefile
+	Tags        []string
+	BuildArgs   map[string]string
+	Labels      []string // KEY=VALUE
+	Annotations []string // KEY=VALUE
+	Target      string
+	Type        string
+	Platforms   []kubefile.Platform
+	NoCache     bool
+	Pull        string // missing (default), always or never
+	Quiet       bool
+	// CacheDir keeps downloaded APP sources; default: under the store root.
+	CacheDir string
+	// Out receives buildah's step output; Err its warnings. Warnings of the
+	// Kubefile go to Err as well.
+	Out, Err io.Writer
+}
+
+// Result is what a build made.
+type Result struct {
+	ID    string // the image, or the index for several platforms
+	Plans []*kubefile.Plan
+}
+
+// Build runs the Kubefile through buildah and stores the image under its tags.
+func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Result, error) {
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.Err == nil {
+		opts.Err = io.Discard
+	}
+	if len(opts.Platforms) == 0 {
+		opts.Platforms = []kubefile.Platform{kubefile.HostPlatform()}
+	}
+	pull, err := pullPolicy(opts.Pull)
+	if err != nil {
+		return nil, err
+	}
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		return nil, errors.New("runc is not installed: hoist runs RUN steps with runc (apt-get install runc)")
+	}
+
+	var plans []*kubefile.Plan
+	for _, pl := range opts.Platforms {
+		plan, err := Plan(ctx, store, opts, pl)
+		if err != nil {
+			return nil, err
+		}
+		if plan.HasRun && pl.Arch != kubefile.HostPlatform().Arch && !binfmtSupports(pl.Arch) {
+			return nil, fmt.Errorf("%s: RUN for %s needs binfmt support for %s binaries on this machine, and there is none (install qemu-user-static and binfmt-support, or build without RUN for that platform)", plan.File, pl, pl.Arch)
+		}
+		plans = append(plans, plan)
+	}
+	for _, w := range plans[0].Warnings {
+		fmt.Fprintln(opts.Err, w)
+	}
+
+	unlock, err := lockBuilds(ctx, store, opts.Err)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	tmp, err := os.MkdirTemp(store.TmpDir(), "build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	if len(plans) == 1 {
+		id, err := buildOne(ctx, store, opts, plans[0], tmp, runc, pull, opts.Tags)
+		if err != nil {
+			return nil, err
+		}
+		return &Result{ID: id, Plans: plans}, nil
+	}
+	var ids []string
+	for _, plan := range plans {
+		id, err := buildOne(ctx, store, opts, plan, tmp, runc, pull, nil)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	id, err := store.CreateIndex(ctx, opts.Tags, ids)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{ID: id, Plans: plans}, nil
+}
+
+// ErrBaseNotLocal is returned by Plan with the never pull policy when the
+// base image is not in the store.
+var ErrBaseNotLocal = errors.New("image not known in the local store, and --pull=never forbids pulling it")
+
+// Plan parses the Kubefile for one platform. When the final stage starts
+// from a hoist image, that image's metadata is inherited: it is looked up in
+// the store (nil: none), and pulled first unless the pull policy is never.
+func Plan(ctx context.Context, store *clusterimage.Store, opts Options, pl kubefile.Platform) (*kubefile.Plan, error) {
+	file := opts.File
+	if file == "" {
+		file = filepath.Join(opts.ContextDir, "Kubefile")
+	}
+	cache := opts.CacheDir
+	if cache == "" && store != nil {
+		cache = filepath.Join(store.Root, "cache", "downloads")
+	}
+	kopts := kubefile.Options{
+		ContextDir: opts.ContextDir,
+		BuildArgs:  opts.BuildArgs,
+		Platform:   pl,
+		Type:       opts.Type,
+		CacheDir:   cache,
+	}
+	base, err := kubefile.BaseImage(file, kopts)
+	if err != nil {
+		return nil, err
+	}
+	if base != "" && store != nil {
+		if kopts.Parent, err = baseMetadata(ctx, store, base, pl, opts.Pull); err != nil {
+			return nil, fmt.Errorf("%s: FROM %s: %w", file, base, err)
+		}
+	}
+	return kubefile.ParseFile(file, kopts)
+}
+
+// baseMetadata returns the hoist metadata of a base image, or nil when it
+// is not a hoist image.
+func baseMetadata(ctx context.Context, store *clusterimage.Store, base string, pl kubefile.Platform, pull string) (*metadata.Metadata, error) {
+	lookup := &libimage.LookupImageOptions{OS: pl.OS, Architecture: pl.Arch, Variant: pl.Variant}
+	img, _, err := store.Runtime.LookupImage(base, lookup)
+	if err != nil {
+		if pull == PullNever {
+			return nil, ErrBaseNotLocal
+		}
+		popts := &libimage.PullOptions{}
+		popts.OS, popts.Architecture, popts.Variant = pl.OS, pl.Arch, pl.Variant
+		imgs, perr := store.Runtime.Pull(ctx, base, config.PullPolicyMissing, popts)
+		if perr != nil {
+			return nil, fmt.Errorf("pulling the base image: %w", perr)
+		}
+		img = imgs[0]
+	}
+	return clusterimage.MetadataOf(ctx, img)
+}
+
+func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, plan *kubefile.Plan, tmp, runc string, pull define.PullPolicy, tags []string) (string, error) {
+	dockerfile := filepath.Join(tmp, "Dockerfile."+strings.ReplaceAll(plan.Platform.String(), "/", "-"))
+	if err := os.WriteFile(dockerfile, []byte(plan.Dockerfile), 0o644); err != nil {
+		return "", err
+	}
+	meta, err := plan.Metadata.Encode()
+	if err != nil {
+		return "", err
+	}
+	contexts := map[string]*define.AdditionalBuildContext{}
+	for name, dir := range plan.BuildContexts {
+		contexts[name] = &define.AdditionalBuildContext{Value: dir}
+	}
+	ulimits, err := currentUlimits()
+	if err != nil {
+		return "", err
+	}
+	sys := store.SystemContext()
+	sys.OSChoice, sys.ArchitectureChoice, sys.VariantChoice = plan.Platform.OS, plan.Platform.Arch, plan.Platform.Variant
+	var output string
+	var additional []string
+	if len(tags) > 0 {
+		output, additional = tags[0], tags[1:]
+	}
+	options := define.BuildOptions{
+		ContextDirectory:        plan.ContextDir,
+		AdditionalBuildContexts: contexts,
+		Args:                    plan.BuildArgs,
+		Labels: append([]string{
+			metadata.TypeLabel + "=" + plan.Metadata.Type,
+			metadata.Annotation + "=" + string(meta),
+		}, opts.Labels...),
+		Annotations: append([]string{
+			metadata.TypeLabel + "=" + plan.Metadata.Type,
+			metadata.Annotation + "=" + string(meta),
+		}, opts.Annotations...),
+		Target:                  opts.Target,
+		Output:                  output,
+		AdditionalTags:          additional,
+		Layers:                  true,
+		NoCache:                 opts.NoCache,
+		RemoveIntermediateCtrs:  true,
+		ForceRmIntermediateCtrs: true,
+		PullPolicy:              pull,
+		Isolation:               define.IsolationOCI,
+		Runtime:                 runc,
+		// Host networking and no network setup: builds run offline, and
+		// netavark is not installed.
+		NamespaceOptions: define.NamespaceOptions{{Name: "network", Host: true}},
+		ConfigureNetwork: define.NetworkDisabled,
+		NetworkInterface: noNetwork{},
+		// buildah raises RLIMIT_NOFILE to 1048576 by default, which fails on
+		// machines that forbid raising the hard limit: keep ours.
+		CommonBuildOpts:     &define.CommonBuildOptions{Ulimit: ulimits},
+		OutputFormat:        define.OCIv1ImageManifest,
+		SystemContext:       sys,
+		SignaturePolicyPath: store.PolicyPath(),
+		Platforms:           []struct{ OS, Arch, Variant string }{{plan.Platform.OS, plan.Platform.Arch, plan.Platform.Variant}},
+		Quiet:               opts.Quiet,
+		Out:                 opts.Out,
+		Err:                 opts.Err,
+		ReportWriter:        opts.Err,
+		In:                  strings.NewReader(""),
+		Log: func(format string, args ...any) {
+			fmt.Fprintf(opts.Out, format+"\n", args...)
+		},
+	}
+	if opts.Quiet {
+		options.ReportWriter = io.Discard
+		options.Log = func(string, ...any) {}
+	}
+	before, err := containerIDs(store)
+	if err != nil {
+		return "", err
+	}
+	// buildah waits for a RUN step to end even when the build is cancelled:
+	// stop the step's container so that Ctrl-C takes effect at once.
+	stop := context.AfterFunc(ctx, func() { killRunningSteps(runc) })
+	defer stop()
+	id, _, err := imagebuildah.BuildDockerfiles(ctx, store.Storage, options, dockerfile)
+	if err != nil {
+		// buildah removes its working containers on failure, but cannot
+		// when the failure is a full disk (its bookkeeping needs space) or
+		// an interruption at the wrong moment: remove what this build left.
+		removeNewContainers(store, before)
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("build interrupted: %w", ctx.Err())
+		}
+		return "", fmt.Errorf("building %s for %s: %w", plan.File, plan.Platform, err)
+	}
+	return id, nil
+}
+
+func pullPolicy(s string) (define.PullPolicy, error) {
+	switch s {
+	case "", PullMissing:
+		return define.PullIfMissing, nil
+	case PullAlways:
+		return define.PullAlways, nil
+	case PullNever:
+		return define.PullNever, nil
+	}
+	return 0, fmt.Errorf("--pull %q: use missing, always or never", s)
+}
+
+// noNetwork satisfies buildah's network interface without netavark: with
+// host networking and network setup disabled it is never called.
+type noNetwork struct{ nettypes.ContainerNetwork }
+
+func currentUlimits() ([]string, error) {
+	var out []string
+	for name, res := range map[string]int{"nofile": unix.RLIMIT_NOFILE, "nproc": unix.RLIMIT_NPROC} {
+		var lim unix.Rlimit
+		if err := unix.Getrlimit(res, &lim); err != nil {
+			return nil, fmt.Errorf("reading the %s limit: %w", name, err)
+		}
+		out = append(out, fmt.Sprintf("%s=%d:%d", name, lim.Max, lim.Max))
+	}
+	return out, nil
+}
+
+// binfmtSupports tells whether the kernel can run binaries of arch through
+// binfmt_misc (qemu-user-static registers qemu-<arch>).
+func binfmtSupports(arch string) bool {
+	names := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "arm": "arm", "386": "i386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+	name, ok := names[arch]
+	if !ok {
+		name = arch
+	}
+	data, err := os.ReadFile("/proc/sys/fs/binfmt_misc/qemu-" + name)
+	return err == nil && strings.HasPrefix(string(data), "enabled")
+}
+
+func containerIDs(store *clusterimage.Store) (map[string]bool, error) {
+	containers, err := store.Storage.Containers()
+	if err != nil {
+		return nil, fmt.Errorf("listing working containers: %w", err)
+	}
+	ids := map[string]bool{}
+	for _, c := range containers {
+		ids[c.ID] = true
+	}
+	return ids, nil
+}
+
+// removeNewContainers deletes the working containers created since before,
+// unmounting them first; it is best effort, on a path that already failed.
+func removeNewContainers(store *clusterimage.Store, before map[string]bool) {
+	containers, err := store.Storage.Containers()
+	if err != nil {
+		return
+	}
+	for _, c := range containers {
+		if before[c.ID] {
+			continue
+		}
+		_, _ = store.Storage.Unmount(c.ID, true)
+		_ = store.Storage.DeleteContainer(c.ID)
+	}
+}
+
+// lockBuilds serialises the builds of one store and, once it holds the
+// lock, removes working containers that an earlier build could not (a full
+// disk, a killed process): with every build holding the lock, any container
+// found now is such a leftover.
+func lockBuilds(ctx context.Context, store *clusterimage.Store, log io.Writer) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(store.Root, "build.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		fmt.Fprintln(log, "waiting for another build on this image store to finish")
+		locked := make(chan error, 1)
+		go func() { locked <- unix.Flock(int(f.Fd()), unix.LOCK_EX) }()
+		select {
+		case err := <-locked:
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+		case <-ctx.Done():
+			f.Close() // closing releases a lock the goroutine may still get
+			return nil, fmt.Errorf("build interrupted while waiting for another build: %w", ctx.Err())
+		}
+	}
+	removeNewContainers(store, nil)
+	return func() { f.Close() }, nil
+}
+
+// killRunningSteps kills the runc containers that this process started:
+// the RUN steps of its builds (their processes descend from it, buildah's
+// runtime helper being its child and their subreaper).
+func killRunningSteps(runc string) {
+	out, err := exec.Command(runc, "list", "--format", "json").Output()
+	if err != nil {
+		return
+	}
+	var containers []struct {
+		ID  string `json:"id"`
+		Pid int    `json:"pid"`
+	}
+	if json.Unmarshal(out, &containers) != nil {
+		return
+	}
+	for _, c := range containers {
+		if descendsFrom(c.Pid, os.Getpid()) {
+			_ = exec.Command(runc, "kill", c.ID, "KILL").Run()
+		}
+	}
+}
+
+// descendsFrom follows parent process IDs from pid up to ancestor.
+func descendsFrom(pid, ancestor int) bool {
+	for i := 0; i < 64 && pid > 1; i++ {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		// The command name may hold spaces and parentheses: the fields we
+		// want follow the last ')'.
+		fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+		if len(fields) < 2 {
+			return false
+		}
+		ppid, err := strconv.Atoi(fields[1])
+		if err != nil {
+			return false
+		}
+		if ppid == ancestor {
+			return true
+		}
+		pid = ppid
+	}
+	return false
+}

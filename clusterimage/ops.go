@@ -1,0 +1,445 @@
+package clusterimage
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"go.podman.io/common/libimage"
+	"go.podman.io/common/pkg/config"
+	"go.podman.io/image/v5/copy"
+	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+
+	"github.com/hoistdev/hoist/clusterimage/metadata"
+)
+
+// Archive formats of save.
+const (
+	FormatOCIArchive    = "oci-archive"
+	FormatDockerArchive = "docker-archive"
+)
+
+// Summary is one line of `hoist images`.
+type Summary struct {
+	ID      string    `json:"id"`
+	Names   []string  `json:"names"`
+	Digest  string    `json:"digest"`
+	Created time.Time `json:"created"`
+	Size    int64     `json:"size"`
+	Type    string    `json:"type"` // cluster, app, or "" for other images
+	Index   bool      `json:"index"`
+}
+
+// Details is what `hoist inspect` shows.
+type Details struct {
+	ID          string             `json:"id"`
+	Digest      string             `json:"digest"`
+	Names       []string           `json:"names"`
+	Platforms   []string           `json:"platforms"`
+	Size        int64              `json:"size"`
+	Created     time.Time          `json:"created"`
+	Labels      map[string]string  `json:"labels"`
+	Annotations map[string]string  `json:"annotations"`
+	Metadata    *metadata.Metadata `json:"metadata"`
+	// Manifests lists the images of an index, one per platform.
+	Manifests []Instance `json:"manifests,omitempty"`
+}
+
+// Instance is one platform's image in an index.
+type Instance struct {
+	Digest   string `json:"digest"`
+	Platform string `json:"platform"`
+}
+
+// CopyOptions tune transfers to and from registries and archives.
+type CopyOptions struct {
+	// Progress receives progress bars; nil for none.
+	Progress io.Writer
+	// TLSVerify false allows plain HTTP and unverified TLS, for registries
+	// on loopback.
+	TLSVerify bool
+}
+
+func (o CopyOptions) apply(c *libimage.CopyOptions) {
+	c.Writer = o.Progress
+	if !o.TLSVerify {
+		c.InsecureSkipTLSVerify = types.OptionalBoolTrue
+	}
+}
+
+// ValidateName checks that name is an image reference a user may give.
+func ValidateName(name string) error {
+	_, err := normalizedName(name)
+	return err
+}
+
+// normalizedName is name in full (docker.io/library/nginx:latest).
+func normalizedName(name string) (reference.Named, error) {
+	named, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a valid image name: %w", name, err)
+	}
+	return reference.TagNameOnly(named), nil
+}
+
+// lookup finds an image or index by name or ID.
+func (s *Store) lookup(name string) (*libimage.Image, error) {
+	img, _, err := s.Runtime.LookupImage(name, &libimage.LookupImageOptions{ManifestList: true})
+	if errors.Is(err, storage.ErrImageUnknown) {
+		return nil, fmt.Errorf("%s: image not known", name)
+	}
+	return img, err
+}
+
+// List returns the images of the store, newest first; intermediate layers
+// of builds are left out, as podman does.
+func (s *Store) List(ctx context.Context) ([]Summary, error) {
+	imgs, err := s.Runtime.ListImages(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []Summary
+	for _, img := range imgs {
+		if intermediate, err := img.IsIntermediate(ctx); err != nil || intermediate {
+			continue
+		}
+		sum := Summary{ID: img.ID(), Names: img.Names(), Digest: img.Digest().String(), Created: img.Created()}
+		if sum.Names == nil {
+			sum.Names = []string{}
+		}
+		sum.Index, _ = img.IsManifestList(ctx)
+		if size, err := img.Size(); err == nil {
+			sum.Size = size
+		}
+		if labels, err := img.Labels(ctx); err == nil {
+			sum.Type = labels[metadata.TypeLabel]
+		}
+		out = append(out, sum)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// Inspect describes an image or index.
+func (s *Store) Inspect(ctx context.Context, name string) (*Details, error) {
+	img, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	d := &Details{ID: img.ID(), Digest: img.Digest().String(), Names: img.Names(), Created: img.Created(), Platforms: []string{}}
+	if d.Names == nil {
+		d.Names = []string{}
+	}
+	if isList, _ := img.IsManifestList(ctx); isList {
+		list, err := img.ToManifestList()
+		if err != nil {
+			return nil, err
+		}
+		data, err := list.Inspect()
+		if err != nil {
+			return nil, err
+		}
+		var first *libimage.Image
+		for _, m := range data.Manifests {
+			pl := m.Platform.OS + "/" + m.Platform.Architecture
+			if m.Platform.Variant != "" {
+				pl += "/" + m.Platform.Variant
+			}
+			d.Platforms = append(d.Platforms, pl)
+			d.Manifests = append(d.Manifests, Instance{Digest: m.Digest.String(), Platform: pl})
+			if inst, err := s.lookupDigest(m.Digest.String()); err == nil {
+				if size, err := inst.Size(); err == nil {
+					d.Size += size
+				}
+				if first == nil {
+					first = inst
+				}
+			}
+		}
+		d.Annotations = data.Annotations
+		if first != nil {
+			// The instances share their metadata but for per-platform
+			// files; show the first one's.
+			if d.Metadata, err = MetadataOf(ctx, first); err != nil {
+				return nil, err
+			}
+			if data, err := first.Inspect(ctx, nil); err == nil {
+				d.Labels = data.Labels
+			}
+		}
+		return d, nil
+	}
+	data, err := img.Inspect(ctx, &libimage.InspectOptions{WithSize: true})
+	if err != nil {
+		return nil, err
+	}
+	d.Size = data.Size
+	d.Labels, d.Annotations = data.Labels, data.Annotations
+	d.Platforms = []string{data.Os + "/" + data.Architecture}
+	if d.Metadata, err = MetadataOf(ctx, img); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (s *Store) lookupDigest(dgst string) (*libimage.Image, error) {
+	imgs, err := s.Runtime.ListImages(context.Background(), &libimage.ListImagesOptions{Filters: []string{"digest=" + dgst}})
+	if err != nil {
+		return nil, err
+	}
+	if len(imgs) == 0 {
+		return nil, fmt.Errorf("no image with digest %s", dgst)
+	}
+	return imgs[0], nil
+}
+
+// Tag adds a name to an image.
+func (s *Store) Tag(name, newName string) error {
+	if err := ValidateName(newName); err != nil {
+		return err
+	}
+	img, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	return img.Tag(newName)
+}
+
+// RemoveReport says what rmi did to one image.
+type RemoveReport struct {
+	ID       string
+	Untagged []string
+	Removed  bool
+}
+
+// Remove removes names; an image goes with its last name, as in podman.
+// all removes every image; force also removes images used by containers.
+func (s *Store) Remove(ctx context.Context, names []string, all, force bool) ([]RemoveReport, error) {
+	opts := &libimage.RemoveImagesOptions{Force: force}
+	if all {
+		names = nil
+	} else if len(names) == 0 {
+		return nil, errors.New("name at least one image, or use --all")
+	}
+	reports, errs := s.Runtime.RemoveImages(ctx, names, opts)
+	var out []RemoveReport
+	for _, r := range reports {
+		out = append(out, RemoveReport{ID: r.ID, Untagged: r.Untagged, Removed: r.Removed})
+	}
+	return out, errors.Join(errs...)
+}
+
+// Save writes an image (or a whole index, with oci-archive) to an archive.
+// The file appears only once complete: a failed save leaves nothing behind.
+func (s *Store) Save(ctx context.Context, name, format, path string, copts CopyOptions) error {
+	if format == "" {
+		format = FormatOCIArchive
+	}
+	if format != FormatOCIArchive && format != FormatDockerArchive {
+		return fmt.Errorf("--format %q: use %s or %s", format, FormatOCIArchive, FormatDockerArchive)
+	}
+	img, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("saving to %s: %w", path, err)
+	}
+	tmp.Close()
+	os.Remove(tmp.Name()) // the archive transports want to create the file
+	defer os.Remove(tmp.Name())
+
+	opts := &libimage.SaveOptions{}
+	copts.apply(&opts.CopyOptions)
+	// Layers stay as stored (uncompressed): the manifest, and so the
+	// digest, are the image's own, and load gives back the same image.
+	opts.OciAcceptUncompressedLayers = true
+	if isList, _ := img.IsManifestList(ctx); isList {
+		if format != FormatOCIArchive {
+			return fmt.Errorf("%s is an index of several platforms; only oci-archive holds it whole", name)
+		}
+		list, err := img.ToManifestList()
+		if err != nil {
+			return err
+		}
+		popts := &libimage.ManifestListPushOptions{ImageListSelection: copy.CopyAllImages}
+		copts.apply(&popts.CopyOptions)
+		popts.OciAcceptUncompressedLayers = true
+		dest := "oci-archive:" + tmp.Name()
+		if names := img.Names(); len(names) > 0 {
+			dest += ":" + names[0] // load names the index after it
+		}
+		if _, err := list.Push(ctx, dest, popts); err != nil {
+			return fmt.Errorf("saving %s: %w", name, err)
+		}
+		return os.Rename(tmp.Name(), path)
+	}
+	saveName := name
+	if strings.HasPrefix(img.ID(), strings.TrimPrefix(name, "sha256:")) {
+		saveName = img.ID()
+	}
+	if err := s.Runtime.Save(ctx, []string{saveName}, format, tmp.Name(), opts); err != nil {
+		return fmt.Errorf("saving %s: %w", name, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("saving to %s: %w", path, err)
+	}
+	return nil
+}
+
+// Load reads an oci-archive, docker-archive (docker save) or OCI layout and
+// returns the names it loaded.
+func (s *Store) Load(ctx context.Context, path string, copts CopyOptions) ([]string, error) {
+	if err := checkArchive(path); err != nil {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	if isIndex, err := indexInArchive(path); err == nil && isIndex {
+		names, err := s.loadIndexArchive(ctx, path, copts)
+		if err != nil {
+			return nil, fmt.Errorf("loading %s: %w", path, err)
+		}
+		return names, nil
+	}
+	opts := &libimage.LoadOptions{}
+	copts.apply(&opts.CopyOptions)
+	names, err := s.Runtime.Load(ctx, path, opts)
+	if err != nil {
+		// libimage lists what every format said; the archive was read
+		// whole above, so the problem is its content.
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		return nil, fmt.Errorf("loading %s: not an image archive (oci-archive, docker-archive or OCI layout): %s", path, strings.TrimSuffix(first, ":"))
+	}
+	return names, nil
+}
+
+// checkArchive reads a tar archive through to its end, so that a truncated
+// or corrupted file is reported as such before anything is stored.
+func checkArchive(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if info.IsDir() {
+		return nil // an OCI layout directory
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	entries := 0
+	for {
+		_, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err == nil {
+			_, err = io.Copy(io.Discard, tr)
+		}
+		if err != nil {
+			if entries == 0 && !errors.Is(err, io.ErrUnexpectedEOF) {
+				return fmt.Errorf("not a tar archive: %w", err)
+			}
+			return fmt.Errorf("the archive is truncated or corrupted (after %d files): %w", entries, err)
+		}
+		entries++
+	}
+	if entries == 0 {
+		return errors.New("the archive is empty")
+	}
+	return nil
+}
+
+// Push copies an image or a whole index to a registry (dest defaults to
+// name).
+func (s *Store) Push(ctx context.Context, name, dest string, copts CopyOptions) error {
+	if dest == "" {
+		dest = name
+	}
+	if err := ValidateName(strings.TrimPrefix(dest, "docker://")); err != nil {
+		return err
+	}
+	if !strings.Contains(dest, "://") {
+		dest = "docker://" + dest
+	}
+	img, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	if isList, _ := img.IsManifestList(ctx); isList {
+		list, err := img.ToManifestList()
+		if err != nil {
+			return err
+		}
+		opts := &libimage.ManifestListPushOptions{ImageListSelection: copy.CopyAllImages}
+		copts.apply(&opts.CopyOptions)
+		if _, err := list.Push(ctx, dest, opts); err != nil {
+			return fmt.Errorf("pushing %s: %w", name, err)
+		}
+		return nil
+	}
+	opts := &libimage.PushOptions{}
+	copts.apply(&opts.CopyOptions)
+	if _, err := s.Runtime.Push(ctx, img.ID(), dest, opts); err != nil {
+		return fmt.Errorf("pushing %s: %w", name, err)
+	}
+	return nil
+}
+
+// Pull copies an image from a registry. An index comes whole unless a
+// platform is asked for.
+func (s *Store) Pull(ctx context.Context, name, platform string, copts CopyOptions) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
+	if platform == "" {
+		named, err := normalizedName(name)
+		if err != nil {
+			return "", err
+		}
+		ref, err := docker.NewReference(named)
+		if err != nil {
+			return "", err
+		}
+		sys := s.SystemContext()
+		if !copts.TLSVerify {
+			sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
+		}
+		raw, mime, err := s.remoteIndex(ctx, ref, sys)
+		if err != nil {
+			return "", fmt.Errorf("pulling %s: %w", name, err)
+		}
+		if raw != nil {
+			return s.pullIndex(ctx, name, raw, mime, copts)
+		}
+	}
+	opts := &libimage.PullOptions{}
+	copts.apply(&opts.CopyOptions)
+	if platform != "" {
+		parts := strings.Split(platform, "/")
+		if len(parts) < 2 || len(parts) > 3 {
+			return "", fmt.Errorf("invalid platform %q: want os/arch[/variant]", platform)
+		}
+		opts.OS, opts.Architecture = parts[0], parts[1]
+		if len(parts) == 3 {
+			opts.Variant = parts[2]
+		}
+	}
+	imgs, err := s.Runtime.Pull(ctx, name, config.PullPolicyAlways, opts)
+	if err != nil {
+		return "", fmt.Errorf("pulling %s: %w", name, err)
+	}
+	return imgs[0].ID(), nil
+}

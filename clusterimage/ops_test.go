@@ -1,0 +1,356 @@
+package clusterimage_test
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/hoistdev/hoist/build"
+	"github.com/hoistdev/hoist/build/kubefile"
+	"github.com/hoistdev/hoist/clusterimage"
+	"github.com/hoistdev/hoist/test/fixture"
+)
+
+var plainHTTP = clusterimage.CopyOptions{TLSVerify: false}
+
+// buildImage builds a small hoist image with an app.
+func buildImage(t *testing.T, store *clusterimage.Store, tag string, platforms ...kubefile.Platform) {
+	t.Helper()
+	ctx := fixture.Context(t, map[string]string{
+		"Kubefile":       "FROM scratch\nCOPY bin/${ARCH}/tool /bin/tool\nAPP web web.yaml\nLAUNCH web\n",
+		"bin/amd64/tool": "amd64\n", "bin/arm64/tool": "arm64\n",
+		"web.yaml": "kind: Namespace\n",
+	})
+	if _, err := build.Build(context.Background(), store, build.Options{ContextDir: ctx, Tags: []string{tag}, Platforms: platforms}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func digestOf(t *testing.T, store *clusterimage.Store, name string) string {
+	t.Helper()
+	d, err := store.Inspect(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Digest
+}
+
+// registryServer is a real OCI registry on loopback; wrap lets a test deny
+// or require credentials.
+func registryServer(t *testing.T, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestTagAndRemove(t *testing.T) {
+	store := fixture.Store(t)
+	buildImage(t, store, "test/a:v1")
+	ctx := context.Background()
+	if err := store.Tag("test/a:v1", "test/a:v2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Tag("test/a:v1", "Not A Name"); err == nil || !strings.Contains(err.Error(), "not a valid image name") {
+		t.Errorf("bad name: %v", err)
+	}
+	reports, err := store.Remove(ctx, []string{"test/a:v1"}, false, false)
+	if err != nil || len(reports) != 1 || reports[0].Removed || !reflect.DeepEqual(reports[0].Untagged, []string{"localhost/test/a:v1"}) {
+		t.Fatalf("rmi of one of two names: %+v %v", reports, err)
+	}
+	d, err := store.Inspect(ctx, "test/a:v2")
+	if err != nil || !reflect.DeepEqual(d.Names, []string{"localhost/test/a:v2"}) {
+		t.Fatalf("after rmi: %+v %v", d, err)
+	}
+	reports, err = store.Remove(ctx, []string{"test/a:v2"}, false, false)
+	if err != nil || !reports[0].Removed {
+		t.Fatalf("rmi of the last name: %+v %v", reports, err)
+	}
+	if _, err := store.Inspect(ctx, "test/a:v2"); err == nil || !strings.Contains(err.Error(), "image not known") {
+		t.Errorf("inspect after rmi: %v", err)
+	}
+	if _, err := store.Remove(ctx, []string{"test/nope:v1"}, false, false); err == nil {
+		t.Errorf("rmi of an unknown image succeeded")
+	}
+	buildImage(t, store, "test/b:v1")
+	buildImage(t, store, "test/c:v1")
+	if _, err := store.Remove(ctx, nil, true, false); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := store.List(ctx); err != nil || len(list) != 0 {
+		t.Errorf("after rmi --all: %+v %v", list, err)
+	}
+}
+
+func TestSaveLoadKeepsDigest(t *testing.T) {
+	store := fixture.Store(t)
+	buildImage(t, store, "test/app:v1")
+	ctx := context.Background()
+	want := digestOf(t, store, "test/app:v1")
+	archive := filepath.Join(t.TempDir(), "app.tar")
+	if err := store.Save(ctx, "test/app:v1", "", archive, clusterimage.CopyOptions{TLSVerify: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Remove(ctx, []string{"test/app:v1"}, false, false); err != nil {
+		t.Fatal(err)
+	}
+	names, err := store.Load(ctx, archive, clusterimage.CopyOptions{})
+	if err != nil || !reflect.DeepEqual(names, []string{"localhost/test/app:v1"}) {
+		t.Fatalf("load: %v %v", names, err)
+	}
+	if got := digestOf(t, store, "test/app:v1"); got != want {
+		t.Errorf("digest after save and load %s, want %s", got, want)
+	}
+	d, _ := store.Inspect(ctx, "test/app:v1")
+	if d.Metadata == nil || d.Metadata.App("web") == nil {
+		t.Errorf("metadata lost: %+v", d.Metadata)
+	}
+
+	// docker-archive round trip (the metadata survives as a label).
+	darchive := filepath.Join(t.TempDir(), "app-docker.tar")
+	if err := store.Save(ctx, "test/app:v1", clusterimage.FormatDockerArchive, darchive, clusterimage.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	store.Remove(ctx, []string{"test/app:v1"}, false, false)
+	if _, err := store.Load(ctx, darchive, clusterimage.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := store.Inspect(ctx, "test/app:v1"); err != nil || d.Metadata == nil || d.Metadata.App("web") == nil {
+		t.Errorf("docker-archive: %+v %v", d, err)
+	}
+}
+
+func TestLoadDockerSaveTar(t *testing.T) {
+	store := fixture.Store(t)
+	// A tar as `docker save` writes it, made by go-containerregistry.
+	img, err := random.Image(1024, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.NewTag("docker.io/acme/random:v1")
+	archive := filepath.Join(t.TempDir(), "docker-save.tar")
+	f, _ := os.Create(archive)
+	if err := tarball.Write(ref, img, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	names, err := store.Load(context.Background(), archive, clusterimage.CopyOptions{})
+	if err != nil || !reflect.DeepEqual(names, []string{"docker.io/acme/random:v1"}) {
+		t.Fatalf("load: %v %v", names, err)
+	}
+	d, err := store.Inspect(context.Background(), "acme/random:v1")
+	if err != nil || d.Metadata != nil {
+		t.Errorf("inspect: %+v %v", d, err)
+	}
+}
+
+func TestLoadBadArchives(t *testing.T) {
+	store := fixture.Store(t)
+	buildImage(t, store, "test/app:v1")
+	ctx := context.Background()
+	archive := filepath.Join(t.TempDir(), "app.tar")
+	if err := store.Save(ctx, "test/app:v1", "", archive, clusterimage.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(archive)
+	dir := t.TempDir()
+	truncated := filepath.Join(dir, "truncated.tar")
+	os.WriteFile(truncated, data[:len(data)/2+100], 0o644)
+	corrupted := filepath.Join(dir, "corrupted.tar")
+	bad := append([]byte{}, data...)
+	for i := 600; i < 1100 && i < len(bad); i++ { // inside the first entry
+		bad[i] ^= 0xff
+	}
+	os.WriteFile(corrupted, bad, 0o644)
+	notTar := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notTar, []byte(strings.Repeat("not an archive\n", 100)), 0o644)
+	before, _ := store.List(ctx)
+	for file, want := range map[string]string{
+		truncated:                         "truncated or corrupted",
+		corrupted:                         "loading " + corrupted,
+		notTar:                            "loading " + notTar,
+		filepath.Join(dir, "missing.tar"): "no such file",
+	} {
+		_, err := store.Load(ctx, file, clusterimage.CopyOptions{})
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v", filepath.Base(file), err)
+		}
+	}
+	after, _ := store.List(ctx)
+	if len(after) != len(before) {
+		t.Errorf("a failed load changed the store: %d images, had %d", len(after), len(before))
+	}
+	fixture.AssertClean(t, store)
+}
+
+func TestPushPullKeepsDigest(t *testing.T) {
+	store := fixture.Store(t)
+	host := registryServer(t, nil)
+	buildImage(t, store, "test/app:v1")
+	ctx := context.Background()
+	dest := host + "/acme/app:v1"
+	if err := store.Push(ctx, "test/app:v1", dest, plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	// What the registry holds is the digest a pull gives back.
+	if err := store.Tag("test/app:v1", dest); err != nil {
+		t.Fatal(err)
+	}
+	store.Remove(ctx, nil, true, true)
+	if _, err := store.Pull(ctx, dest, "", plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	pulled := digestOf(t, store, dest)
+	if err := store.Push(ctx, dest, "", plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	store.Remove(ctx, nil, true, true)
+	if _, err := store.Pull(ctx, dest, "", plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	if got := digestOf(t, store, dest); got != pulled {
+		t.Errorf("digest after push and pull %s, want %s", got, pulled)
+	}
+	if d, _ := store.Inspect(ctx, dest); d.Metadata == nil || d.Metadata.App("web") == nil {
+		t.Errorf("metadata lost through the registry")
+	}
+}
+
+func TestIndexPushPullWhole(t *testing.T) {
+	store := fixture.Store(t)
+	host := registryServer(t, nil)
+	buildImage(t, store, "test/multi:v1", kubefile.Platform{OS: "linux", Arch: "amd64"}, kubefile.Platform{OS: "linux", Arch: "arm64"})
+	ctx := context.Background()
+
+	// A built index saves whole and loads back with its digest.
+	built := digestOf(t, store, "test/multi:v1")
+	archive := filepath.Join(t.TempDir(), "multi.tar")
+	if err := store.Save(ctx, "test/multi:v1", "", archive, plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	store.Remove(ctx, nil, true, true)
+	if _, err := store.Load(ctx, archive, plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := store.Inspect(ctx, "test/multi:v1"); err != nil || d.Digest != built || len(d.Platforms) != 2 {
+		t.Fatalf("loaded index: %+v %v (want digest %s)", d, err, built)
+	}
+
+	// Pushed and pulled whole, it keeps the digest the registry gave it.
+	dest := host + "/acme/multi:v1"
+	if err := store.Push(ctx, "test/multi:v1", dest, plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	store.Remove(ctx, nil, true, true)
+	if _, err := store.Pull(ctx, dest, "", plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	d, err := store.Inspect(ctx, dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(d.Platforms, []string{"linux/amd64", "linux/arm64"}) || len(d.Manifests) != 2 || d.Metadata == nil {
+		t.Errorf("pulled index: %+v", d)
+	}
+	pulled := d.Digest
+	if err := store.Push(ctx, dest, "", plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	store.Remove(ctx, nil, true, true)
+	if _, err := store.Pull(ctx, dest, "", plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	if got := digestOf(t, store, dest); got != pulled {
+		t.Errorf("index digest after push and pull %s, want %s", got, pulled)
+	}
+
+	// One platform only, on request.
+	store.Remove(ctx, nil, true, true)
+	if _, err := store.Pull(ctx, dest, "linux/arm64", plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := store.Inspect(ctx, dest); err != nil || !reflect.DeepEqual(d.Platforms, []string{"linux/arm64"}) {
+		t.Errorf("pull --platform: %+v %v", d, err)
+	}
+}
+
+func TestRegistryErrors(t *testing.T) {
+	store := fixture.Store(t)
+	buildImage(t, store, "test/app:v1")
+	ctx := context.Background()
+	deny := registryServer(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				http.Error(w, `{"errors":[{"code":"DENIED","message":"push denied"}]}`, http.StatusForbidden)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	tests := []struct {
+		name string
+		run  func() error
+		want string
+	}{
+		{"unreachable push", func() error { return store.Push(ctx, "test/app:v1", "127.0.0.1:1/acme/app:v1", plainHTTP) }, "127.0.0.1:1"},
+		{"unreachable pull", func() error { _, err := store.Pull(ctx, "127.0.0.1:1/acme/app:v1", "", plainHTTP); return err }, "127.0.0.1:1"},
+		{"denied push", func() error { return store.Push(ctx, "test/app:v1", deny+"/acme/app:v1", plainHTTP) }, "denied"},
+		{"missing image", func() error { _, err := store.Pull(ctx, deny+"/acme/none:v1", "", plainHTTP); return err }, "pulling " + deny + "/acme/none:v1"},
+		{"invalid push name", func() error { return store.Push(ctx, "test/app:v1", "acme/App:v1", plainHTTP) }, "not a valid image name"},
+		{"invalid pull name", func() error { _, err := store.Pull(ctx, "a:b:c", "", plainHTTP); return err }, "not a valid image name"},
+		{"unknown image", func() error { return store.Push(ctx, "test/none:v1", deny+"/x:v1", plainHTTP) }, "test/none:v1: image not known"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	fixture.AssertClean(t, store)
+}
+
+func TestStorageDriverRemembered(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: containers/storage (CI runs as root)")
+	}
+	root := t.TempDir()
+	s, err := clusterimage.Open(root, clusterimage.OpenOptions{Driver: clusterimage.DriverVFS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = clusterimage.Open(root, clusterimage.OpenOptions{})
+	if err != nil || s.Driver != clusterimage.DriverVFS {
+		t.Fatalf("reopened with %v, %v", s, err)
+	}
+	s.Close()
+	if _, err := clusterimage.Open(root, clusterimage.OpenOptions{Driver: clusterimage.DriverOverlay}); err == nil || !strings.Contains(err.Error(), "uses the vfs storage driver") {
+		t.Errorf("switching drivers: %v", err)
+	}
+	if _, err := clusterimage.Open(t.TempDir(), clusterimage.OpenOptions{Driver: "btrfs"}); err == nil {
+		t.Errorf("unknown driver accepted")
+	}
+	for _, f := range []string{"config/policy.json", "config/registries.conf"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

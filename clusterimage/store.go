@@ -1,0 +1,197 @@
+package clusterimage
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.podman.io/common/libimage"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+)
+
+// Storage drivers hoist uses.
+const (
+	DriverOverlay = "overlay"
+	DriverVFS     = "vfs"
+)
+
+// Store is hoist's image store: containers/storage under --root, with the
+// signature policy, registries.conf and auth file in hoist's own config
+// directory, so that nothing is needed in /etc/containers.
+type Store struct {
+	Root      string
+	ConfigDir string
+	Driver    string
+	Storage   storage.Store
+	Runtime   *libimage.Runtime
+	sys       types.SystemContext
+}
+
+// OpenOptions choose how a store is opened.
+type OpenOptions struct {
+	// Driver is "overlay" or "vfs"; empty means overlay where the kernel
+	// allows it. A store keeps the driver it was created with.
+	Driver string
+}
+
+// Open opens (creating when needed) the store under root.
+func Open(root string, opts OpenOptions) (*Store, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{Root: root, ConfigDir: filepath.Join(root, "config")}
+	for _, dir := range []string{root, s.ConfigDir, s.tmpDir()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("image store %s: %w", root, err)
+		}
+	}
+	if err := s.writeConfig(); err != nil {
+		return nil, err
+	}
+	if s.Driver, err = s.chooseDriver(opts.Driver); err != nil {
+		return nil, err
+	}
+	s.Storage, err = storage.GetStore(s.storeOptions(s.Driver))
+	if err != nil {
+		return nil, fmt.Errorf("image store %s (%s driver): %w", root, s.Driver, err)
+	}
+	s.sys = types.SystemContext{
+		SignaturePolicyPath:         s.PolicyPath(),
+		SystemRegistriesConfPath:    filepath.Join(s.ConfigDir, "registries.conf"),
+		SystemRegistriesConfDirPath: filepath.Join(s.ConfigDir, "registries.conf.d"),
+		RegistriesDirPath:           filepath.Join(s.ConfigDir, "registries.d"),
+		AuthFilePath:                s.AuthFile(),
+		BigFilesTemporaryDir:        s.tmpDir(),
+	}
+	sys := s.sys
+	s.Runtime, err = libimage.RuntimeFromStore(s.Storage, &libimage.RuntimeOptions{SystemContext: &sys})
+	if err != nil {
+		s.Storage.Shutdown(false)
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the store. Layers a command mounted are unmounted.
+func (s *Store) Close() error {
+	_, err := s.Storage.Shutdown(false)
+	return err
+}
+
+// SystemContext returns a copy of the context for containers/image calls.
+func (s *Store) SystemContext() *types.SystemContext {
+	sys := s.sys
+	return &sys
+}
+
+// PolicyPath is hoist's signature policy.
+func (s *Store) PolicyPath() string { return filepath.Join(s.ConfigDir, "policy.json") }
+
+// AuthFile holds registry credentials (containers auth.json format, 0600).
+func (s *Store) AuthFile() string { return filepath.Join(s.ConfigDir, "auth.json") }
+
+func (s *Store) tmpDir() string { return filepath.Join(s.Root, "tmp") }
+
+// runRoot is the store's transient state (locks, mount counts). It lives on
+// /run so that a reboot clears it, as it clears the mounts it counts; a
+// store root gets its own.
+func (s *Store) runRoot() string {
+	sum := sha256.Sum256([]byte(s.Root))
+	base := "/run"
+	if info, err := os.Stat(base); err != nil || !info.IsDir() {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "hoist", hex.EncodeToString(sum[:8]))
+}
+
+func (s *Store) storeOptions(driver string) storage.StoreOptions {
+	return storage.StoreOptions{
+		GraphRoot:       filepath.Join(s.Root, "storage"),
+		RunRoot:         s.runRoot(),
+		GraphDriverName: driver,
+	}
+}
+
+func (s *Store) writeConfig() error {
+	files := map[string]string{
+		// Images are checked by digest along the way; signature checking is
+		// a matter for a later policy option, not an implicit /etc file.
+		"policy.json": `{"default":[{"type":"insecureAcceptAnything"}]}` + "\n",
+		// Short names (nginx) mean docker.io, as in docker, and never depend
+		// on which registries a machine happens to list.
+		"registries.conf": "unqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"disabled\"\n",
+	}
+	for name, content := range files {
+		path := filepath.Join(s.ConfigDir, name)
+		if old, err := os.ReadFile(path); err == nil && string(old) == content {
+			continue
+		}
+		if err := writeFileAtomic(path, []byte(content), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// chooseDriver returns the driver the store was created with, or picks one
+// for a new store and remembers it: switching drivers would hide every
+// image stored so far.
+func (s *Store) chooseDriver(want string) (string, error) {
+	if want != "" && want != DriverOverlay && want != DriverVFS {
+		return "", fmt.Errorf("storage driver %q: use %s or %s", want, DriverOverlay, DriverVFS)
+	}
+	marker := filepath.Join(s.Root, "storage-driver")
+	data, err := os.ReadFile(marker)
+	switch {
+	case err == nil:
+		have := strings.TrimSpace(string(data))
+		if want != "" && want != have {
+			return "", fmt.Errorf("the image store %s uses the %s storage driver; it cannot switch to %s (use another --root)", s.Root, have, want)
+		}
+		return have, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", err
+	}
+	driver := want
+	if driver == "" {
+		driver = DriverVFS
+		if st, err := storage.GetStore(s.storeOptions(DriverOverlay)); err == nil {
+			st.Shutdown(true)
+			driver = DriverOverlay
+		} else {
+			// A failed overlay probe leaves an empty graph root behind.
+			os.RemoveAll(filepath.Join(s.Root, "storage"))
+		}
+	}
+	if err := writeFileAtomic(marker, []byte(driver+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return driver, nil
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
