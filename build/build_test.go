@@ -164,6 +164,14 @@ COPY --from=builder /artifact /artifact
 	if files["artifact"] != "version 7\n" || len(files) != 1 {
 		t.Errorf("rootfs = %v", files)
 	}
+	// --target stops at the named stage: the builder, with busybox.
+	if _, err := Build(context.Background(), store, Options{ContextDir: ctx, Tags: []string{"test/builder:v1"}, Target: "builder"}); err != nil {
+		t.Fatal(err)
+	}
+	files = fixture.Rootfs(t, mutate.Extract(fixture.SavedImage(t, store, "test/builder:v1")))
+	if files["artifact"] != "version 0\n" || files["bin/busybox"] == "" {
+		t.Errorf("--target builder: artifact %q, busybox present %v", files["artifact"], files["bin/busybox"] != "")
+	}
 }
 
 func TestChildLaunchesParentApp(t *testing.T) {

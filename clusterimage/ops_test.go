@@ -2,11 +2,13 @@ package clusterimage_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -352,5 +354,34 @@ func TestStorageDriverRemembered(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+}
+
+// TestSkopeoReadsSavedImage checks the saved archive with another tool of
+// the field (skopeo, installed by make deps).
+func TestSkopeoReadsSavedImage(t *testing.T) {
+	store := fixture.Store(t)
+	skopeo, err := exec.LookPath("skopeo")
+	if err != nil {
+		t.Fatal("skopeo is not installed (make deps installs it)")
+	}
+	buildImage(t, store, "test/app:v1")
+	archive := filepath.Join(t.TempDir(), "app.tar")
+	if err := store.Save(context.Background(), "test/app:v1", "", archive, clusterimage.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(skopeo, "inspect", "oci-archive:"+archive).Output()
+	if err != nil {
+		t.Fatalf("skopeo inspect: %v", err)
+	}
+	var info struct {
+		Digest string
+		Labels map[string]string
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Labels["io.hoist.image.type"] != "cluster" || info.Digest != digestOf(t, store, "test/app:v1") {
+		t.Errorf("skopeo sees %+v", info)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.podman.io/common/pkg/auth"
+	"go.podman.io/image/v5/types"
 	"golang.org/x/term"
 
 	"github.com/hoistdev/hoist/clusterimage"
@@ -317,7 +318,7 @@ func newLoginCommand(g *globalOptions) *cobra.Command {
 			defer store.Close()
 			sys := store.SystemContext()
 			if !tlsVerify {
-				sys.DockerInsecureSkipTLSVerify = typesTrue
+				sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
 			}
 			var stdin io.Reader = bufio.NewReader(cmd.InOrStdin())
 			return auth.Login(cmd.Context(), sys, &auth.LoginOptions{

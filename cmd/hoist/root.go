@@ -3,7 +3,6 @@ package main
 import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
-	"go.podman.io/image/v5/types"
 
 	"github.com/hoistdev/hoist/clusterimage"
 )
@@ -58,5 +57,3 @@ fully offline.`,
 	)
 	return cmd
 }
-
-var typesTrue = types.OptionalBoolTrue
