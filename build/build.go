@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containers/buildah/define"
 	"github.com/containers/buildah/imagebuildah"
@@ -50,6 +51,17 @@ type Options struct {
 	Quiet       bool
 	// CacheDir keeps downloaded APP sources; default: under the store root.
 	CacheDir string
+
+	// Image discovery and collection (the registry layer).
+	ValueFiles    []string // Helm values files for every chart
+	Set           []string // Helm --set values for every chart
+	ImageLists    []string // extra image list files
+	ExcludeImages []string // references or prefixes (ending in / or *) not to bundle
+	Jobs          int      // parallel pulls (default 4)
+	AllowMissing  bool     // an image that cannot be fetched is a warning, not an error
+	TLSNoVerify   bool     // reach source registries over plain HTTP or unverified TLS
+	// Progress receives pull progress bars; nil for none.
+	Progress io.Writer
 	// Out receives buildah's step output; Err its warnings. Warnings of the
 	// Kubefile go to Err as well.
 	Out, Err io.Writer
@@ -108,20 +120,26 @@ func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Resul
 	}
 	defer os.RemoveAll(tmp)
 
-	if len(plans) == 1 {
-		id, err := buildOne(ctx, store, opts, plans[0], tmp, runc, pull, opts.Tags)
-		if err != nil {
-			return nil, err
-		}
-		return &Result{ID: id, Plans: plans}, nil
-	}
 	var ids []string
 	for _, plan := range plans {
-		id, err := buildOne(ctx, store, opts, plan, tmp, runc, pull, nil)
+		id, err := buildOne(ctx, store, opts, mainStep(plan, opts), tmp, runc, pull)
 		if err != nil {
 			return nil, err
 		}
 		ids = append(ids, id)
+	}
+	// The images the result needs go in a registry layer on top.
+	ids, err = bundle(ctx, store, opts, plans, ids, tmp, runc, pull)
+	if err != nil {
+		return nil, err
+	}
+	if len(plans) == 1 {
+		for _, tag := range opts.Tags {
+			if err := store.Tag(ids[0], tag); err != nil {
+				return nil, err
+			}
+		}
+		return &Result{ID: ids[0], Plans: plans}, nil
 	}
 	id, err := store.CreateIndex(ctx, opts.Tags, ids)
 	if err != nil {
@@ -185,17 +203,39 @@ func baseMetadata(ctx context.Context, store *clusterimage.Store, base string, p
 	return clusterimage.MetadataOf(ctx, img)
 }
 
-func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, plan *kubefile.Plan, tmp, runc string, pull define.PullPolicy, tags []string) (string, error) {
-	dockerfile := filepath.Join(tmp, "Dockerfile."+strings.ReplaceAll(plan.Platform.String(), "/", "-"))
-	if err := os.WriteFile(dockerfile, []byte(plan.Dockerfile), 0o644); err != nil {
+// step is one buildah build: the Kubefile's own, or the one that adds the
+// registry layer on top of it.
+type step struct {
+	name       string // for the Dockerfile's file name
+	platform   kubefile.Platform
+	dockerfile string
+	contextDir string
+	contexts   map[string]string
+	args       map[string]string
+	meta       *metadata.Metadata
+	target     string
+	labels     []string
+	tags       []string
+}
+
+func mainStep(plan *kubefile.Plan, opts Options) step {
+	return step{
+		name: "main", platform: plan.Platform, dockerfile: plan.Dockerfile, contextDir: plan.ContextDir,
+		contexts: plan.BuildContexts, args: plan.BuildArgs, meta: plan.Metadata, target: opts.Target, labels: opts.Labels,
+	}
+}
+
+func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, st step, tmp, runc string, pull define.PullPolicy) (string, error) {
+	dockerfile := filepath.Join(tmp, "Dockerfile."+st.name+"."+strings.ReplaceAll(st.platform.String(), "/", "-"))
+	if err := os.WriteFile(dockerfile, []byte(st.dockerfile), 0o644); err != nil {
 		return "", err
 	}
-	meta, err := plan.Metadata.Encode()
+	meta, err := st.meta.Encode()
 	if err != nil {
 		return "", err
 	}
 	contexts := map[string]*define.AdditionalBuildContext{}
-	for name, dir := range plan.BuildContexts {
+	for name, dir := range st.contexts {
 		contexts[name] = &define.AdditionalBuildContext{Value: dir}
 	}
 	ulimits, err := currentUlimits()
@@ -203,25 +243,28 @@ func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, plan
 		return "", err
 	}
 	sys := store.SystemContext()
-	sys.OSChoice, sys.ArchitectureChoice, sys.VariantChoice = plan.Platform.OS, plan.Platform.Arch, plan.Platform.Variant
+	sys.OSChoice, sys.ArchitectureChoice, sys.VariantChoice = st.platform.OS, st.platform.Arch, st.platform.Variant
 	var output string
 	var additional []string
-	if len(tags) > 0 {
-		output, additional = tags[0], tags[1:]
+	if len(st.tags) > 0 {
+		output, additional = st.tags[0], st.tags[1:]
 	}
 	options := define.BuildOptions{
-		ContextDirectory:        plan.ContextDir,
+		ContextDirectory:        st.contextDir,
 		AdditionalBuildContexts: contexts,
-		Args:                    plan.BuildArgs,
+		Args:                    st.args,
 		Labels: append([]string{
-			metadata.TypeLabel + "=" + plan.Metadata.Type,
+			metadata.TypeLabel + "=" + st.meta.Type,
 			metadata.Annotation + "=" + string(meta),
-		}, opts.Labels...),
+		}, st.labels...),
 		Annotations: append([]string{
-			metadata.TypeLabel + "=" + plan.Metadata.Type,
+			metadata.TypeLabel + "=" + st.meta.Type,
 			metadata.Annotation + "=" + string(meta),
 		}, opts.Annotations...),
-		Target:                  opts.Target,
+		Target: st.target,
+		// The ID goes to a file rather than to Out: a build of several
+		// steps prints only its final ID (the command does).
+		IIDFile:                 dockerfile + ".iid",
 		Output:                  output,
 		AdditionalTags:          additional,
 		Layers:                  true,
@@ -242,7 +285,7 @@ func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, plan
 		OutputFormat:        define.OCIv1ImageManifest,
 		SystemContext:       sys,
 		SignaturePolicyPath: store.PolicyPath(),
-		Platforms:           []struct{ OS, Arch, Variant string }{{plan.Platform.OS, plan.Platform.Arch, plan.Platform.Variant}},
+		Platforms:           []struct{ OS, Arch, Variant string }{{st.platform.OS, st.platform.Arch, st.platform.Variant}},
 		Quiet:               opts.Quiet,
 		Out:                 opts.Out,
 		Err:                 opts.Err,
@@ -262,7 +305,20 @@ func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, plan
 	}
 	// buildah waits for a RUN step to end even when the build is cancelled:
 	// stop the step's container so that Ctrl-C takes effect at once.
-	stop := context.AfterFunc(ctx, func() { killRunningSteps(runc) })
+	// A step may be starting when the cancel comes: keep killing until
+	// buildah returns.
+	finished := make(chan struct{})
+	defer close(finished)
+	stop := context.AfterFunc(ctx, func() {
+		for {
+			killRunningSteps(runc)
+			select {
+			case <-finished:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	})
 	defer stop()
 	id, _, err := imagebuildah.BuildDockerfiles(ctx, store.Storage, options, dockerfile)
 	if err != nil {
@@ -273,7 +329,7 @@ func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, plan
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("build interrupted: %w", ctx.Err())
 		}
-		return "", fmt.Errorf("building %s for %s: %w", plan.File, plan.Platform, err)
+		return "", fmt.Errorf("building for %s: %w", st.platform, err)
 	}
 	return id, nil
 }

@@ -136,6 +136,7 @@ func parse(name string, data []byte, opts Options, baseOnly bool) (*Plan, error)
 			AppFiles:      map[string][]string{},
 			BuildArgs:     map[string]string{},
 			BuildContexts: map[string]string{},
+			Parent:        opts.Parent,
 		},
 	}
 	p.parserWarnings(result.Warnings)

@@ -40,6 +40,8 @@ type Plan struct {
 	// HasRun tells whether any stage runs commands (RUN), which a foreign
 	// platform can only do with binfmt support.
 	HasRun bool
+	// Parent is the metadata of the hoist base image, when there is one.
+	Parent *metadata.Metadata
 	// Images are the references the IMAGE instruction asks to bundle.
 	Images []ImageRef
 	// Warnings are non-fatal findings, each starting with file:line.

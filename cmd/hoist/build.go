@@ -33,6 +33,15 @@ type buildOptions struct {
 	quiet       bool
 	dryRun      bool
 	format      string
+
+	valueFiles    []string
+	set           []string
+	imageLists    []string
+	excludeImages []string
+	jobs          int
+	allowMissing  bool
+	tlsVerify     bool
+	progress      io.Writer
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -56,6 +65,7 @@ buildah would run and the image metadata.`,
 			if len(args) == 1 {
 				contextDir = args[0]
 			}
+			o.progress = progressTo(cmd, o.quiet)
 			return runBuild(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, o, contextDir)
 		},
 	}
@@ -73,6 +83,13 @@ buildah would run and the image metadata.`,
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID")
 	f.BoolVar(&o.dryRun, "dry-run", false, "parse and plan only; print the Dockerfile and the metadata")
 	f.StringVar(&o.format, "format", "", "with --dry-run: json, or a Go template")
+	f.StringArrayVar(&o.valueFiles, "values", nil, "Helm values file for every chart, when finding images (repeatable)")
+	f.StringArrayVar(&o.set, "set", nil, "Helm value k=v for every chart, when finding images (repeatable)")
+	f.StringArrayVar(&o.imageLists, "image-list", nil, "file of extra images to bundle, one a line (repeatable)")
+	f.StringArrayVar(&o.excludeImages, "exclude-image", nil, "image not to bundle: a reference, or a prefix ending in / or * (repeatable)")
+	f.IntVar(&o.jobs, "jobs", 4, "images pulled in parallel")
+	f.BoolVar(&o.allowMissing, "allow-missing", false, "build even when an image cannot be bundled (recorded without digest, with a warning)")
+	f.BoolVar(&o.tlsVerify, "tls-verify", true, "require HTTPS and verified certificates from registries (false for registries on loopback)")
 	return cmd
 }
 
@@ -126,21 +143,29 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o
 		return errors.New("--format applies to --dry-run only")
 	}
 	opts := build.Options{
-		ContextDir:  contextDir,
-		File:        file,
-		Tags:        o.tags,
-		BuildArgs:   args,
-		Labels:      o.labels,
-		Annotations: o.annotations,
-		Target:      o.target,
-		Type:        o.imageType,
-		Platforms:   platforms,
-		NoCache:     o.noCache,
-		Pull:        o.pull,
-		Quiet:       o.quiet,
-		CacheDir:    filepath.Join(g.root, "cache", "downloads"),
-		Out:         stdout,
-		Err:         stderr,
+		ContextDir:    contextDir,
+		File:          file,
+		Tags:          o.tags,
+		BuildArgs:     args,
+		Labels:        o.labels,
+		Annotations:   o.annotations,
+		Target:        o.target,
+		Type:          o.imageType,
+		Platforms:     platforms,
+		NoCache:       o.noCache,
+		Pull:          o.pull,
+		Quiet:         o.quiet,
+		CacheDir:      filepath.Join(g.root, "cache", "downloads"),
+		Out:           stdout,
+		ValueFiles:    o.valueFiles,
+		Set:           o.set,
+		ImageLists:    o.imageLists,
+		ExcludeImages: o.excludeImages,
+		Jobs:          o.jobs,
+		AllowMissing:  o.allowMissing,
+		TLSNoVerify:   !o.tlsVerify,
+		Progress:      o.progress,
+		Err:           stderr,
 	}
 	if !o.dryRun {
 		store, err := g.openStore()
@@ -152,10 +177,12 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o
 		if err != nil {
 			return err
 		}
-		if len(platforms) > 1 {
-			// buildah printed each platform's image; the index is ours.
-			fmt.Fprintln(stdout, res.ID)
+		if !o.quiet {
+			for _, tag := range o.tags {
+				fmt.Fprintf(stdout, "Successfully tagged %s\n", tag)
+			}
 		}
+		fmt.Fprintln(stdout, res.ID)
 		return nil
 	}
 	return dryRun(ctx, stdout, stderr, g, o, opts)

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hoistdev/hoist/clusterimage"
+	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 
 // progressTo returns where progress bars go: stderr when it is a terminal
@@ -101,6 +102,7 @@ func newImagesCommand(g *globalOptions) *cobra.Command {
 
 func newInspectCommand(g *globalOptions) *cobra.Command {
 	var format string
+	var images bool
 	cmd := &cobra.Command{
 		Use:   "inspect NAME [NAME...]",
 		Short: "Show an image's details and its hoist metadata",
@@ -123,6 +125,9 @@ metadata of its first image.`,
 				}
 				all = append(all, d)
 			}
+			if images {
+				return printImages(cmd.OutOrStdout(), format, all)
+			}
 			if format == "" || format == "json" {
 				return writeFormatted(cmd.OutOrStdout(), "json", all)
 			}
@@ -135,7 +140,31 @@ metadata of its first image.`,
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "json (the default), or a Go template such as '{{.Metadata.Type}}'")
+	cmd.Flags().BoolVar(&images, "images", false, "list the bundled container images: a table, or JSON with --format json")
 	return cmd
+}
+
+// printImages lists the container images bundled in hoist images.
+func printImages(w io.Writer, format string, all []*clusterimage.Details) error {
+	list := []metadata.Image{}
+	for _, d := range all {
+		if d.Metadata != nil {
+			list = append(list, d.Metadata.Images...)
+		}
+	}
+	if format != "" {
+		return writeFormatted(w, format, list)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE\tDIGEST\tPLATFORM\tFOUND IN")
+	for _, img := range list {
+		d := img.Digest
+		if d == "" {
+			d = "(not bundled)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", img.Ref, d, img.Platform, img.FoundIn)
+	}
+	return tw.Flush()
 }
 
 func newTagCommand(g *globalOptions) *cobra.Command {

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/hoistdev/hoist/test/fixture"
 )
 
 // hoistAt runs the command line in process on the store under root.
@@ -46,7 +48,15 @@ func TestImageCommands(t *testing.T) {
 		}
 		return out
 	}
+	// Public registries are out of reach: serve stand-ins as mirrors.
+	fixture.StandIns(t, root, "docker.io/library/nginx:1.27.3", "quay.io/prometheus/node-exporter:v1.8.2", "registry.k8s.io/pause:3.10")
 	run("build", "-q", "-t", "acme/platform:v1", "-f", "../../Kubefile.example", "../../examples/platform")
+	images := run("inspect", "--images", "acme/platform:v1")
+	for _, want := range []string{"docker.io/library/nginx:1.27.3", "quay.io/prometheus/node-exporter:v1.8.2", "registry.k8s.io/pause:3.10", "sha256:", "apps/web/templates/deployment.yaml"} {
+		if !strings.Contains(images, want) {
+			t.Errorf("inspect --images lacks %q:\n%s", want, images)
+		}
+	}
 
 	table := run("images")
 	if !strings.HasPrefix(table, "REPOSITORY") || !strings.Contains(table, "localhost/acme/platform   v1") || !strings.Contains(table, "cluster") {

@@ -1,15 +1,21 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // hoist runs the command line in process.
@@ -59,7 +65,7 @@ func TestCompletion(t *testing.T) {
 }
 
 func TestCommandsNotBuiltAreAbsent(t *testing.T) {
-	for _, name := range []string{"apply", "run", "status", "delete", "find-images", "registry"} {
+	for _, name := range []string{"apply", "run", "status", "delete"} {
 		_, _, err := hoist(t, name)
 		if err == nil || !strings.Contains(err.Error(), "unknown command") {
 			t.Errorf("%s: %v", name, err)
@@ -206,12 +212,7 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short")
 	}
-	bin := filepath.Join(t.TempDir(), "hoist")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := hoistBinary(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "Kubefile"), []byte("FORM debian\n"), 0o644)
 	cmd := exec.Command(bin, "build", "--dry-run", "--root", t.TempDir(), dir)
@@ -224,5 +225,78 @@ func TestBinary(t *testing.T) {
 	want := "Error: " + filepath.Join(dir, "Kubefile") + ":1: unknown instruction FORM (did you mean FROM?)\n"
 	if stderr.String() != want || stdout.Len() != 0 {
 		t.Errorf("stderr %q, stdout %q; want stderr %q", stderr.String(), stdout.String(), want)
+	}
+}
+
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+// hoistBinary builds the real binary once for the tests that run it.
+func hoistBinary(t *testing.T) string {
+	t.Helper()
+	binaryOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hoist-bin-")
+		if err != nil {
+			binaryErr = err
+			return
+		}
+		binaryPath = filepath.Join(dir, "hoist")
+		build := exec.Command("go", "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs", "-o", binaryPath, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		t.Fatal(binaryErr)
+	}
+	return binaryPath
+}
+
+func TestRegistryServeBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary; skipped with -short")
+	}
+	bin := hoistBinary(t)
+	cmd := exec.Command(bin, "registry", "serve", "--root", t.TempDir(), "--addr", "127.0.0.1:0")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(stderr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no start line: %v", err)
+	}
+	fields := strings.Fields(line) // serving DIR on ADDR (read-only: true)
+	if len(fields) < 4 || fields[0] != "serving" {
+		t.Fatalf("start line %q", line)
+	}
+	resp, err := http.Get("http://" + fields[3] + "/v2/library/x/manifests/v1?ns=docker.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("did not stop on SIGTERM")
+	}
+	if !strings.Contains(stdout.String(), "GET /v2/library/x/manifests/v1?ns=docker.io 404") {
+		t.Errorf("request log: %q", stdout.String())
 	}
 }

@@ -54,6 +54,8 @@ fully offline.`,
 		newPullCommand(g),
 		newLoginCommand(g),
 		newLogoutCommand(g),
+		newRegistryCommand(),
+		newFindImagesCommand(g),
 	)
 	return cmd
 }

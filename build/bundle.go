@@ -1,0 +1,181 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/containers/buildah/define"
+	"go.podman.io/common/libimage"
+	"helm.sh/helm/v3/pkg/strvals"
+
+	"github.com/hoistdev/hoist/build/discover"
+	"github.com/hoistdev/hoist/build/kubefile"
+	"github.com/hoistdev/hoist/clusterimage"
+	"github.com/hoistdev/hoist/clusterimage/metadata"
+	"github.com/hoistdev/hoist/registry"
+)
+
+// Folders of a cluster image's rootfs that hold what runs in the cluster.
+var discoveryRoots = []string{"apps", "charts", "manifests"}
+
+// bundle finds the container images the built images need, collects them
+// and adds them as one registry/ layer on top of each image, with the
+// metadata's image list filled in. It returns the final image IDs.
+func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans []*kubefile.Plan, ids []string, tmp, runc string, pull define.PullPolicy) ([]string, error) {
+	found := map[string]map[string]bool{}
+	add := func(ref, where string) {
+		if found[ref] == nil {
+			found[ref] = map[string]bool{}
+		}
+		found[ref][where] = true
+	}
+	for i, plan := range plans {
+		images, err := discoverIn(ctx, store, ids[i], plan, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, img := range images {
+			for _, where := range img.FoundIn {
+				add(img.Ref, where)
+			}
+		}
+		for _, img := range plan.Images {
+			if !excluded(img.Ref, opts.ExcludeImages) {
+				add(img.Ref, fmt.Sprintf("%s:%d (IMAGE)", filepath.Base(plan.File), img.Line))
+			}
+		}
+	}
+	if len(opts.ImageLists) > 0 {
+		listed, err := discover.Find(nil, discover.Options{ImageLists: opts.ImageLists, Exclude: opts.ExcludeImages})
+		if err != nil {
+			return nil, err
+		}
+		for _, img := range listed {
+			for _, where := range img.FoundIn {
+				add(img.Ref, where)
+			}
+		}
+	}
+	if len(found) == 0 {
+		return ids, nil
+	}
+	var wants []wanted
+	for ref, places := range found {
+		w := wanted{Ref: ref}
+		for p := range places {
+			w.FoundIn = append(w.FoundIn, p)
+		}
+		sort.Strings(w.FoundIn)
+		wants = append(wants, w)
+	}
+	sort.Slice(wants, func(i, j int) bool { return wants[i].Ref < wants[j].Ref })
+
+	got, err := collect(ctx, store, wants, plans[0].Parent, collectOptions{
+		Jobs: opts.Jobs, TLSVerify: !opts.TLSNoVerify, AllowMissing: opts.AllowMissing,
+		Platforms: platformsOf(plans), Progress: opts.Progress, Err: opts.Err,
+	})
+	if err != nil {
+		return nil, err
+	}
+	layerCtx := filepath.Join(tmp, "registry-layer")
+	if err := os.MkdirAll(filepath.Join(layerCtx, "registry"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := registry.Extract(cacheDir(store), filepath.Join(layerCtx, "registry"), got.Pinned); err != nil {
+		return nil, fmt.Errorf("writing the registry layer: %w", err)
+	}
+	// The parent's images are in its own registry layer, below this one.
+	records := got.Records
+	var out []string
+	for i, plan := range plans {
+		meta := *plan.Metadata
+		meta.Images = records
+		doc, err := meta.Encode()
+		if err != nil {
+			return nil, err
+		}
+		tags := map[string]string{metadata.Annotation: string(doc), metadata.TypeLabel: meta.Type}
+		id, err := store.AddDirLayer(ids[i], filepath.Join(layerCtx, "registry"), "registry", "hoist: bundled images (registry/)", tags, tags)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// discoverIn mounts a built image and finds the images its apps, charts
+// and manifests name: discovery reads exactly what ships.
+func discoverIn(ctx context.Context, store *clusterimage.Store, id string, plan *kubefile.Plan, opts Options) ([]discover.Image, error) {
+	img, _, err := store.Runtime.LookupImage(id, &libimage.LookupImageOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if img.TopLayer() == "" {
+		return nil, nil // no layer, no files
+	}
+	root, err := img.Mount(ctx, nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("mounting the built image to find its images: %w", err)
+	}
+	defer img.Unmount(false)
+	var paths []string
+	for _, dir := range discoveryRoots {
+		if _, err := os.Stat(filepath.Join(root, dir)); err == nil {
+			paths = append(paths, filepath.Join(root, dir))
+		}
+	}
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	// APPENV keys of a Helm app are its chart's values, as --set.
+	chartValues := map[string]map[string]any{}
+	for _, app := range plan.Metadata.Apps {
+		if app.Type != metadata.AppHelm || len(app.Env) == 0 {
+			continue
+		}
+		values := map[string]any{}
+		for k, v := range app.Env {
+			if err := strvals.ParseInto(k+"="+v, values); err != nil {
+				return nil, fmt.Errorf("APPENV %s %s=%s: %w", app.Name, k, v, err)
+			}
+		}
+		for _, f := range app.Files {
+			chartValues[filepath.Join(root, f)] = values
+		}
+	}
+	images, err := discover.Find(paths, discover.Options{
+		ValueFiles:  opts.ValueFiles,
+		Set:         opts.Set,
+		ChartValues: chartValues,
+		Exclude:     opts.ExcludeImages,
+		BaseDir:     root,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finding the images %s needs: %w", plan.File, err)
+	}
+	return images, nil
+}
+
+func platformsOf(plans []*kubefile.Plan) []kubefile.Platform {
+	var out []kubefile.Platform
+	for _, p := range plans {
+		out = append(out, p.Platform)
+	}
+	return out
+}
+
+// excluded applies --exclude-image to IMAGE references, as discovery does
+// to the others: a prefix ending in / or *, or an exact reference.
+func excluded(ref string, patterns []string) bool {
+	for _, p := range patterns {
+		if ref == p || (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "*")) && strings.HasPrefix(ref, strings.TrimSuffix(p, "*")) {
+			return true
+		}
+	}
+	return false
+}

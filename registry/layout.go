@@ -1,0 +1,134 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+	"go.podman.io/image/v5/manifest"
+)
+
+// Pinned is one image in a registry directory: its repository, the digest
+// of its manifest (or index), and the tag that names it ("" for none).
+type Pinned struct {
+	Repo   string
+	Digest digest.Digest
+	Tag    string
+}
+
+const v2 = "docker/registry/v2"
+
+func blobData(root string, d digest.Digest) string {
+	return filepath.Join(root, v2, "blobs", d.Algorithm().String(), d.Encoded()[:2], d.Encoded(), "data")
+}
+
+func repoDir(root, repo string) string {
+	return filepath.Join(root, v2, "repositories", filepath.FromSlash(repo))
+}
+
+// Extract writes into dst a registry directory holding exactly the given
+// images of the registry directory src: their manifests, configs and layers
+// (for an index, the instances src holds), and their tags. Blobs are hard
+// links to src's where the filesystem allows, copies otherwise, so that
+// extracting from a large cache costs no data copy.
+func Extract(src, dst string, images []Pinned) error {
+	for _, img := range images {
+		if err := extractManifest(src, dst, img.Repo, img.Digest, true); err != nil {
+			return fmt.Errorf("%s@%s: %w", img.Repo, img.Digest, err)
+		}
+		if img.Tag != "" {
+			tags := filepath.Join(repoDir(dst, img.Repo), "_manifests", "tags", img.Tag)
+			if err := writeLink(filepath.Join(tags, "current", "link"), img.Digest); err != nil {
+				return err
+			}
+			if err := writeLink(filepath.Join(tags, "index", img.Digest.Algorithm().String(), img.Digest.Encoded(), "link"), img.Digest); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func extractManifest(src, dst, repo string, d digest.Digest, top bool) error {
+	raw, err := os.ReadFile(blobData(src, d))
+	if err != nil {
+		if !top && errors.Is(err, fs.ErrNotExist) {
+			return nil // an instance of an index that was not copied (another platform)
+		}
+		return err
+	}
+	if err := linkBlob(src, dst, d); err != nil {
+		return err
+	}
+	if err := writeLink(filepath.Join(repoDir(dst, repo), "_manifests", "revisions", d.Algorithm().String(), d.Encoded(), "link"), d); err != nil {
+		return err
+	}
+	mime := manifest.GuessMIMEType(raw)
+	if manifest.MIMETypeIsMultiImage(mime) {
+		list, err := manifest.ListFromBlob(raw, mime)
+		if err != nil {
+			return err
+		}
+		for _, inst := range list.Instances() {
+			if err := extractManifest(src, dst, repo, inst, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	m, err := manifest.FromBlob(raw, mime)
+	if err != nil {
+		return err
+	}
+	blobs := []digest.Digest{m.ConfigInfo().Digest}
+	for _, l := range m.LayerInfos() {
+		blobs = append(blobs, l.Digest)
+	}
+	for _, b := range blobs {
+		if err := linkBlob(src, dst, b); err != nil {
+			return err
+		}
+		if err := writeLink(filepath.Join(repoDir(dst, repo), "_layers", b.Algorithm().String(), b.Encoded(), "link"), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func linkBlob(src, dst string, d digest.Digest) error {
+	from, to := blobData(src, d), blobData(dst, d)
+	if _, err := os.Stat(to); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	if err := os.Link(from, to); err == nil {
+		return nil
+	}
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func writeLink(path string, d digest.Digest) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(d.String()), 0o644)
+}
