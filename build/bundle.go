@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/containers/buildah/define"
 	"go.podman.io/common/libimage"
@@ -44,7 +43,7 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 			}
 		}
 		for _, img := range plan.Images {
-			if !excluded(img.Ref, opts.ExcludeImages) {
+			if !discover.Excluded(img.Ref, opts.ExcludeImages) {
 				add(img.Ref, fmt.Sprintf("%s:%d (IMAGE)", filepath.Base(plan.File), img.Line))
 			}
 		}
@@ -167,15 +166,4 @@ func platformsOf(plans []*kubefile.Plan) []kubefile.Platform {
 		out = append(out, p.Platform)
 	}
 	return out
-}
-
-// excluded applies --exclude-image to IMAGE references, as discovery does
-// to the others: a prefix ending in / or *, or an exact reference.
-func excluded(ref string, patterns []string) bool {
-	for _, p := range patterns {
-		if ref == p || (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "*")) && strings.HasPrefix(ref, strings.TrimSuffix(p, "*")) {
-			return true
-		}
-	}
-	return false
 }

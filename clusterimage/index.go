@@ -147,7 +147,7 @@ func (s *Store) loadIndexArchive(ctx context.Context, path string, copts CopyOpt
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if err := untar(path, dir); err != nil {
+	if err := Untar(path, dir); err != nil {
 		return nil, err
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "index.json"))
@@ -268,9 +268,9 @@ func platformString(p *imgspecv1.Platform) string {
 	return s
 }
 
-// untar unpacks an archive into dir: regular files and directories only,
-// each kept inside dir.
-func untar(path, dir string) error {
+// Untar unpacks a tar archive (such as an oci-archive) into dir: regular
+// files and directories only, each kept inside dir.
+func Untar(path, dir string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err

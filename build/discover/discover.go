@@ -262,8 +262,13 @@ func (f *finder) add(raw, where string) error {
 	return nil
 }
 
-func (f *finder) excluded(ref string) bool {
-	for _, p := range f.opts.Exclude {
+func (f *finder) excluded(ref string) bool { return Excluded(ref, f.opts.Exclude) }
+
+// Excluded tells whether a normalised reference matches one of the
+// --exclude-image patterns: a glob on the whole reference, or a prefix
+// ending in / or *.
+func Excluded(ref string, patterns []string) bool {
+	for _, p := range patterns {
 		if ok, _ := path.Match(p, ref); ok {
 			return true
 		}
