@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 HOIST=${HOIST:-bin/hoist}
 RUNS=${RUNS:-10}
 root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
+# The example's public images come from stand-ins served on loopback.
+. examples/standins.sh
+trap 'standins_stop; rm -rf "$root"' EXIT
+mkdir -p "$root/standins"
+standins_start "$root" "${STANDIN_ADDR:-127.0.0.1:5098}" "$root/standins"
 
 now() { date +%s%N; }
 # mean_ms CMD...: mean wall time of RUNS runs, in milliseconds.

@@ -2,12 +2,16 @@ package build
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/containers/buildah/define"
+	"github.com/sirupsen/logrus"
 	"go.podman.io/common/libimage"
 	"helm.sh/helm/v3/pkg/strvals"
 
@@ -73,6 +77,7 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 	}
 	sort.Slice(wants, func(i, j int) bool { return wants[i].Ref < wants[j].Ref })
 
+	start := time.Now()
 	got, err := collect(ctx, store, wants, plans[0].Parent, collectOptions{
 		Jobs: opts.Jobs, TLSVerify: !opts.TLSNoVerify, AllowMissing: opts.AllowMissing,
 		Platforms: platformsOf(plans), Progress: opts.Progress, Err: opts.Err,
@@ -80,6 +85,8 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 	if err != nil {
 		return nil, err
 	}
+	logrus.Debugf("collected %d images in %s", len(got.Records), time.Since(start))
+	start = time.Now()
 	layerCtx := filepath.Join(tmp, "registry-layer")
 	if err := os.MkdirAll(filepath.Join(layerCtx, "registry"), 0o755); err != nil {
 		return nil, err
@@ -98,12 +105,21 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 			return nil, err
 		}
 		tags := map[string]string{metadata.Annotation: string(doc), metadata.TypeLabel: meta.Type}
-		id, err := store.AddDirLayer(ids[i], filepath.Join(layerCtx, "registry"), "registry", "hoist: bundled images (registry/)", tags, tags)
+		// The layer is determined by the images (content-addressed) and the
+		// metadata: the same ones on the same base give the same image.
+		h := sha256.New()
+		fmt.Fprintf(h, "%s\n%s\n", ids[i], doc)
+		for _, p := range got.Pinned {
+			fmt.Fprintf(h, "%s@%s:%s\n", p.Repo, p.Digest, p.Tag)
+		}
+		key := hex.EncodeToString(h.Sum(nil))
+		id, err := store.AddDirLayer(ids[i], filepath.Join(layerCtx, "registry"), "registry", "hoist: bundled images (registry/)", key, tags, tags)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, id)
 	}
+	logrus.Debugf("registry layer extracted and committed in %s", time.Since(start))
 	return out, nil
 }
 

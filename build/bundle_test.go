@@ -93,6 +93,17 @@ func TestBundleImagesFromTwoRegistries(t *testing.T) {
 	if res.ID != d.ID {
 		t.Errorf("result id %s, inspect %s", res.ID, d.ID)
 	}
+	// A rebuild that changes nothing gives the same image, registry layer
+	// included.
+	before, _ := store.Storage.Layers()
+	again, err := Build(context.Background(), store, Options{ContextDir: ctx, Tags: []string{"test/bundle:v1"}, TLSNoVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := store.Storage.Layers()
+	if again.ID != res.ID || len(after) != len(before) {
+		t.Errorf("rebuild: id %s (was %s), %d layers (was %d)", again.ID, res.ID, len(after), len(before))
+	}
 
 	// Serve the image's registry/ folder and pull every image by its
 	// original name, in both request forms.

@@ -26,7 +26,23 @@ import (
 // tar stream that storage unpacks and digests. A buildah COPY would write it
 // three times (into a container, into a diff, into the layer), which for the
 // gigabytes of a registry layer is most of a build's time.
-func (s *Store) AddDirLayer(baseID, dir, name, createdBy string, labels, annotations map[string]string) (string, error) {
+//
+// key, when set, names the content: an image made before with the same key
+// is returned instead of writing the layer again (a rebuild that changes
+// nothing costs no copy).
+func (s *Store) AddDirLayer(baseID, dir, name, createdBy, key string, labels, annotations map[string]string) (string, error) {
+	if key != "" {
+		images, err := s.Storage.Images()
+		if err != nil {
+			return "", err
+		}
+		for _, img := range images {
+			var meta layerMetadata
+			if json.Unmarshal([]byte(img.Metadata), &meta) == nil && meta.Key == key {
+				return img.ID, nil
+			}
+		}
+	}
 	rawManifest, err := s.Storage.ImageBigData(baseID, storage.ImageDigestBigDataKey)
 	if err != nil {
 		return "", fmt.Errorf("reading the manifest of %s: %w", baseID, err)
@@ -55,7 +71,7 @@ func (s *Store) AddDirLayer(baseID, dir, name, createdBy string, labels, annotat
 	if err != nil {
 		return "", fmt.Errorf("writing the %s layer: %w", name, err)
 	}
-	id, err := s.commitLayer(base, layer, m, config, createdBy, labels, annotations)
+	id, err := s.commitLayer(base, layer, m, config, createdBy, key, labels, annotations)
 	if err != nil {
 		_ = s.Storage.DeleteLayer(layer.ID)
 		return "", err
@@ -63,7 +79,13 @@ func (s *Store) AddDirLayer(baseID, dir, name, createdBy string, labels, annotat
 	return id, nil
 }
 
-func (s *Store) commitLayer(base *storage.Image, layer *storage.Layer, m imgspecv1.Manifest, config imgspecv1.Image, createdBy string, labels, annotations map[string]string) (string, error) {
+// layerMetadata is kept in an image's storage metadata, a JSON object that
+// containers/image also reads (and whose other fields it ignores).
+type layerMetadata struct {
+	Key string `json:"hoist-layer-key,omitempty"`
+}
+
+func (s *Store) commitLayer(base *storage.Image, layer *storage.Layer, m imgspecv1.Manifest, config imgspecv1.Image, createdBy, key string, labels, annotations map[string]string) (string, error) {
 	now := time.Now().UTC()
 	config.Created = &now
 	config.RootFS.DiffIDs = append(config.RootFS.DiffIDs, layer.UncompressedDigest)
@@ -102,7 +124,11 @@ func (s *Store) commitLayer(base *storage.Image, layer *storage.Layer, m imgspec
 			{Key: storage.ImageDigestBigDataKey, Data: rawManifest, Digest: manifestDigest},
 		},
 	}
-	img, err := s.Storage.CreateImage(configDigest.Encoded(), nil, layer.ID, "", opts)
+	meta, err := json.Marshal(layerMetadata{Key: key})
+	if err != nil {
+		return "", err
+	}
+	img, err := s.Storage.CreateImage(configDigest.Encoded(), nil, layer.ID, string(meta), opts)
 	if errors.Is(err, storage.ErrDuplicateID) {
 		// The same content built before: keep that image.
 		_ = s.Storage.DeleteLayer(layer.ID)

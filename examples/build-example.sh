@@ -19,30 +19,11 @@ echo "== images the example needs"
 hoist find-images examples/platform
 
 if [ "$STANDINS" = 1 ]; then
+	. examples/standins.sh
 	dir=$(mktemp -d)
-	conf="$ROOT/config/registries.conf.d/50-example-standins.conf"
-	refs=$(hoist find-images --format '{{.Ref}}' examples/platform)
-	# shellcheck disable=SC2086 # one argument per reference
-	go run -tags "containers_image_openpgp exclude_graphdriver_btrfs" ./test/standin --dir "$dir/registry" --addr "$ADDR" $refs >"$dir/standin.log" 2>&1 &
-	pid=$!
-	trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir" "$conf"' EXIT
-	i=0
-	until grep -q '^serving on' "$dir/standin.log"; do
-		if ! kill -0 "$pid" 2>/dev/null || [ "$i" -gt 600 ]; then
-			cat "$dir/standin.log" >&2
-			exit 1
-		fi
-		i=$((i + 1))
-		sleep 0.5
-	done
-	mkdir -p "$(dirname "$conf")"
-	: >"$conf"
-	for host in $(echo "$refs" | cut -d/ -f1 | sort -u); do
-		enc=$(echo "$host" | tr : _)
-		printf '[[registry]]\nprefix = "%s"\nlocation = "%s"\n[[registry.mirror]]\nlocation = "%s/%s"\ninsecure = true\n\n' \
-			"$host" "$host" "$ADDR" "$enc" >>"$conf"
-	done
-	echo "== stand-ins for them are served on $ADDR (mirrors in $conf)"
+	trap 'standins_stop; rm -rf "$dir"' EXIT
+	standins_start "$ROOT" "$ADDR" "$dir"
+	echo "== stand-ins for them are served on $ADDR (mirrors in $_conf)"
 fi
 
 echo "== hoist build"
