@@ -58,8 +58,7 @@ func cacheDir(store *clusterimage.Store) string {
 }
 
 // collect copies every wanted image, for the build's platforms, into the
-// store's registry cache (served by an in-process Distribution registry on
-// loopback, so the files are exactly what a registry writes). Images the
+// store's registry cache, a directory in the Distribution layout. Images the
 // parent's registry layer holds are not fetched again.
 func collect(ctx context.Context, store *clusterimage.Store, images []wanted, parent *metadata.Metadata, opts collectOptions) (*collected, error) {
 	out := &collected{}
@@ -87,15 +86,6 @@ func collect(ctx context.Context, store *clusterimage.Store, images []wanted, pa
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return nil, err
 	}
-	srv, err := registry.Start(ctx, cache, "127.0.0.1:0", "", "", registry.Options{})
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Stop(stopCtx)
-	}()
 	policy, err := signature.NewPolicyFromFile(store.PolicyPath())
 	if err != nil {
 		return nil, err
@@ -124,7 +114,7 @@ func collect(ctx context.Context, store *clusterimage.Store, images []wanted, pa
 					results[i].err = ctx.Err()
 					continue
 				}
-				rec, pin, err := fetch(ctx, store, policy, srv.Addr, todo[i], opts)
+				rec, pin, err := fetch(ctx, store, policy, cache, todo[i], opts)
 				results[i] = result{rec, pin, err}
 			}
 		}()
@@ -161,7 +151,7 @@ func collect(ctx context.Context, store *clusterimage.Store, images []wanted, pa
 }
 
 // fetch copies one image into the cache registry, with retries.
-func fetch(ctx context.Context, store *clusterimage.Store, policy *signature.Policy, cacheAddr string, w wanted, opts collectOptions) (metadata.Image, registry.Pinned, error) {
+func fetch(ctx context.Context, store *clusterimage.Store, policy *signature.Policy, cache string, w wanted, opts collectOptions) (metadata.Image, registry.Pinned, error) {
 	named, err := dockerref.ParseNormalizedNamed(w.Ref)
 	if err != nil {
 		return metadata.Image{}, registry.Pinned{}, err
@@ -175,24 +165,15 @@ func fetch(ctx context.Context, store *clusterimage.Store, policy *signature.Pol
 		return metadata.Image{}, registry.Pinned{}, err
 	}
 	tag := ""
-	destName := cacheAddr + "/" + repo
 	if tagged, ok := named.(dockerref.Tagged); ok {
 		tag = tagged.Tag()
-		destName += ":" + tag
 	}
-	if canonical, ok := named.(dockerref.Canonical); ok && tag == "" {
-		destName += "@" + canonical.Digest().String()
-	}
-	destRef, err := docker.ParseReference("//" + destName)
-	if err != nil {
-		return metadata.Image{}, registry.Pinned{}, err
-	}
+	destRef := registry.NewLayoutReference(cache, repo, tag)
 	srcSys := store.SystemContext()
 	if !opts.TLSVerify {
 		srcSys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
 	}
 	destSys := store.SystemContext()
-	destSys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue // the cache registry is plain HTTP on loopback
 
 	var rec metadata.Image
 	var pinned registry.Pinned

@@ -14,7 +14,12 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/vbatts/tar-split/tar/asm"
+	tarstorage "github.com/vbatts/tar-split/tar/storage"
 	"go.podman.io/storage"
+	drivers "go.podman.io/storage/drivers"
+	"go.podman.io/storage/pkg/archive"
+	"go.podman.io/storage/pkg/stringid"
 )
 
 // AddDirLayer makes a new image from the image baseID plus one layer that
@@ -64,10 +69,13 @@ func (s *Store) AddDirLayer(baseID, dir, name, createdBy, key string, labels, an
 		return "", err
 	}
 
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeTar(pw, dir, name)) }()
-	layer, _, err := s.Storage.PutLayer("", base.TopLayer, nil, "", false, nil, pr)
-	pr.Close()
+	layer, err := s.stagedLayer(base.TopLayer, dir, name)
+	if errors.Is(err, storage.ErrNotSupported) { // vfs: no staged layers
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(writeTar(pw, dir, name)) }()
+		layer, _, err = s.Storage.PutLayer("", base.TopLayer, nil, "", false, nil, pr)
+		pr.Close()
+	}
 	if err != nil {
 		return "", fmt.Errorf("writing the %s layer: %w", name, err)
 	}
@@ -190,4 +198,118 @@ func writeTar(w io.Writer, dir, name string) error {
 		return err
 	}
 	return tw.Close()
+}
+
+// stagedLayer makes the layer from hard links to dir's files (the overlay
+// driver moves a staged directory into place), so its data is not written
+// again: only read once, to compute the layer digest and the tar-split
+// record storage needs to give the exact tar back on save or push.
+func (s *Store) stagedLayer(parent, dir, name string) (*storage.Layer, error) {
+	differ := &linkDiffer{src: dir, name: name, tmp: s.tmpDir()}
+	out, err := s.Storage.PrepareStagedLayer(nil, differ)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := s.Storage.ApplyStagedLayer(storage.ApplyStagedLayerOptions{
+		ID:          stringid.GenerateRandomID(),
+		ParentLayer: parent,
+		DiffOutput:  out,
+		DiffOptions: &drivers.ApplyDiffWithDifferOpts{},
+	})
+	if err != nil {
+		_ = s.Storage.CleanupStagedLayer(out)
+		return nil, err
+	}
+	return layer, nil
+}
+
+// linkDiffer fills a staging directory with hard links to a directory's
+// files (copies where the filesystem refuses links).
+type linkDiffer struct{ src, name, tmp string }
+
+func (l *linkDiffer) Close() error { return nil }
+
+func (l *linkDiffer) ApplyDiff(dest string, _ *archive.TarOptions, _ *drivers.DifferOptions) (drivers.DriverWithDifferOutput, error) {
+	if err := linkTree(l.src, filepath.Join(dest, l.name)); err != nil {
+		return drivers.DriverWithDifferOutput{}, err
+	}
+	split, err := os.CreateTemp(l.tmp, "tar-split-")
+	if err != nil {
+		return drivers.DriverWithDifferOutput{}, err
+	}
+	os.Remove(split.Name()) // storage reads it through the open file
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeTar(pw, l.src, l.name)) }()
+	stream, err := asm.NewInputTarStream(pr, tarstorage.NewJSONPacker(split), tarstorage.NewDiscardFilePutter())
+	if err != nil {
+		pr.Close()
+		split.Close()
+		return drivers.DriverWithDifferOutput{}, err
+	}
+	digester := digest.Canonical.Digester()
+	size, err := io.Copy(digester.Hash(), stream)
+	pr.Close()
+	if err != nil {
+		split.Close()
+		return drivers.DriverWithDifferOutput{}, err
+	}
+	return drivers.DriverWithDifferOutput{
+		Target:             dest,
+		Size:               size,
+		UncompressedDigest: digester.Digest(),
+		TarSplit:           split,
+		UIDs:               []uint32{0},
+		GIDs:               []uint32{0},
+	}, nil
+}
+
+// linkTree recreates src's directories under dst and hard-links its files.
+func linkTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case info.IsDir():
+			return os.MkdirAll(target, info.Mode().Perm())
+		case info.Mode()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case info.Mode().IsRegular():
+			if err := os.Link(path, target); err == nil {
+				return nil
+			}
+			return copyFile(path, target, info.Mode().Perm())
+		}
+		return nil
+	})
+}
+
+func copyFile(from, to string, mode os.FileMode) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
