@@ -10,9 +10,10 @@ standins_start() {
 	_root=$1 _addr=$2 _dir=$3
 	_conf="$_root/config/registries.conf.d/50-example-standins.conf"
 	_refs=$("$HOIST" --root "$_root" find-images --format '{{.Ref}}' examples/platform)
+	# Built, then run: `go run` would leave its child running when killed.
+	go build -tags "containers_image_openpgp exclude_graphdriver_btrfs" -o "$_dir/standin" ./test/standin
 	# shellcheck disable=SC2086 # one argument per reference
-	go run -tags "containers_image_openpgp exclude_graphdriver_btrfs" ./test/standin \
-		--dir "$_dir/registry" --addr "$_addr" $_refs >"$_dir/standin.log" 2>&1 &
+	"$_dir/standin" --dir "$_dir/registry" --addr "$_addr" $_refs >"$_dir/standin.log" 2>&1 &
 	_standin_pid=$!
 	_i=0
 	until grep -q '^serving on' "$_dir/standin.log"; do
