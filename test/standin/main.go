@@ -16,11 +16,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -66,6 +68,14 @@ func run(dir, addr string, size int64, refs []string) error {
 		}
 		img, err := random.Image(size, 2)
 		if err != nil {
+			return err
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			return err
+		}
+		cfg.OS, cfg.Architecture = "linux", runtime.GOARCH
+		if img, err = mutate.ConfigFile(img, cfg); err != nil {
 			return err
 		}
 		r, err := name.ParseReference(target, name.Insecure)
