@@ -326,7 +326,7 @@ func TestFullDisk(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := store.List(context.Background()); err != nil {
+	if _, err := store.List(context.Background(), true); err != nil {
 		t.Errorf("the store does not list after a full disk: %v", err)
 	}
 	// Once there is space again, the next build works and cleans up what

@@ -101,16 +101,17 @@ func (s *Store) lookup(name string) (*libimage.Image, error) {
 	return img, err
 }
 
-// List returns the images of the store, newest first; intermediate layers
-// of builds are left out, as podman does.
-func (s *Store) List(ctx context.Context) ([]Summary, error) {
+// List returns the images of the store, newest first. Without all, images
+// without a name are left out: in a hoist store they are the layer cache of
+// builds (steps, and an image before its registry layer), not results.
+func (s *Store) List(ctx context.Context, all bool) ([]Summary, error) {
 	imgs, err := s.Runtime.ListImages(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	var out []Summary
 	for _, img := range imgs {
-		if intermediate, err := img.IsIntermediate(ctx); err != nil || intermediate {
+		if !all && len(img.Names()) == 0 {
 			continue
 		}
 		sum := Summary{ID: img.ID(), Names: img.Names(), Digest: img.Digest().String(), Created: img.Created()}

@@ -95,7 +95,7 @@ func TestTagAndRemove(t *testing.T) {
 	if _, err := store.Remove(ctx, nil, true, false); err != nil {
 		t.Fatal(err)
 	}
-	if list, err := store.List(ctx); err != nil || len(list) != 0 {
+	if list, err := store.List(ctx, true); err != nil || len(list) != 0 {
 		t.Errorf("after rmi --all: %+v %v", list, err)
 	}
 }
@@ -182,7 +182,7 @@ func TestLoadBadArchives(t *testing.T) {
 	os.WriteFile(corrupted, bad, 0o644)
 	notTar := filepath.Join(dir, "notes.txt")
 	os.WriteFile(notTar, []byte(strings.Repeat("not an archive\n", 100)), 0o644)
-	before, _ := store.List(ctx)
+	before, _ := store.List(ctx, true)
 	for file, want := range map[string]string{
 		truncated:                         "truncated or corrupted",
 		corrupted:                         "loading " + corrupted,
@@ -194,7 +194,7 @@ func TestLoadBadArchives(t *testing.T) {
 			t.Errorf("%s: %v", filepath.Base(file), err)
 		}
 	}
-	after, _ := store.List(ctx)
+	after, _ := store.List(ctx, true)
 	if len(after) != len(before) {
 		t.Errorf("a failed load changed the store: %d images, had %d", len(after), len(before))
 	}

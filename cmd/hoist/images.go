@@ -32,7 +32,7 @@ func progressTo(cmd *cobra.Command, quiet bool) io.Writer {
 }
 
 func newImagesCommand(g *globalOptions) *cobra.Command {
-	var quiet bool
+	var quiet, all bool
 	var format string
 	cmd := &cobra.Command{
 		Use:   "images",
@@ -44,7 +44,7 @@ func newImagesCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			defer store.Close()
-			list, err := store.List(cmd.Context())
+			list, err := store.List(cmd.Context(), all)
 			if err != nil {
 				return err
 			}
@@ -96,6 +96,7 @@ func newImagesCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only image IDs")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "also list unnamed images (the layer cache of builds)")
 	cmd.Flags().StringVar(&format, "format", "", "json, or a Go template per image")
 	return cmd
 }

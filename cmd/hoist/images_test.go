@@ -62,6 +62,12 @@ func TestImageCommands(t *testing.T) {
 	if !strings.HasPrefix(table, "REPOSITORY") || !strings.Contains(table, "localhost/acme/platform   v1") || !strings.Contains(table, "cluster") {
 		t.Errorf("images:\n%s", table)
 	}
+	if strings.Contains(table, "<none>") {
+		t.Errorf("images lists the build cache:\n%s", table)
+	}
+	if all := run("images", "-a"); !strings.Contains(all, "<none>") {
+		t.Errorf("images -a does not list the build cache:\n%s", all)
+	}
 	ids := strings.Fields(run("images", "-q"))
 	var list []map[string]any
 	if err := json.Unmarshal([]byte(run("images", "--format", "json")), &list); err != nil || len(list) == 0 {
