@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/containers/buildah/define"
+	"github.com/sirupsen/logrus"
 	"github.com/containers/buildah/imagebuildah"
 	"go.podman.io/common/libimage"
 	nettypes "go.podman.io/common/libnetwork/types"
@@ -75,6 +76,7 @@ type Result struct {
 
 // Build runs the Kubefile through buildah and stores the image under its tags.
 func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Result, error) {
+	entered := time.Now()
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
@@ -120,7 +122,10 @@ func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Resul
 	}
 	defer os.RemoveAll(tmp)
 
+	logrus.Debugf("planned and locked in %s", time.Since(entered))
 	var ids []string
+	start := time.Now()
+	defer func() { logrus.Debugf("build done in %s", time.Since(start)) }()
 	for _, plan := range plans {
 		id, err := buildOne(ctx, store, opts, mainStep(plan, opts), tmp, runc, pull)
 		if err != nil {
@@ -128,6 +133,7 @@ func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Resul
 		}
 		ids = append(ids, id)
 	}
+	logrus.Debugf("buildah steps done in %s", time.Since(start))
 	// The images the result needs go in a registry layer on top.
 	ids, err = bundle(ctx, store, opts, plans, ids, tmp, runc, pull)
 	if err != nil {

@@ -29,6 +29,7 @@ var discoveryRoots = []string{"apps", "charts", "manifests"}
 // and adds them as one registry/ layer on top of each image, with the
 // metadata's image list filled in. It returns the final image IDs.
 func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans []*kubefile.Plan, ids []string, tmp, runc string, pull define.PullPolicy) ([]string, error) {
+	start := time.Now()
 	found := map[string]map[string]bool{}
 	add := func(ref, where string) {
 		if found[ref] == nil {
@@ -77,7 +78,8 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 	}
 	sort.Slice(wants, func(i, j int) bool { return wants[i].Ref < wants[j].Ref })
 
-	start := time.Now()
+	logrus.Debugf("found %d images in %s", len(wants), time.Since(start))
+	start = time.Now()
 	got, err := collect(ctx, store, wants, plans[0].Parent, collectOptions{
 		Jobs: opts.Jobs, TLSVerify: !opts.TLSNoVerify, AllowMissing: opts.AllowMissing,
 		Platforms: platformsOf(plans), Progress: opts.Progress, Err: opts.Err,
