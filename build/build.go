@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/containers/buildah/define"
-	"github.com/sirupsen/logrus"
 	"github.com/containers/buildah/imagebuildah"
+	"github.com/sirupsen/logrus"
 	"go.podman.io/common/libimage"
 	nettypes "go.podman.io/common/libnetwork/types"
 	"go.podman.io/common/pkg/config"
