@@ -15,6 +15,7 @@ require (
 	github.com/openshift/imagebuilder v1.2.19
 	github.com/sirupsen/logrus v1.9.4
 	github.com/spf13/cobra v1.10.2
+	github.com/vbatts/tar-split v0.12.1
 	go.podman.io/common v0.66.0
 	go.podman.io/image/v5 v5.38.0
 	go.podman.io/storage v1.61.0
@@ -183,7 +184,6 @@ require (
 	github.com/tchap/go-patricia/v2 v2.3.3 // indirect
 	github.com/titanous/rocacheck v0.0.0-20171023193734-afe73141d399 // indirect
 	github.com/ulikunitz/xz v0.5.15 // indirect
-	github.com/vbatts/tar-split v0.12.1 // indirect
 	github.com/vbauerster/mpb/v8 v8.10.2 // indirect
 	github.com/vishvananda/netlink v1.3.1 // indirect
 	github.com/vishvananda/netns v0.0.5 // indirect
