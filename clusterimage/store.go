@@ -116,7 +116,18 @@ func (s *Store) storeOptions(driver string) storage.StoreOptions {
 		GraphRoot:       filepath.Join(s.Root, "storage"),
 		RunRoot:         s.runRoot(),
 		GraphDriverName: driver,
+		// The overlay driver bind-mounts its home by default; hard links
+		// cannot cross a mount, and the registry layer is staged from hard
+		// links to the registry cache next to it.
+		GraphDriverOptions: driverOptions(driver),
 	}
+}
+
+func driverOptions(driver string) []string {
+	if driver == DriverOverlay {
+		return []string{"overlay.skip_mount_home=true"}
+	}
+	return nil
 }
 
 func (s *Store) writeConfig() error {
