@@ -1,0 +1,720 @@
+package apply
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/distribution/reference"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// API versions a Clusterfile may use.
+const (
+	APIVersion       = "hoist.dev/v1alpha1"
+	SealerClusterAPI = "sealer.io/v2"
+	SealerPluginAPI  = "sealer.io/v1"
+)
+
+// Roles of a host.
+const (
+	RoleMaster = "master"
+	RoleNode   = "node"
+)
+
+// Phases are the hook phases, in the order an apply runs them.
+var Phases = []string{"pre-init-host", "post-init-host", "pre-install", "post-install", "pre-clean-host", "post-clean-host"}
+
+// Defaults of a Clusterfile.
+const (
+	DefaultUser     = "root"
+	DefaultPort     = 22
+	DefaultDomain   = "registry.hoist.local"
+	DefaultRegPort  = 5000
+	DefaultDataRoot = "/var/lib/hoist"
+)
+
+// maxRange bounds an IP range, so that a typo (10.0.0.1-10.0.9.1) is an
+// error rather than thousands of hosts.
+const maxRange = 1024
+
+// Clusterfile is a parsed Clusterfile: one cluster and its plugins.
+type Clusterfile struct {
+	Cluster Cluster
+	Plugins []Plugin
+}
+
+// Cluster is the desired cluster, every host resolved: one Node per
+// address, with the SSH defaults and the cluster env merged in.
+type Cluster struct {
+	Name     string
+	Image    string
+	Env      map[string]string
+	Registry Registry
+	DataRoot string
+	Nodes    []Node
+}
+
+// Masters returns the nodes with the master role, first master first.
+func (c Cluster) Masters() []Node {
+	var out []Node
+	for _, n := range c.Nodes {
+		if n.IsMaster() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Node is one machine.
+type Node struct {
+	IP     netip.Addr
+	Roles  []string
+	SSH    SSH
+	Env    map[string]string
+	Labels map[string]string
+	Taints []string
+}
+
+// IsMaster tells whether the node has the master role.
+func (n Node) IsMaster() bool { return slices.Contains(n.Roles, RoleMaster) }
+
+// SSH is how hoist reaches a host. Secrets stay in memory: String and the
+// plan never show them.
+type SSH struct {
+	User       string
+	Port       int
+	Password   string
+	PrivateKey string
+	Passphrase string
+}
+
+// String describes the access without its secrets.
+func (s SSH) String() string {
+	auth := "agent"
+	switch {
+	case s.PrivateKey != "":
+		auth = "key " + s.PrivateKey
+	case s.Password != "":
+		auth = "password"
+	}
+	return fmt.Sprintf("%s, port %d, %s", s.User, s.Port, auth)
+}
+
+// Registry is where the cluster's image registry runs.
+type Registry struct {
+	Domain string
+	Port   int
+	Nodes  []netip.Addr // default: the first master
+}
+
+// Plugin is a hook: a shell script run at a phase on the hosts of a scope.
+type Plugin struct {
+	Name  string
+	Type  string   // SHELL
+	Phase string   // one of Phases
+	Scope []string // roles; empty means every host
+	Data  string
+}
+
+// FieldError is a problem at a field of a Clusterfile document.
+type FieldError struct {
+	File     string
+	Document int    // 1-based
+	Kind     string // Cluster, Plugin
+	Name     string
+	Field    string // spec.hosts[1].ips[0]
+	Err      error
+}
+
+func (e *FieldError) Error() string {
+	doc := fmt.Sprintf("document %d", e.Document)
+	if e.Kind != "" {
+		doc += " (" + e.Kind
+		if e.Name != "" {
+			doc += " " + strconv.Quote(e.Name)
+		}
+		doc += ")"
+	}
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s: %s: %v", e.File, doc, e.Field, e.Err)
+	}
+	return fmt.Sprintf("%s: %s: %v", e.File, doc, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// LoadClusterfile reads a Clusterfile.
+func LoadClusterfile(path string) (*Clusterfile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading Clusterfile: %w", err)
+	}
+	return ParseClusterfile(path, data)
+}
+
+// header is what every document starts with.
+type header struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+}
+
+// ParseClusterfile reads the documents of a Clusterfile: one Cluster, and
+// Plugins. name is used in errors.
+func ParseClusterfile(name string, data []byte) (*Clusterfile, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	cf := &Clusterfile{}
+	clusters := 0
+	for doc := 1; ; doc++ {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, &FieldError{File: name, Document: doc, Err: fmt.Errorf("not valid YAML: %w", err)}
+		}
+		if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
+			doc--
+			continue
+		}
+		var h header
+		if err := json.Unmarshal(raw, &h); err != nil {
+			return nil, &FieldError{File: name, Document: doc, Err: fmt.Errorf("not a Clusterfile document: %w", err)}
+		}
+		fe := func(field string, err error) error {
+			return &FieldError{File: name, Document: doc, Kind: h.Kind, Name: h.Metadata.Name, Field: field, Err: err}
+		}
+		switch {
+		case h.Kind == "Cluster" && (h.APIVersion == APIVersion || h.APIVersion == SealerClusterAPI):
+			clusters++
+			if clusters > 1 {
+				return nil, fe("", errors.New("a Clusterfile holds one Cluster"))
+			}
+			c, err := parseCluster(raw, h.APIVersion == SealerClusterAPI, fe)
+			if err != nil {
+				return nil, err
+			}
+			c.Name = h.Metadata.Name
+			cf.Cluster = *c
+		case h.Kind == "Plugin" && (h.APIVersion == APIVersion || h.APIVersion == SealerPluginAPI):
+			p, err := parsePlugin(raw, h.APIVersion == SealerPluginAPI, fe)
+			if err != nil {
+				return nil, err
+			}
+			p.Name = h.Metadata.Name
+			cf.Plugins = append(cf.Plugins, *p)
+		case h.Kind == "Cluster" || h.Kind == "Plugin":
+			return nil, fe("apiVersion", fmt.Errorf("%q is not supported for %s (use %s, or sealer's %s)", h.APIVersion, h.Kind, APIVersion, map[string]string{"Cluster": SealerClusterAPI, "Plugin": SealerPluginAPI}[h.Kind]))
+		case h.Kind == "":
+			return nil, fe("kind", errors.New("missing (Cluster or Plugin)"))
+		default:
+			// kubeadm documents (InitConfiguration, ...) belong to the
+			// Kubernetes runtime, which reads them itself.
+			if !strings.HasPrefix(h.APIVersion, "kubeadm.k8s.io/") && !strings.HasPrefix(h.APIVersion, "kubelet.config.k8s.io/") && !strings.HasPrefix(h.APIVersion, "kubeproxy.config.k8s.io/") {
+				return nil, fe("kind", fmt.Errorf("%q is not a Clusterfile kind (Cluster, Plugin, or kubeadm configuration)", h.Kind))
+			}
+		}
+	}
+	if clusters == 0 {
+		return nil, &FieldError{File: name, Document: 1, Err: errors.New("no Cluster document (apiVersion: " + APIVersion + ", kind: Cluster)")}
+	}
+	names := map[string]bool{}
+	for _, p := range cf.Plugins {
+		if names[p.Name] {
+			return nil, fmt.Errorf("%s: two plugins are named %q", name, p.Name)
+		}
+		names[p.Name] = true
+	}
+	return cf, nil
+}
+
+// clusterSpec is hoist's Cluster spec; sealer's differs in the names noted.
+type clusterSpec struct {
+	Image    string       `json:"image"`
+	SSH      sshSpec      `json:"ssh"`
+	Hosts    []hostSpec   `json:"hosts"`
+	Env      envSpec      `json:"env"`
+	Registry registrySpec `json:"registry"`
+	DataRoot string       `json:"dataRoot"`
+}
+
+type sshSpec struct {
+	User       string   `json:"user"`
+	Port       portSpec `json:"port"`
+	Password   string   `json:"password"`   // sealer: passwd
+	PrivateKey string   `json:"privateKey"` // sealer: pk
+	Passphrase string   `json:"passphrase"` // sealer: pkPasswd
+}
+
+type hostSpec struct {
+	IPs    []string          `json:"ips"`
+	Roles  []string          `json:"roles"`
+	SSH    sshSpec           `json:"ssh"`
+	Env    envSpec           `json:"env"`
+	Labels map[string]string `json:"labels"`
+	Taints []string          `json:"taints"`
+}
+
+type registrySpec struct {
+	Domain string   `json:"domain"`
+	Port   portSpec `json:"port"`
+	Nodes  []string `json:"nodes"`
+}
+
+// sealer's names for the same fields.
+type sealerSSH struct {
+	User     string   `json:"user"`
+	Port     portSpec `json:"port"`
+	Passwd   string   `json:"passwd"`
+	PK       string   `json:"pk"`
+	PKPasswd string   `json:"pkPasswd"`
+}
+
+type sealerSpec struct {
+	Image string    `json:"image"`
+	SSH   sealerSSH `json:"ssh"`
+	Hosts []struct {
+		IPs    []string          `json:"ips"`
+		Roles  []string          `json:"roles"`
+		SSH    sealerSSH         `json:"ssh"`
+		Env    envSpec           `json:"env"`
+		Labels map[string]string `json:"labels"`
+		Taints []string          `json:"taints"`
+	} `json:"hosts"`
+	Env      envSpec  `json:"env"`
+	CMD      []string `json:"cmd"`
+	APPNames []string `json:"appNames"`
+	Registry struct {
+		LocalRegistry *struct {
+			Domain string   `json:"domain"`
+			Port   portSpec `json:"port"`
+			HA     *bool    `json:"ha"`
+			Cert   any      `json:"cert"`
+		} `json:"localRegistry"`
+		ExternalRegistry any `json:"externalRegistry"`
+	} `json:"registry"`
+	DataRoot string `json:"dataRoot"`
+}
+
+func (s sealerSSH) hoist() sshSpec {
+	return sshSpec{User: s.User, Port: s.Port, Password: s.Passwd, PrivateKey: s.PK, Passphrase: s.PKPasswd}
+}
+
+// portSpec is a port written as a number or, as sealer does, a string.
+type portSpec int
+
+func (p *portSpec) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		if s == "" {
+			*p = 0
+			return nil
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("port %q is not a number", s)
+		}
+		*p = portSpec(n)
+		return nil
+	}
+	var n int
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("port %s is not a number", b)
+	}
+	*p = portSpec(n)
+	return nil
+}
+
+// envSpec is env as a map (hoist) or a list of K=V (sealer).
+type envSpec map[string]string
+
+func (e *envSpec) UnmarshalJSON(b []byte) error {
+	var m map[string]string
+	if json.Unmarshal(b, &m) == nil {
+		*e = m
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return errors.New("env is a map of KEY: value, or a list of KEY=VALUE")
+	}
+	*e = envSpec{}
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("env %q is not KEY=VALUE", kv)
+		}
+		(*e)[k] = v
+	}
+	return nil
+}
+
+// specOf decodes a document's spec strictly: an unknown field is an error
+// that names it (a typo would otherwise be silently ignored).
+func specOf(raw json.RawMessage, into any) error {
+	var doc struct {
+		Spec json.RawMessage `json:"spec"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return err
+	}
+	if len(doc.Spec) == 0 {
+		return errors.New("missing")
+	}
+	if err := yaml.UnmarshalStrict(doc.Spec, into); err != nil {
+		msg := err.Error()
+		msg = strings.TrimPrefix(msg, "error unmarshaling JSON: while decoding JSON: ")
+		msg = strings.TrimPrefix(msg, "json: ")
+		return errors.New(msg)
+	}
+	return nil
+}
+
+func parseCluster(raw json.RawMessage, sealer bool, fe func(string, error) error) (*Cluster, error) {
+	var spec clusterSpec
+	if sealer {
+		var s sealerSpec
+		if err := specOf(raw, &s); err != nil {
+			return nil, fe("spec", err)
+		}
+		spec = clusterSpec{Image: s.Image, SSH: s.SSH.hoist(), Env: s.Env, DataRoot: s.DataRoot}
+		for _, h := range s.Hosts {
+			spec.Hosts = append(spec.Hosts, hostSpec{IPs: h.IPs, Roles: h.Roles, SSH: h.SSH.hoist(), Env: h.Env, Labels: h.Labels, Taints: h.Taints})
+		}
+		if lr := s.Registry.LocalRegistry; lr != nil {
+			spec.Registry = registrySpec{Domain: lr.Domain, Port: lr.Port}
+		}
+		if len(s.CMD) > 0 || len(s.APPNames) > 0 {
+			return nil, fe("spec.cmd", errors.New("sealer's cmd and appNames overrides are not supported yet; set LAUNCH and CMDS in the image"))
+		}
+		if s.Registry.ExternalRegistry != nil {
+			return nil, fe("spec.registry.externalRegistry", errors.New("not supported: hoist serves the image's registry on the cluster's own nodes"))
+		}
+	} else if err := specOf(raw, &spec); err != nil {
+		return nil, fe("spec", err)
+	}
+
+	c := &Cluster{Image: spec.Image, Env: map[string]string(spec.Env), DataRoot: spec.DataRoot}
+	if c.Env == nil {
+		c.Env = map[string]string{}
+	}
+	if c.Image == "" {
+		return nil, fe("spec.image", errors.New("missing: the cluster image to install"))
+	}
+	if _, err := reference.ParseNormalizedNamed(c.Image); err != nil {
+		return nil, fe("spec.image", fmt.Errorf("%q is not an image name: %w", c.Image, err))
+	}
+	if c.DataRoot == "" {
+		c.DataRoot = DefaultDataRoot
+	}
+	if !strings.HasPrefix(c.DataRoot, "/") {
+		return nil, fe("spec.dataRoot", fmt.Errorf("%q is not an absolute path", c.DataRoot))
+	}
+	defaults, err := resolveSSH(SSH{User: DefaultUser, Port: DefaultPort}, spec.SSH)
+	if err != nil {
+		return nil, fe("spec.ssh", err)
+	}
+	if len(spec.Hosts) == 0 {
+		return nil, fe("spec.hosts", errors.New("no hosts"))
+	}
+	seen := map[netip.Addr]string{}
+	for i, h := range spec.Hosts {
+		at := fmt.Sprintf("spec.hosts[%d]", i)
+		if len(h.Roles) == 0 {
+			return nil, fe(at+".roles", errors.New("missing: master, node, or both"))
+		}
+		for j, r := range h.Roles {
+			if r != RoleMaster && r != RoleNode {
+				return nil, fe(fmt.Sprintf("%s.roles[%d]", at, j), fmt.Errorf("%q is not a role (master or node)", r))
+			}
+		}
+		ssh, err := resolveSSH(defaults, h.SSH)
+		if err != nil {
+			return nil, fe(at+".ssh", err)
+		}
+		if len(h.IPs) == 0 {
+			return nil, fe(at+".ips", errors.New("no addresses"))
+		}
+		for j, s := range h.IPs {
+			addrs, err := ParseIPs(s)
+			if err != nil {
+				return nil, fe(fmt.Sprintf("%s.ips[%d]", at, j), err)
+			}
+			for _, ip := range addrs {
+				field := fmt.Sprintf("%s.ips[%d]", at, j)
+				if prev, ok := seen[ip]; ok {
+					return nil, fe(field, fmt.Errorf("%s is already listed at %s", ip, prev))
+				}
+				seen[ip] = field
+				env := map[string]string{}
+				for k, v := range c.Env {
+					env[k] = v
+				}
+				for k, v := range h.Env {
+					env[k] = v
+				}
+				c.Nodes = append(c.Nodes, Node{IP: ip, Roles: slices.Clone(h.Roles), SSH: ssh, Env: env, Labels: h.Labels, Taints: h.Taints})
+			}
+		}
+		for j, t := range h.Taints {
+			if err := checkTaint(t); err != nil {
+				return nil, fe(fmt.Sprintf("%s.taints[%d]", at, j), err)
+			}
+		}
+	}
+	if len(c.Masters()) == 0 {
+		return nil, fe("spec.hosts", errors.New("no host has the master role"))
+	}
+
+	c.Registry = Registry{Domain: spec.Registry.Domain, Port: int(spec.Registry.Port)}
+	if c.Registry.Domain == "" {
+		c.Registry.Domain = DefaultDomain
+	}
+	if c.Registry.Port == 0 {
+		c.Registry.Port = DefaultRegPort
+	}
+	if c.Registry.Port < 1 || c.Registry.Port > 65535 {
+		return nil, fe("spec.registry.port", fmt.Errorf("%d is not a port", c.Registry.Port))
+	}
+	for j, s := range spec.Registry.Nodes {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fe(fmt.Sprintf("spec.registry.nodes[%d]", j), fmt.Errorf("%q is not an IP address", s))
+		}
+		if _, ok := seen[ip]; !ok {
+			return nil, fe(fmt.Sprintf("spec.registry.nodes[%d]", j), fmt.Errorf("%s is not one of the hosts", ip))
+		}
+		c.Registry.Nodes = append(c.Registry.Nodes, ip)
+	}
+	if len(c.Registry.Nodes) == 0 {
+		c.Registry.Nodes = []netip.Addr{c.Masters()[0].IP}
+	}
+	return c, nil
+}
+
+func resolveSSH(base SSH, s sshSpec) (SSH, error) {
+	if s.User != "" {
+		base.User = s.User
+	}
+	if s.Port != 0 {
+		base.Port = int(s.Port)
+	}
+	if base.Port < 1 || base.Port > 65535 {
+		return SSH{}, fmt.Errorf("port %d is not a port", base.Port)
+	}
+	// Credentials given for a host replace the defaults as a whole: a host
+	// with its own password does not also try the default key.
+	if s.Password != "" || s.PrivateKey != "" {
+		base.Password, base.PrivateKey, base.Passphrase = s.Password, s.PrivateKey, s.Passphrase
+	} else if s.Passphrase != "" {
+		base.Passphrase = s.Passphrase
+	}
+	if base.Passphrase != "" && base.PrivateKey == "" {
+		return SSH{}, errors.New("passphrase given without privateKey")
+	}
+	return base, nil
+}
+
+// checkTaint accepts key[=value]:Effect, as kubectl taint does.
+func checkTaint(t string) error {
+	kv, effect, ok := strings.Cut(t, ":")
+	if !ok || kv == "" {
+		return fmt.Errorf("taint %q: want key[=value]:Effect", t)
+	}
+	switch effect {
+	case "NoSchedule", "PreferNoSchedule", "NoExecute":
+		return nil
+	}
+	return fmt.Errorf("taint %q: effect %q is not NoSchedule, PreferNoSchedule or NoExecute", t, effect)
+}
+
+// ParseIPs reads an address, or a range first-last of one family
+// (10.0.0.2-10.0.0.9).
+func ParseIPs(s string) ([]netip.Addr, error) {
+	s = strings.TrimSpace(s)
+	first, last, isRange := strings.Cut(s, "-")
+	a, err := netip.ParseAddr(strings.TrimSpace(first))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an IP address or a range first-last", s)
+	}
+	if !isRange {
+		return []netip.Addr{a}, nil
+	}
+	b, err := netip.ParseAddr(strings.TrimSpace(last))
+	if err != nil || a.Is4() != b.Is4() {
+		return nil, fmt.Errorf("%q is not a range of one address family (10.0.0.2-10.0.0.9)", s)
+	}
+	if b.Less(a) {
+		return nil, fmt.Errorf("range %q ends before it starts", s)
+	}
+	var out []netip.Addr
+	for ip := a; ; ip = ip.Next() {
+		out = append(out, ip)
+		if ip == b {
+			return out, nil
+		}
+		if len(out) >= maxRange {
+			return nil, fmt.Errorf("range %q holds more than %d addresses", s, maxRange)
+		}
+	}
+}
+
+type pluginSpec struct {
+	Type  string `json:"type"`
+	Phase string `json:"phase"`
+	Scope any    `json:"scope"`
+	Data  string `json:"data"`
+}
+
+type sealerPluginSpec struct {
+	Type   string `json:"type"`
+	Action string `json:"action"`
+	Scope  any    `json:"scope"`
+	Data   string `json:"data"`
+	On     string `json:"on"`
+}
+
+func parsePlugin(raw json.RawMessage, sealer bool, fe func(string, error) error) (*Plugin, error) {
+	var spec pluginSpec
+	phaseField := "spec.phase"
+	if sealer {
+		var s sealerPluginSpec
+		if err := specOf(raw, &s); err != nil {
+			return nil, fe("spec", err)
+		}
+		if s.On != "" {
+			return nil, fe("spec.on", errors.New("selecting hosts by label is not supported; use scope"))
+		}
+		spec = pluginSpec{Type: s.Type, Phase: s.Action, Scope: s.Scope, Data: s.Data}
+		phaseField = "spec.action"
+	} else if err := specOf(raw, &spec); err != nil {
+		return nil, fe("spec", err)
+	}
+	if !strings.EqualFold(spec.Type, "SHELL") {
+		return nil, fe("spec.type", fmt.Errorf("%q is not supported (SHELL)", spec.Type))
+	}
+	phase, ok := normalizePhase(spec.Phase)
+	if !ok {
+		return nil, fe(phaseField, fmt.Errorf("%q is not a phase (%s)", spec.Phase, strings.Join(Phases, ", ")))
+	}
+	if strings.TrimSpace(spec.Data) == "" {
+		return nil, fe("spec.data", errors.New("empty: the shell script to run"))
+	}
+	scope, err := parseScope(spec.Scope)
+	if err != nil {
+		return nil, fe("spec.scope", err)
+	}
+	return &Plugin{Type: "SHELL", Phase: phase, Scope: scope, Data: spec.Data}, nil
+}
+
+// normalizePhase accepts hoist's names and sealer's (PostInstall).
+func normalizePhase(s string) (string, bool) {
+	key := strings.ToLower(strings.ReplaceAll(s, "-", ""))
+	for _, p := range Phases {
+		if strings.ReplaceAll(p, "-", "") == key {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// parseScope reads roles as a list, or a string with | or , between them.
+func parseScope(v any) ([]string, error) {
+	var roles []string
+	switch s := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		roles = strings.FieldsFunc(s, func(r rune) bool { return r == '|' || r == ',' || r == ' ' })
+	case []any:
+		for _, r := range s {
+			str, ok := r.(string)
+			if !ok {
+				return nil, fmt.Errorf("%v is not a role", r)
+			}
+			roles = append(roles, str)
+		}
+	default:
+		return nil, fmt.Errorf("%v is not a list of roles", v)
+	}
+	for _, r := range roles {
+		if r != RoleMaster && r != RoleNode {
+			return nil, fmt.Errorf("%q is not a role (master or node)", r)
+		}
+	}
+	sort.Strings(roles)
+	return slices.Compact(roles), nil
+}
+
+// ClusterFromFlags builds the cluster `hoist run` describes with flags.
+func ClusterFromFlags(image, masters, nodes string, ssh SSH, env []string) (*Cluster, error) {
+	doc := map[string]any{
+		"apiVersion": APIVersion,
+		"kind":       "Cluster",
+		"metadata":   map[string]any{"name": "default"},
+	}
+	envMap := map[string]string{}
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("-e %q: want KEY=VALUE", kv)
+		}
+		envMap[k] = v
+	}
+	var hosts []any
+	for _, group := range []struct{ list, role string }{{masters, RoleMaster}, {nodes, RoleNode}} {
+		if strings.TrimSpace(group.list) == "" {
+			continue
+		}
+		var ips []string
+		for _, s := range strings.Split(group.list, ",") {
+			ips = append(ips, strings.TrimSpace(s))
+		}
+		hosts = append(hosts, map[string]any{"ips": ips, "roles": []string{group.role}})
+	}
+	doc["spec"] = map[string]any{
+		"image": image,
+		"ssh": map[string]any{"user": ssh.User, "port": ssh.Port, "password": ssh.Password,
+			"privateKey": ssh.PrivateKey, "passphrase": ssh.Passphrase},
+		"hosts": hosts,
+		"env":   envMap,
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := ParseClusterfile("flags", data)
+	if err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return nil, fmt.Errorf("%s: %v", flagName(fe.Field), fe.Err)
+		}
+		return nil, err
+	}
+	return &cf.Cluster, nil
+}
+
+// flagName names the flag a field of the flags' Clusterfile came from.
+func flagName(field string) string {
+	switch {
+	case strings.HasPrefix(field, "spec.hosts"):
+		return "--masters/--nodes"
+	case strings.HasPrefix(field, "spec.ssh"):
+		return "ssh flags"
+	case field == "spec.image":
+		return "IMAGE"
+	}
+	return field
+}

@@ -1,0 +1,270 @@
+package apply
+
+import (
+	"errors"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const hoistClusterfile = `apiVersion: hoist.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: demo
+spec:
+  image: acme/platform:v1
+  ssh:
+    user: ops
+    privateKey: /root/.ssh/id_ed25519
+  env:
+    PodCIDR: 100.64.0.0/10
+  hosts:
+    - ips: [10.0.0.2]
+      roles: [master]
+      labels: {zone: a}
+      taints: ["dedicated=infra:NoSchedule"]
+    - ips: ["10.0.0.10-10.0.0.12", 10.0.0.20]
+      roles: [node]
+      ssh: {port: 2222, password: s3cret}
+      env: {PodCIDR: 10.1.0.0/16, Extra: x}
+  registry:
+    domain: hub.acme.local
+    port: 5443
+  dataRoot: /data/hoist
+---
+apiVersion: hoist.dev/v1alpha1
+kind: Plugin
+metadata: {name: hostname}
+spec:
+  type: SHELL
+  phase: post-install
+  scope: [master]
+  data: |
+    hostnamectl set-hostname master-0
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+networking: {podSubnet: 100.64.0.0/10}
+`
+
+const sealerClusterfile = `apiVersion: sealer.io/v2
+kind: Cluster
+metadata:
+  name: my-cluster
+spec:
+  image: docker.io/sealerio/kubernetes:v1.22.15
+  ssh:
+    passwd: xxx
+    user: root
+    port: "22"
+  env:
+    - key1=value1
+  hosts:
+    - ips: [ 192.168.0.2 ]
+      roles: [ master ]
+      ssh:
+        port: "24"
+    - ips: [ 192.168.0.3 ]
+      roles: [ node ]
+      env: [ "a=b" ]
+  registry:
+    localRegistry:
+      domain: sea.hub
+      port: 5000
+---
+apiVersion: sealer.io/v1
+kind: Plugin
+metadata:
+  name: MyShell
+spec:
+  type: SHELL
+  action: PostInstall
+  scope: master|node
+  data: |
+    kubectl get nodes
+`
+
+func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestHoistClusterfile(t *testing.T) {
+	cf, err := ParseClusterfile("Clusterfile", []byte(hoistClusterfile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cf.Cluster
+	if c.Name != "demo" || c.Image != "acme/platform:v1" || c.DataRoot != "/data/hoist" {
+		t.Errorf("cluster = %+v", c)
+	}
+	var ips []string
+	for _, n := range c.Nodes {
+		ips = append(ips, n.IP.String())
+	}
+	if want := []string{"10.0.0.2", "10.0.0.10", "10.0.0.11", "10.0.0.12", "10.0.0.20"}; !reflect.DeepEqual(ips, want) {
+		t.Errorf("nodes %v, want %v", ips, want)
+	}
+	master, worker := c.Nodes[0], c.Nodes[2]
+	if !master.IsMaster() || worker.IsMaster() {
+		t.Errorf("roles: %v %v", master.Roles, worker.Roles)
+	}
+	if master.SSH != (SSH{User: "ops", Port: 22, PrivateKey: "/root/.ssh/id_ed25519"}) {
+		t.Errorf("master ssh %+v", master.SSH)
+	}
+	// A host's own credentials replace the default key.
+	if worker.SSH != (SSH{User: "ops", Port: 2222, Password: "s3cret"}) {
+		t.Errorf("worker ssh %+v", worker.SSH)
+	}
+	if worker.Env["PodCIDR"] != "10.1.0.0/16" || worker.Env["Extra"] != "x" || master.Env["PodCIDR"] != "100.64.0.0/10" {
+		t.Errorf("env: master %v worker %v", master.Env, worker.Env)
+	}
+	if master.Labels["zone"] != "a" || !reflect.DeepEqual(master.Taints, []string{"dedicated=infra:NoSchedule"}) {
+		t.Errorf("labels/taints %+v", master)
+	}
+	if c.Registry.Domain != "hub.acme.local" || c.Registry.Port != 5443 || !reflect.DeepEqual(c.Registry.Nodes, []netip.Addr{ip("10.0.0.2")}) {
+		t.Errorf("registry %+v", c.Registry)
+	}
+	if len(cf.Plugins) != 1 || !reflect.DeepEqual(cf.Plugins[0], Plugin{Name: "hostname", Type: "SHELL", Phase: "post-install", Scope: []string{"master"}, Data: "hostnamectl set-hostname master-0\n"}) {
+		t.Errorf("plugins %+v", cf.Plugins)
+	}
+	if strings.Contains(worker.SSH.String(), "s3cret") {
+		t.Errorf("SSH.String shows the password: %s", worker.SSH)
+	}
+}
+
+func TestSealerClusterfile(t *testing.T) {
+	cf, err := ParseClusterfile("Clusterfile", []byte(sealerClusterfile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cf.Cluster
+	if c.Name != "my-cluster" || len(c.Nodes) != 2 || c.DataRoot != DefaultDataRoot {
+		t.Fatalf("cluster %+v", c)
+	}
+	if c.Nodes[0].SSH != (SSH{User: "root", Port: 24, Password: "xxx"}) || c.Nodes[1].SSH.Port != 22 {
+		t.Errorf("ssh %+v %+v", c.Nodes[0].SSH, c.Nodes[1].SSH)
+	}
+	if c.Env["key1"] != "value1" || c.Nodes[1].Env["a"] != "b" || c.Nodes[1].Env["key1"] != "value1" {
+		t.Errorf("env %v %v", c.Env, c.Nodes[1].Env)
+	}
+	if c.Registry.Domain != "sea.hub" || c.Registry.Port != 5000 {
+		t.Errorf("registry %+v", c.Registry)
+	}
+	if len(cf.Plugins) != 1 || cf.Plugins[0].Phase != "post-install" || !reflect.DeepEqual(cf.Plugins[0].Scope, []string{"master", "node"}) {
+		t.Errorf("plugin %+v", cf.Plugins)
+	}
+}
+
+func TestClusterfileErrors(t *testing.T) {
+	base := func(spec string) string {
+		return "apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n" + spec
+	}
+	hosts := "  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n"
+	plugin := func(spec string) string {
+		return base("  image: a/b:v1\n"+hosts) + "---\napiVersion: hoist.dev/v1alpha1\nkind: Plugin\nmetadata: {name: p}\nspec:\n" + spec
+	}
+	for _, tc := range []struct {
+		name, doc, want string
+	}{
+		{"empty", "", "no Cluster document"},
+		{"not YAML", "a: [b", "document 1: not valid YAML"},
+		{"unknown field", base("  imge: a/b:v1\n" + hosts), `document 1 (Cluster "c"): spec: unknown field "imge"`},
+		{"no image", base(hosts), "spec.image: missing"},
+		{"bad image", base("  image: Bad Name\n" + hosts), `spec.image: "Bad Name" is not an image name`},
+		{"no hosts", base("  image: a/b:v1\n"), "spec.hosts: no hosts"},
+		{"bad ip", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.300]\n      roles: [master]\n"), `spec.hosts[0].ips[0]: "10.0.0.300" is not an IP address`},
+		{"reversed range", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.9-10.0.0.2]\n      roles: [master]\n"), "ends before it starts"},
+		{"huge range", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.1-10.0.9.1]\n      roles: [master]\n"), "more than 1024 addresses"},
+		{"mixed range", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.1-::1]\n      roles: [master]\n"), "one address family"},
+		{"duplicate ip", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n    - ips: [10.0.0.1-10.0.0.3]\n      roles: [node]\n"), "spec.hosts[1].ips[0]: 10.0.0.2 is already listed at spec.hosts[0].ips[0]"},
+		{"no master", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [node]\n"), "no host has the master role"},
+		{"bad role", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [boss]\n"), `spec.hosts[0].roles[0]: "boss" is not a role`},
+		{"no roles", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n"), "spec.hosts[0].roles: missing"},
+		{"bad port", base("  image: a/b:v1\n  ssh: {port: twenty}\n" + hosts), `port "twenty" is not a number`},
+		{"port range", base("  image: a/b:v1\n  ssh: {port: 70000}\n" + hosts), "spec.ssh: port 70000 is not a port"},
+		{"passphrase alone", base("  image: a/b:v1\n  ssh: {passphrase: x}\n" + hosts), "passphrase given without privateKey"},
+		{"bad taint", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n      taints: [a=b:Never]\n"), `spec.hosts[0].taints[0]: taint "a=b:Never"`},
+		{"bad env", base("  image: a/b:v1\n  env: [novalue]\n" + hosts), `env "novalue" is not KEY=VALUE`},
+		{"registry node", base("  image: a/b:v1\n  registry: {nodes: [10.0.0.9]}\n" + hosts), "spec.registry.nodes[0]: 10.0.0.9 is not one of the hosts"},
+		{"relative data root", base("  image: a/b:v1\n  dataRoot: data\n" + hosts), `spec.dataRoot: "data" is not an absolute path`},
+		{"two clusters", base("  image: a/b:v1\n"+hosts) + "---\n" + base("  image: a/b:v1\n"+hosts), "document 2 (Cluster \"c\"): a Clusterfile holds one Cluster"},
+		{"unknown kind", base("  image: a/b:v1\n"+hosts) + "---\napiVersion: v1\nkind: ConfigMap\n", `document 2 (ConfigMap): kind: "ConfigMap" is not a Clusterfile kind`},
+		{"wrong version", "apiVersion: hoist.dev/v2\nkind: Cluster\nmetadata: {name: c}\nspec: {}\n", `apiVersion: "hoist.dev/v2" is not supported for Cluster`},
+		{"no kind", "apiVersion: hoist.dev/v1alpha1\n", "kind: missing"},
+		{"plugin type", plugin("  type: ANSIBLE\n  phase: post-install\n  data: x\n"), `document 2 (Plugin "p"): spec.type: "ANSIBLE" is not supported`},
+		{"plugin phase", plugin("  type: SHELL\n  phase: whenever\n  data: x\n"), `spec.phase: "whenever" is not a phase`},
+		{"plugin data", plugin("  type: SHELL\n  phase: pre-install\n"), "spec.data: empty"},
+		{"plugin scope", plugin("  type: SHELL\n  phase: pre-install\n  scope: [boss]\n  data: x\n"), `spec.scope: "boss" is not a role`},
+		{"duplicate plugin", plugin("  type: SHELL\n  phase: pre-install\n  data: x\n") + "---\napiVersion: hoist.dev/v1alpha1\nkind: Plugin\nmetadata: {name: p}\nspec: {type: SHELL, phase: pre-install, data: y}\n", `two plugins are named "p"`},
+		{"sealer external registry", "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: c}\nspec:\n  image: a/b:v1\n" + hosts + "  registry:\n    externalRegistry: {domain: x}\n", "spec.registry.externalRegistry: not supported"},
+		{"sealer cmd", "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: c}\nspec:\n  image: a/b:v1\n  cmd: [x]\n" + hosts, "spec.cmd: sealer's cmd and appNames overrides are not supported yet"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseClusterfile("Clusterfile", []byte(tc.doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), "Clusterfile: ") {
+				t.Errorf("error does not name the file: %v", err)
+			}
+		})
+	}
+}
+
+func TestFieldErrorUnwraps(t *testing.T) {
+	_, err := ParseClusterfile("Clusterfile", []byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec: {image: a/b:v1}\n"))
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Document != 1 || fe.Field != "spec.hosts" || fe.Kind != "Cluster" {
+		t.Fatalf("err = %#v", err)
+	}
+}
+
+func TestClusterFromFlags(t *testing.T) {
+	c, err := ClusterFromFlags("acme/platform:v1", "10.0.0.2,10.0.0.3", "10.0.0.10-10.0.0.11", SSH{User: "root", Port: 22, Password: "pw"}, []string{"A=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Nodes) != 4 || len(c.Masters()) != 2 || c.Env["A"] != "1" || c.Nodes[3].SSH.Password != "pw" {
+		t.Errorf("cluster %+v", c)
+	}
+	for _, tc := range []struct {
+		masters, nodes string
+		env            []string
+		want           string
+	}{
+		{"", "10.0.0.10", nil, "--masters/--nodes: no host has the master role"},
+		{"10.0.0.x", "", nil, `--masters/--nodes: "10.0.0.x" is not an IP address`},
+		{"10.0.0.2", "", []string{"novalue"}, `-e "novalue": want KEY=VALUE`},
+	} {
+		if _, err := ClusterFromFlags("acme/platform:v1", tc.masters, tc.nodes, SSH{User: "root", Port: 22}, tc.env); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v", tc, err)
+		}
+	}
+}
+
+func TestParseIPs(t *testing.T) {
+	got, err := ParseIPs("fd00::fe-fd00::101")
+	if err != nil || len(got) != 4 || got[3] != ip("fd00::101") {
+		t.Errorf("ipv6 range: %v %v", got, err)
+	}
+	if got, err := ParseIPs(" 10.0.0.1 - 10.0.0.1 "); err != nil || len(got) != 1 {
+		t.Errorf("one-address range: %v %v", got, err)
+	}
+}
+
+func FuzzClusterfile(f *testing.F) {
+	f.Add([]byte(hoistClusterfile))
+	f.Add([]byte(sealerClusterfile))
+	f.Add([]byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nspec: {image: a, hosts: [{ips: ['1.1.1.1-1.1.1.3'], roles: [master]}]}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cf, err := ParseClusterfile("Clusterfile", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "Clusterfile") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if len(cf.Cluster.Nodes) == 0 || len(cf.Cluster.Masters()) == 0 || len(cf.Cluster.Registry.Nodes) == 0 {
+			t.Fatalf("accepted a cluster without nodes, masters or registry nodes: %+v", cf.Cluster)
+		}
+	})
+}
