@@ -20,9 +20,10 @@ export GOFLAGS := -tags=$(subst $(space),$(comma),$(TAGS))
 
 all: build
 
-# System packages: runc runs RUN steps; busybox-static and skopeo are used by
-# the tests (a base image with a shell, an independent image reader).
-PACKAGES := runc busybox-static skopeo
+# System packages: runc runs RUN steps; busybox-static, skopeo and
+# openssh-server are used by the tests (a base image with a shell, an
+# independent image reader, real SSH servers).
+PACKAGES := runc busybox-static skopeo openssh-server
 
 deps:
 	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

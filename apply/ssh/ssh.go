@@ -1,0 +1,333 @@
+// Package ssh is how hoist reaches the machines of a cluster: SSH sessions
+// with host keys checked against hoist's own known_hosts, key, password or
+// agent authentication, sudo for users other than root, one connection per
+// host reused by every command, and bounded parallel fan-out. A host that is
+// this machine is reached without SSH.
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Config is how to reach one host.
+type Config struct {
+	Host       string // address
+	Port       int
+	User       string
+	Password   string
+	PrivateKey string // path of a private key file
+	Passphrase string
+	// KnownHosts is hoist's known_hosts file; AcceptNew records the key of a
+	// host seen for the first time (StrictHostKeyChecking=accept-new). A
+	// changed key is always refused.
+	KnownHosts  string
+	AcceptNew   bool
+	DialTimeout time.Duration // default 10 s
+}
+
+// Executor runs commands on one host.
+type Executor interface {
+	// Run runs a shell command; stdin, stdout and stderr may be nil. Its
+	// error names the host and, on failure, ends with the command's stderr.
+	Run(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) error
+	Close() error
+}
+
+// Error is a failure to reach or run on a host.
+type Error struct {
+	Host string
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Host + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrHostKeyChanged is returned (wrapped) when a host presents a key other
+// than the one recorded.
+var ErrHostKeyChanged = errors.New("host key changed")
+
+// ErrUnknownHost is returned (wrapped) for a host not in known_hosts when
+// new keys are not accepted.
+var ErrUnknownHost = errors.New("host key unknown")
+
+// Dial connects to a host, or returns a local executor when the host is an
+// address of this machine.
+func Dial(ctx context.Context, cfg Config) (Executor, error) {
+	if isLocal(cfg.Host) {
+		return &local{host: cfg.Host}, nil
+	}
+	return dialSSH(ctx, cfg)
+}
+
+func addr(cfg Config) string { return net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)) }
+
+func dialSSH(ctx context.Context, cfg Config) (*Client, error) {
+	hostport := addr(cfg)
+	fail := func(err error) error { return &Error{Host: hostport, Err: err} }
+	auth, err := authMethods(cfg)
+	if err != nil {
+		return nil, fail(err)
+	}
+	hostKey, err := hostKeyCallback(cfg)
+	if err != nil {
+		return nil, fail(err)
+	}
+	timeout := cfg.DialTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	dialer := net.Dialer{Timeout: timeout}
+	conn, err := dialer.DialContext(ctx, "tcp", hostport)
+	if err != nil {
+		return nil, fail(fmt.Errorf("unreachable: %w", err))
+	}
+	// The handshake has its own deadline: a port that accepts but never
+	// speaks SSH must not hang an apply.
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	c, chans, reqs, err := ssh.NewClientConn(conn, hostport, &ssh.ClientConfig{
+		User:            cfg.User,
+		Auth:            auth,
+		HostKeyCallback: hostKey,
+		Timeout:         timeout,
+	})
+	if err != nil {
+		conn.Close()
+		switch {
+		case errors.Is(err, ErrHostKeyChanged), errors.Is(err, ErrUnknownHost):
+			return nil, fail(unwrapHostKey(err))
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return nil, fail(fmt.Errorf("authentication failed for user %s (%s)", cfg.User, authName(cfg)))
+		}
+		return nil, fail(fmt.Errorf("ssh handshake: %w", err))
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return &Client{host: hostport, client: ssh.NewClient(c, chans, reqs), sudo: cfg.User != "root"}, nil
+}
+
+// unwrapHostKey keeps the host key error but drops the handshake prefix.
+func unwrapHostKey(err error) error {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		var hk *hostKeyError
+		if errors.As(e, &hk) {
+			return hk
+		}
+	}
+	return err
+}
+
+func authName(cfg Config) string {
+	switch {
+	case cfg.PrivateKey != "":
+		return "key " + cfg.PrivateKey
+	case cfg.Password != "":
+		return "password"
+	}
+	return "ssh agent"
+}
+
+func authMethods(cfg Config) ([]ssh.AuthMethod, error) {
+	switch {
+	case cfg.PrivateKey != "":
+		data, err := os.ReadFile(cfg.PrivateKey)
+		if err != nil {
+			return nil, fmt.Errorf("private key: %w", err)
+		}
+		var signer ssh.Signer
+		if cfg.Passphrase != "" {
+			signer, err = ssh.ParsePrivateKeyWithPassphrase(data, []byte(cfg.Passphrase))
+		} else {
+			signer, err = ssh.ParsePrivateKey(data)
+		}
+		var missing *ssh.PassphraseMissingError
+		if errors.As(err, &missing) {
+			return nil, fmt.Errorf("private key %s is encrypted: give its passphrase", cfg.PrivateKey)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("private key %s: %w", cfg.PrivateKey, err)
+		}
+		return []ssh.AuthMethod{ssh.PublicKeys(signer)}, nil
+	case cfg.Password != "":
+		return []ssh.AuthMethod{ssh.Password(cfg.Password)}, nil
+	}
+	sock := os.Getenv("SSH_AUTH_SOCK")
+	if sock == "" {
+		return nil, errors.New("no password, no private key, and no ssh agent (SSH_AUTH_SOCK)")
+	}
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("ssh agent: %w", err)
+	}
+	return []ssh.AuthMethod{ssh.PublicKeysCallback(agent.NewClient(conn).Signers)}, nil
+}
+
+type hostKeyError struct {
+	msg string
+	err error
+}
+
+func (e *hostKeyError) Error() string { return e.msg }
+func (e *hostKeyError) Unwrap() error { return e.err }
+
+// knownHostsMu serialises appends to known_hosts files within the process.
+var knownHostsMu sync.Mutex
+
+func hostKeyCallback(cfg Config) (ssh.HostKeyCallback, error) {
+	if cfg.KnownHosts == "" {
+		return nil, errors.New("no known_hosts file: host keys must be checked")
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.KnownHosts), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(cfg.KnownHosts, os.O_CREATE|os.O_RDONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		knownHostsMu.Lock()
+		defer knownHostsMu.Unlock()
+		check, err := knownhosts.New(cfg.KnownHosts)
+		if err != nil {
+			return err
+		}
+		err = check(hostname, remote, key)
+		var keyErr *knownhosts.KeyError
+		if !errors.As(err, &keyErr) {
+			return err
+		}
+		if len(keyErr.Want) > 0 {
+			return &hostKeyError{err: ErrHostKeyChanged, msg: fmt.Sprintf(
+				"host key changed: the host presents %s %s, but %s records another (%s:%d); if the machine was reinstalled, delete that line and apply again",
+				key.Type(), ssh.FingerprintSHA256(key), cfg.KnownHosts, keyErr.Want[0].Filename, keyErr.Want[0].Line)}
+		}
+		if !cfg.AcceptNew {
+			return &hostKeyError{err: ErrUnknownHost, msg: fmt.Sprintf(
+				"host key unknown (%s %s): add it to %s, or apply with --accept-new-host-keys",
+				key.Type(), ssh.FingerprintSHA256(key), cfg.KnownHosts)}
+		}
+		line := knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key)
+		af, err := os.OpenFile(cfg.KnownHosts, os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		defer af.Close()
+		_, err = af.WriteString(line + "\n")
+		return err
+	}, nil
+}
+
+// Client is an SSH connection to one host, shared by its commands.
+type Client struct {
+	host   string
+	client *ssh.Client
+	sudo   bool
+}
+
+// Run runs command with sh on the host, through sudo when the user is not
+// root. Cancelling ctx closes the session.
+func (c *Client) Run(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) error {
+	session, err := c.client.NewSession()
+	if err != nil {
+		return &Error{Host: c.host, Err: fmt.Errorf("opening a session: %w", err)}
+	}
+	defer session.Close()
+	var stderr bytes.Buffer
+	session.Stdin, session.Stdout, session.Stderr = stdin, stdout, &stderr
+	line := "sh -c " + shellQuote(command)
+	if c.sudo {
+		line = "sudo -n " + line
+	}
+	done := make(chan error, 1)
+	go func() { done <- session.Run(line) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		session.Signal(ssh.SIGKILL)
+		session.Close()
+		return &Error{Host: c.host, Err: ctx.Err()}
+	}
+	if err != nil {
+		return &Error{Host: c.host, Err: commandError(err, stderr.String())}
+	}
+	return nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.client.Close() }
+
+func commandError(err error, stderr string) error {
+	stderr = strings.TrimSpace(stderr)
+	var exit *ssh.ExitError
+	if errors.As(err, &exit) {
+		err = fmt.Errorf("exit status %d", exit.ExitStatus())
+	}
+	var exitLocal *exec.ExitError
+	if errors.As(err, &exitLocal) {
+		err = fmt.Errorf("exit status %d", exitLocal.ExitCode())
+	}
+	if stderr != "" {
+		if len(stderr) > 2000 {
+			stderr = "..." + stderr[len(stderr)-2000:]
+		}
+		return fmt.Errorf("%w: %s", err, stderr)
+	}
+	return err
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}
+
+// local runs commands on this machine, for a host that is this machine.
+type local struct{ host string }
+
+func (l *local) Run(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) error {
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	var stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return &Error{Host: l.host, Err: ctx.Err()}
+		}
+		return &Error{Host: l.host, Err: commandError(err, stderr.String())}
+	}
+	return nil
+}
+
+func (l *local) Close() error { return nil }
+
+// isLocal tells whether host is an address of this machine (loopback
+// excluded: tests reach sshd on loopback on purpose).
+func isLocal(host string) bool {
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsLoopback() {
+		return false
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
