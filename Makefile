@@ -20,10 +20,11 @@ export GOFLAGS := -tags=$(subst $(space),$(comma),$(TAGS))
 
 all: build
 
-# System packages: runc runs RUN steps; busybox-static, skopeo and
-# openssh-server are used by the tests (a base image with a shell, an
-# independent image reader, real SSH servers).
-PACKAGES := runc busybox-static skopeo openssh-server
+# System packages: runc runs RUN steps; the tests use busybox-static (a base
+# image with a shell), skopeo (an independent image reader), openssh-server
+# (real SSH servers), debootstrap and iproute2 (the node test bed, whose
+# Debian tree is cached in /var/cache/hoist-testbed).
+PACKAGES := runc busybox-static skopeo openssh-server debootstrap iproute2
 
 deps:
 	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

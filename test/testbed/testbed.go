@@ -1,0 +1,305 @@
+// Package testbed makes machines for end-to-end tests on this one machine:
+// each node is a network namespace with its own address on a bridge, its own
+// root filesystem (an overlay on a cached Debian tree) and its own sshd with
+// its own host key. Create brings a bed up; Destroy, always deferred, takes
+// every piece down.
+package testbed
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Node is one machine of a bed.
+type Node struct {
+	Name  string
+	IP    string
+	NetNS string
+	// Upper is the node's own layer of its root filesystem, as seen from
+	// the host: what the node wrote is there.
+	Upper string
+}
+
+// Bed is a set of nodes on a bridge.
+type Bed struct {
+	ID      string
+	Nodes   []Node
+	Gateway string // the host's address on the bridge
+	dir     string
+	bridge  string
+}
+
+// Options size a bed.
+type Options struct {
+	Nodes int
+	// AuthorizedKey is the public key (one line) root accepts on every node.
+	AuthorizedKey string
+	// Base is the root filesystem the nodes share, read-only (BaseRootfs).
+	Base string
+}
+
+// CacheDir keeps the Debian tree between runs, outside any checkout.
+func CacheDir() string {
+	if d := os.Getenv("HOIST_TESTBED_CACHE"); d != "" {
+		return d
+	}
+	return "/var/cache/hoist-testbed"
+}
+
+// BaseRootfs returns a minimal Debian tree with sshd, made once with
+// debootstrap (about 150 s and 250 MB) and reused afterwards.
+func BaseRootfs(ctx context.Context) (string, error) {
+	dir := filepath.Join(CacheDir(), "bookworm")
+	if _, err := os.Stat(filepath.Join(dir, "usr", "sbin", "sshd")); err == nil {
+		return dir, nil
+	}
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		return "", errors.New("debootstrap is not installed (make deps installs it)")
+	}
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(CacheDir(), 0o755); err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase",
+		"--include=openssh-server,iproute2,procps,ca-certificates", "bookworm", tmp, debianMirror())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tail := string(out)
+		if len(tail) > 2000 {
+			tail = tail[len(tail)-2000:]
+		}
+		return "", fmt.Errorf("debootstrap: %v\n%s", err, tail)
+	}
+	// Host keys made by the package belong to no node: each makes its own.
+	keys, _ := filepath.Glob(filepath.Join(tmp, "etc", "ssh", "ssh_host_*"))
+	for _, k := range keys {
+		os.Remove(k)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// debianMirror is the mirror apt uses here.
+func debianMirror() string {
+	for _, f := range []string{"/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		s := bufio.NewScanner(strings.NewReader(string(data)))
+		for s.Scan() {
+			fields := strings.Fields(s.Text())
+			if len(fields) >= 2 && fields[0] == "URIs:" && !strings.Contains(fields[1], "security") {
+				return fields[1]
+			}
+			if len(fields) >= 3 && fields[0] == "deb" && !strings.Contains(fields[1], "security") {
+				return fields[1]
+			}
+		}
+	}
+	return "http://deb.debian.org/debian"
+}
+
+func sh(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Create brings up opts.Nodes nodes. On error, what was made is taken down.
+func Create(ctx context.Context, opts Options) (bed *Bed, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("a test bed needs root")
+	}
+	idBytes := make([]byte, 2)
+	rand.Read(idBytes)
+	id := hex.EncodeToString(idBytes)
+	// A /24 per bed, chosen at random in 10.250.0.0/16, so that beds of
+	// concurrent test runs do not meet.
+	n, _ := rand.Int(rand.Reader, big.NewInt(250))
+	subnet := fmt.Sprintf("10.250.%d", n.Int64()+2)
+	dir, err := os.MkdirTemp("", "hoist-testbed-"+id+"-")
+	if err != nil {
+		return nil, err
+	}
+	bed = &Bed{ID: id, Gateway: subnet + ".1", dir: dir, bridge: "hbr" + id}
+	defer func() {
+		if err != nil {
+			bed.Destroy()
+			bed = nil
+		}
+	}()
+	if err := sh(ctx, "ip", "link", "add", bed.bridge, "type", "bridge"); err != nil {
+		return bed, err
+	}
+	if err := sh(ctx, "ip", "addr", "add", bed.Gateway+"/24", "dev", bed.bridge); err != nil {
+		return bed, err
+	}
+	if err := sh(ctx, "ip", "link", "set", bed.bridge, "up"); err != nil {
+		return bed, err
+	}
+	for i := 1; i <= opts.Nodes; i++ {
+		node, err := bed.addNode(ctx, i, subnet, opts)
+		if err != nil {
+			return bed, fmt.Errorf("node %d: %w", i, err)
+		}
+		bed.Nodes = append(bed.Nodes, node)
+	}
+	for _, node := range bed.Nodes {
+		if err := waitPort(ctx, node.IP+":22", 20*time.Second); err != nil {
+			return bed, fmt.Errorf("%s: sshd did not come up: %w", node.Name, err)
+		}
+	}
+	return bed, nil
+}
+
+func (b *Bed) addNode(ctx context.Context, i int, subnet string, opts Options) (Node, error) {
+	node := Node{
+		Name:  fmt.Sprintf("node%d", i),
+		IP:    fmt.Sprintf("%s.%d", subnet, 10+i),
+		NetNS: fmt.Sprintf("hoist-%s-%d", b.ID, i),
+	}
+	root := filepath.Join(b.dir, node.Name)
+	node.Upper = filepath.Join(root, "upper")
+	work, merged := filepath.Join(root, "work"), filepath.Join(root, "merged")
+	for _, d := range []string{node.Upper, work, merged, filepath.Join(node.Upper, "etc", "ssh"), filepath.Join(node.Upper, "root", ".ssh")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return node, err
+		}
+	}
+	os.Chmod(filepath.Join(node.Upper, "etc"), 0o755)
+	os.Chmod(filepath.Join(node.Upper, "etc", "ssh"), 0o755)
+	if err := sh(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(node.Upper, "etc", "ssh", "ssh_host_ed25519_key")); err != nil {
+		return node, err
+	}
+	if err := os.WriteFile(filepath.Join(node.Upper, "root", ".ssh", "authorized_keys"), []byte(strings.TrimSpace(opts.AuthorizedKey)+"\n"), 0o600); err != nil {
+		return node, err
+	}
+	if err := os.WriteFile(filepath.Join(node.Upper, "etc", "hostname"), []byte(node.Name+"\n"), 0o644); err != nil {
+		return node, err
+	}
+
+	if err := sh(ctx, "ip", "netns", "add", node.NetNS); err != nil {
+		return node, err
+	}
+	veth := fmt.Sprintf("hv%s%d", b.ID, i)
+	steps := [][]string{
+		{"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", node.NetNS},
+		{"ip", "link", "set", veth, "master", b.bridge},
+		{"ip", "link", "set", veth, "up"},
+		{"ip", "-n", node.NetNS, "link", "set", "lo", "up"},
+		{"ip", "-n", node.NetNS, "addr", "add", node.IP + "/24", "dev", "eth0"},
+		{"ip", "-n", node.NetNS, "link", "set", "eth0", "up"},
+		{"ip", "-n", node.NetNS, "route", "add", "default", "via", b.Gateway},
+	}
+	for _, s := range steps {
+		if err := sh(ctx, s...); err != nil {
+			return node, err
+		}
+	}
+	// The node's own mount namespace: its root is an overlay of the base
+	// tree, and sshd runs chrooted in it, listening on the node's address.
+	script := strings.Join([]string{
+		"set -e",
+		fmt.Sprintf("mount -t overlay overlay -o lowerdir=%s,upperdir=%s,workdir=%s %s", opts.Base, node.Upper, work, merged),
+		"mount -t proc proc " + merged + "/proc",
+		"mount -t sysfs sysfs " + merged + "/sys",
+		"mount --rbind /dev " + merged + "/dev",
+		"mount -t tmpfs tmpfs " + merged + "/run",
+		"mount -t tmpfs tmpfs " + merged + "/tmp",
+		"mkdir -p " + merged + "/run/sshd",
+		"hostname " + node.Name,
+		"exec chroot " + merged + " /usr/sbin/sshd -D -e -o ListenAddress=" + node.IP +
+			" -o HostKey=/etc/ssh/ssh_host_ed25519_key -o PermitRootLogin=prohibit-password -o UsePAM=no",
+	}, "\n")
+	cmd := exec.Command("ip", "netns", "exec", node.NetNS, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", script)
+	logFile, err := os.Create(filepath.Join(root, "sshd.log"))
+	if err != nil {
+		return node, err
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return node, err
+	}
+	go func() { cmd.Wait(); logFile.Close() }()
+	return node, nil
+}
+
+func waitPort(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Log returns a node's sshd output, for test failures.
+func (b *Bed) Log(node Node) string {
+	data, _ := os.ReadFile(filepath.Join(b.dir, node.Name, "sshd.log"))
+	return string(data)
+}
+
+// Destroy stops every process of the bed's nodes and removes the
+// namespaces, the bridge and the files. It tolerates what is already gone.
+func (b *Bed) Destroy() error {
+	var errs []error
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		ns := e.Name()
+		if !strings.HasPrefix(ns, "hoist-"+b.ID+"-") {
+			continue
+		}
+		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+			for _, f := range strings.Fields(string(out)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					if p, err := os.FindProcess(pid); err == nil {
+						p.Kill()
+					}
+				}
+			}
+		}
+		for i := 0; i < 50; i++ {
+			out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+			if strings.TrimSpace(string(out)) == "" {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err := sh(context.Background(), "ip", "netns", "del", ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := net.InterfaceByName(b.bridge); err == nil {
+		if err := sh(context.Background(), "ip", "link", "del", b.bridge); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.RemoveAll(b.dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
