@@ -55,8 +55,11 @@ fmt-check:
 vet: deps
 	$(GO) vet ./...
 
+# The test bed is torn down by each test; clean.sh catches what a killed
+# test run left, whatever the outcome.
 test: deps fmt-check vet
-	$(GO) test -count=1 -timeout 30m ./...
+	@status=0; $(GO) test -count=1 -timeout 30m ./... || status=$$?; \
+	test/testbed/clean.sh; exit $$status
 
 # Fuzz the Kubefile parser (not part of `make test`: it runs until FUZZTIME).
 fuzz: deps
