@@ -290,6 +290,9 @@ func commandError(err error, stderr string) error {
 	return err
 }
 
+// Quote quotes s as one word for sh.
+func Quote(s string) string { return shellQuote(s) }
+
 // shellQuote quotes s for sh.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"

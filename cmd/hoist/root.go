@@ -56,6 +56,7 @@ fully offline.`,
 		newLogoutCommand(g),
 		newRegistryCommand(),
 		newFindImagesCommand(g),
+		newNodeCommand(),
 	)
 	return cmd
 }

@@ -1,0 +1,88 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/apply/unpack"
+)
+
+// FileDigest is the sha256 of a file, hex.
+func FileDigest(file string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// InstallSelf puts the hoist binary at binary on the node, under dir, once
+// per version: the copy is named by its digest, checked by the copy itself
+// after the upload, and moved into place only then. It returns the remote
+// path and whether it had to upload.
+func InstallSelf(ctx context.Context, node ssh.Executor, binary, dir string) (string, bool, error) {
+	digest, err := FileDigest(binary)
+	if err != nil {
+		return "", false, fmt.Errorf("hoist binary: %w", err)
+	}
+	remote := path.Join(dir, "hoist-"+digest[:16])
+	var out bytes.Buffer
+	q := ssh.Quote
+	if err := node.Run(ctx, fmt.Sprintf("if [ -x %[1]s ]; then %[1]s node digest %[1]s; fi", q(remote)), nil, &out); err == nil && strings.TrimSpace(out.String()) == digest {
+		return remote, false, nil
+	}
+	f, err := os.Open(binary)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	tmp := remote + ".upload"
+	if err := node.Run(ctx, fmt.Sprintf("mkdir -p %s && cat > %s && chmod 755 %s", q(dir), q(tmp), q(tmp)), f, nil); err != nil {
+		return "", false, fmt.Errorf("uploading hoist: %w", err)
+	}
+	out.Reset()
+	if err := node.Run(ctx, q(tmp)+" node digest "+q(tmp), nil, &out); err != nil {
+		return "", false, fmt.Errorf("checking the uploaded hoist: %w", err)
+	}
+	if got := strings.TrimSpace(out.String()); got != digest {
+		return "", false, fmt.Errorf("the uploaded hoist has digest %s, expected %s", got, digest)
+	}
+	if err := node.Run(ctx, "mv -f "+q(tmp)+" "+q(remote), nil, nil); err != nil {
+		return "", false, err
+	}
+	return remote, true, nil
+}
+
+// Distribute streams the tree at dir to dest on the node, as one zstd tar
+// unpacked there by the node's hoist, unless the node already holds this
+// digest. It returns whether it sent anything.
+func Distribute(ctx context.Context, node ssh.Executor, remoteHoist, dir, digest, dest string) (bool, error) {
+	var out bytes.Buffer
+	if err := node.Run(ctx, "cat "+ssh.Quote(path.Join(dest, unpack.Marker))+" 2>/dev/null || true", nil, &out); err != nil {
+		return false, err
+	}
+	if strings.TrimSpace(out.String()) == digest {
+		return false, nil
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(unpack.Pack(pw, dir)) }()
+	err := node.Run(ctx, fmt.Sprintf("%s node unpack --dest %s --digest %s", ssh.Quote(remoteHoist), ssh.Quote(dest), ssh.Quote(digest)), pr, nil)
+	pr.Close()
+	if err != nil {
+		return false, fmt.Errorf("distributing to %s: %w", dest, err)
+	}
+	return true, nil
+}

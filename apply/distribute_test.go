@@ -1,0 +1,100 @@
+package apply
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/test/testbed"
+)
+
+// hoistBinary builds the real binary: it is what runs on the nodes.
+func hoistBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hoist")
+	cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs", "-o", bin, "../cmd/hoist")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestInstallSelfAndDistribute(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a test bed of nodes (CI runs as root)")
+	}
+	ctx := context.Background()
+	base, err := testbed.BaseRootfs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(t.TempDir(), "id")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	bed, err := testbed.Create(ctx, testbed.Options{Nodes: 3, AuthorizedKey: string(pub), Base: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bed.Destroy()
+	bin := hoistBinary(t)
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	pool := ssh.NewPool()
+	defer pool.Close()
+	connect := func(ctx context.Context, n testbed.Node) (ssh.Executor, error) {
+		return pool.Get(ctx, ssh.Config{Host: n.IP, Port: 22, User: "root", PrivateKey: key, KnownHosts: known, AcceptNew: true})
+	}
+
+	rootfs := t.TempDir()
+	os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755)
+	os.WriteFile(filepath.Join(rootfs, "etc", "kubeadm.yaml"), []byte("kind: ClusterConfiguration\n"), 0o644)
+	os.Symlink("etc/kubeadm.yaml", filepath.Join(rootfs, "current"))
+	const dest = "/var/lib/hoist/demo/rootfs"
+
+	var uploads, sends atomic.Int32
+	step := func(ctx context.Context, n testbed.Node) error {
+		node, err := connect(ctx, n)
+		if err != nil {
+			return err
+		}
+		remote, uploaded, err := InstallSelf(ctx, node, bin, "/var/lib/hoist/bin")
+		if err != nil {
+			return err
+		}
+		if uploaded {
+			uploads.Add(1)
+		}
+		sent, err := Distribute(ctx, node, remote, rootfs, "sha256:v1", dest)
+		if sent {
+			sends.Add(1)
+		}
+		return err
+	}
+	for round := 1; round <= 2; round++ {
+		for i, err := range ssh.ForEach(ctx, bed.Nodes, 3, step) {
+			if err != nil {
+				t.Fatalf("round %d, %s: %v", round, bed.Nodes[i].Name, err)
+			}
+		}
+	}
+	// The first round uploads and sends to each node; the second finds
+	// everything in place.
+	if uploads.Load() != 3 || sends.Load() != 3 {
+		t.Errorf("uploads %d, sends %d; want 3 and 3", uploads.Load(), sends.Load())
+	}
+	for _, n := range bed.Nodes {
+		tree := filepath.Join(n.Upper, dest)
+		if data, err := os.ReadFile(filepath.Join(tree, "etc", "kubeadm.yaml")); err != nil || string(data) != "kind: ClusterConfiguration\n" {
+			t.Errorf("%s: %q %v", n.Name, data, err)
+		}
+		if link, _ := os.Readlink(filepath.Join(tree, "current")); link != "etc/kubeadm.yaml" {
+			t.Errorf("%s: symlink %q", n.Name, link)
+		}
+	}
+}
