@@ -8,7 +8,7 @@ TAGS     := containers_image_openpgp exclude_graphdriver_btrfs
 comma    := ,
 space    := $(empty) $(empty)
 VERSION  ?= 0.1.0-dev
-LDFLAGS  := -X main.version=$(VERSION)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 60s
 
 export CGO_ENABLED := 0

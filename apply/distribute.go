@@ -66,10 +66,30 @@ func InstallSelf(ctx context.Context, node ssh.Executor, binary, dir string) (st
 	return remote, true, nil
 }
 
-// Distribute streams the tree at dir to dest on the node, as one zstd tar
-// unpacked there by the node's hoist, unless the node already holds this
-// digest. It returns whether it sent anything.
-func Distribute(ctx context.Context, node ssh.Executor, remoteHoist, dir, digest, dest string) (bool, error) {
+// Pack writes the tree at dir, as Distribute sends it (a zstd tar), to a
+// temporary file in tmpDir: packed once, it is sent to every node, so that
+// more nodes cost no more compression.
+func Pack(dir, tmpDir string) (string, error) {
+	f, err := os.CreateTemp(tmpDir, "rootfs-*.tar.zst")
+	if err != nil {
+		return "", err
+	}
+	if err := unpack.Pack(f, dir); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// Distribute sends the packed tree (Pack) to dest on the node, unpacked
+// there by the node's hoist, unless the node already holds this digest. It
+// returns whether it sent anything.
+func Distribute(ctx context.Context, node ssh.Executor, remoteHoist, packed, digest, dest string) (bool, error) {
 	var out bytes.Buffer
 	if err := node.Run(ctx, "cat "+ssh.Quote(path.Join(dest, unpack.Marker))+" 2>/dev/null || true", nil, &out); err != nil {
 		return false, err
@@ -77,10 +97,12 @@ func Distribute(ctx context.Context, node ssh.Executor, remoteHoist, dir, digest
 	if strings.TrimSpace(out.String()) == digest {
 		return false, nil
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(unpack.Pack(pw, dir)) }()
-	err := node.Run(ctx, fmt.Sprintf("%s node unpack --dest %s --digest %s", ssh.Quote(remoteHoist), ssh.Quote(dest), ssh.Quote(digest)), pr, nil)
-	pr.Close()
+	f, err := os.Open(packed)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	err = node.Run(ctx, fmt.Sprintf("%s node unpack --dest %s --digest %s", ssh.Quote(remoteHoist), ssh.Quote(dest), ssh.Quote(digest)), f, nil)
 	if err != nil {
 		return false, fmt.Errorf("distributing to %s: %w", dest, err)
 	}

@@ -56,6 +56,10 @@ func TestInstallSelfAndDistribute(t *testing.T) {
 	os.WriteFile(filepath.Join(rootfs, "etc", "kubeadm.yaml"), []byte("kind: ClusterConfiguration\n"), 0o644)
 	os.Symlink("etc/kubeadm.yaml", filepath.Join(rootfs, "current"))
 	const dest = "/var/lib/hoist/demo/rootfs"
+	packed, err := Pack(rootfs, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	var uploads, sends atomic.Int32
 	step := func(ctx context.Context, n testbed.Node) error {
@@ -70,7 +74,7 @@ func TestInstallSelfAndDistribute(t *testing.T) {
 		if uploaded {
 			uploads.Add(1)
 		}
-		sent, err := Distribute(ctx, node, remote, rootfs, "sha256:v1", dest)
+		sent, err := Distribute(ctx, node, remote, packed, "sha256:v1", dest)
 		if sent {
 			sends.Add(1)
 		}
