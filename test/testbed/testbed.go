@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -130,25 +131,19 @@ func Create(ctx context.Context, opts Options) (bed *Bed, err error) {
 	idBytes := make([]byte, 2)
 	rand.Read(idBytes)
 	id := hex.EncodeToString(idBytes)
-	// A /24 per bed, chosen at random in 10.250.0.0/16, so that beds of
-	// concurrent test runs do not meet.
-	n, _ := rand.Int(rand.Reader, big.NewInt(250))
-	subnet := fmt.Sprintf("10.250.%d", n.Int64()+2)
 	dir, err := os.MkdirTemp("", "hoist-testbed-"+id+"-")
 	if err != nil {
 		return nil, err
 	}
-	bed = &Bed{ID: id, Gateway: subnet + ".1", dir: dir, bridge: "hbr" + id}
+	bed = &Bed{ID: id, dir: dir, bridge: "hbr" + id}
 	defer func() {
 		if err != nil {
 			bed.Destroy()
 			bed = nil
 		}
 	}()
-	if err := sh(ctx, "ip", "link", "add", bed.bridge, "type", "bridge"); err != nil {
-		return bed, err
-	}
-	if err := sh(ctx, "ip", "addr", "add", bed.Gateway+"/24", "dev", bed.bridge); err != nil {
+	subnet, err := bed.claimSubnet(ctx)
+	if err != nil {
 		return bed, err
 	}
 	if err := sh(ctx, "ip", "link", "set", bed.bridge, "up"); err != nil {
@@ -167,6 +162,40 @@ func Create(ctx context.Context, opts Options) (bed *Bed, err error) {
 		}
 	}
 	return bed, nil
+}
+
+// claimSubnet gives the bed a /24 of 10.250.0.0/16 that no other bed
+// uses, with the bridge holding its first address. Beds of test packages
+// running at once choose under a lock, so they never meet.
+func (b *Bed) claimSubnet(ctx context.Context) (string, error) {
+	lock, err := os.OpenFile("/run/hoist-testbed.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	out, err := exec.CommandContext(ctx, "ip", "-4", "-o", "addr", "show").Output()
+	if err != nil {
+		return "", err
+	}
+	start, _ := rand.Int(rand.Reader, big.NewInt(250))
+	for i := range int64(250) {
+		subnet := fmt.Sprintf("10.250.%d", (start.Int64()+i)%250+2)
+		if strings.Contains(string(out), " "+subnet+".") {
+			continue
+		}
+		b.Gateway = subnet + ".1"
+		if err := sh(ctx, "ip", "link", "add", b.bridge, "type", "bridge"); err != nil {
+			return "", err
+		}
+		if err := sh(ctx, "ip", "addr", "add", b.Gateway+"/24", "dev", b.bridge); err != nil {
+			return "", err
+		}
+		return subnet, nil
+	}
+	return "", errors.New("no free /24 left in 10.250.0.0/16")
 }
 
 func (b *Bed) addNode(ctx context.Context, i int, subnet string, opts Options) (Node, error) {
