@@ -16,6 +16,7 @@ import (
 
 	. "github.com/hoistdev/hoist/build"
 	"github.com/hoistdev/hoist/build/kubefile"
+	"github.com/hoistdev/hoist/clusterimage"
 	"github.com/hoistdev/hoist/registry"
 	"github.com/hoistdev/hoist/test/fixture"
 )
@@ -264,5 +265,37 @@ func TestBundleKeepsIndexForBuildPlatforms(t *testing.T) {
 	rec := d.Metadata.Images[0]
 	if rec.Digest != digestOf(t, idx) || rec.Platform != "linux/amd64,linux/arm64" {
 		t.Errorf("record %+v, want the index digest %s", rec, digestOf(t, idx))
+	}
+}
+
+// TestBundleOnVFS covers the store driver without staged layers: the
+// registry layer is then written through PutLayer.
+func TestBundleOnVFS(t *testing.T) {
+	fixture.Store(t) // skips when not root
+	store, err := clusterimage.Open(t.TempDir(), clusterimage.OpenOptions{Driver: clusterimage.DriverVFS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	src := fixture.Registry(t, nil)
+	img := fixture.PushRandom(t, src+"/library/app:v1", 4096, 2)
+	ctx := fixture.Context(t, map[string]string{"Kubefile": "FROM scratch\nIMAGE " + src + "/library/app:v1\n"})
+	if _, err := Build(context.Background(), store, Options{ContextDir: ctx, Tags: []string{"test/vfs:v1"}, TLSNoVerify: true}); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	fixture.ExtractImage(t, fixture.SavedImage(t, store, "test/vfs:v1"), root)
+	srv, err := registry.Start(context.Background(), root+"/registry", "127.0.0.1:0", "", "", registry.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(context.Background())
+	r, _ := name.ParseReference(srv.Addr+"/"+registry.EncodeHost(src)+"/library/app:v1", name.Insecure)
+	pulled, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digestOf(t, pulled) != digestOf(t, img) {
+		t.Errorf("digest %s, want %s", digestOf(t, pulled), digestOf(t, img))
 	}
 }
