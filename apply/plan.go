@@ -1,0 +1,154 @@
+package apply
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// Step names, in the order they run on a node.
+const (
+	StepInstallHoist = "install-hoist"
+	StepRootfs       = "rootfs"
+	StepRegistry     = "registry"
+	StepMirrors      = "mirrors"
+)
+
+// PlanInput is what the steps' keys are made of: when one changes, the
+// steps that depend on it are redone.
+type PlanInput struct {
+	ImageDigest string
+	HoistDigest string
+	Plugins     []Plugin
+}
+
+// PlannedStep is one step of one node.
+type PlannedStep struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+	Done bool   `json:"done"`
+}
+
+// NodePlan is the ordered steps of one node.
+type NodePlan struct {
+	Node  string        `json:"node"`
+	Roles []string      `json:"roles"`
+	Steps []PlannedStep `json:"steps"`
+}
+
+// Plan is what an apply will do: the steps of every node of the
+// Clusterfile, and the nodes the journal knows that the Clusterfile no
+// longer lists (to be cleaned).
+type Plan struct {
+	Cluster string     `json:"cluster"`
+	Nodes   []NodePlan `json:"nodes"`
+	Remove  []string   `json:"remove"`
+}
+
+// MakePlan compares the cluster with the journal.
+func MakePlan(c Cluster, j *Journal, in PlanInput) Plan {
+	p := Plan{Cluster: c.Name, Nodes: []NodePlan{}, Remove: []string{}}
+	listed := map[string]bool{}
+	for _, n := range c.Nodes {
+		node := n.IP.String()
+		listed[node] = true
+		np := NodePlan{Node: node, Roles: n.Roles}
+		add := func(name, key string) {
+			np.Steps = append(np.Steps, PlannedStep{Name: name, Key: key, Done: j.Done(node, name, key)})
+		}
+		add(StepInstallHoist, in.HoistDigest)
+		for _, phase := range []string{"pre-init-host"} {
+			if key := pluginsKey(in, phase, n); key != "" {
+				add("hook:"+phase, key)
+			}
+		}
+		// Registry nodes hold the image's registry/, the others do not:
+		// the same image is a different tree for each.
+		isRegistry := slices.Contains(c.Registry.Nodes, n.IP)
+		add(StepRootfs, fmt.Sprintf("%s registry=%v", in.ImageDigest, isRegistry))
+		if isRegistry {
+			add(StepRegistry, fmt.Sprintf("%s %s:%d", in.ImageDigest, c.Registry.Domain, c.Registry.Port))
+		}
+		add(StepMirrors, mirrorsKey(c, in))
+		for _, phase := range []string{"post-init-host"} {
+			if key := pluginsKey(in, phase, n); key != "" {
+				add("hook:"+phase, key)
+			}
+		}
+		p.Nodes = append(p.Nodes, np)
+	}
+	for _, node := range j.Nodes() {
+		if !listed[node] {
+			p.Remove = append(p.Remove, node)
+		}
+	}
+	return p
+}
+
+// pluginsKey is the digest of the hooks of a phase that apply to the node,
+// in the order they run (by name); "" when there are none.
+func pluginsKey(in PlanInput, phase string, n Node) string {
+	var hooks []Plugin
+	for _, p := range in.Plugins {
+		if p.Phase != phase {
+			continue
+		}
+		if len(p.Scope) > 0 && !slices.ContainsFunc(p.Scope, func(r string) bool { return slices.Contains(n.Roles, r) }) {
+			continue
+		}
+		hooks = append(hooks, p)
+	}
+	if len(hooks) == 0 {
+		return ""
+	}
+	slices.SortFunc(hooks, func(a, b Plugin) int { return strings.Compare(a.Name, b.Name) })
+	h := sha256.New()
+	json.NewEncoder(h).Encode(struct {
+		Image string
+		Hooks []Plugin
+	}{in.ImageDigest, hooks})
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+func mirrorsKey(c Cluster, in PlanInput) string {
+	var regs []string
+	for _, a := range c.Registry.Nodes {
+		regs = append(regs, a.String())
+	}
+	return fmt.Sprintf("%s %s:%d %s", in.ImageDigest, c.Registry.Domain, c.Registry.Port, strings.Join(regs, ","))
+}
+
+// Print writes the plan for people: per node, each step and whether it is
+// done or to do.
+func (p Plan) Print(w io.Writer) {
+	for _, n := range p.Nodes {
+		fmt.Fprintf(w, "%s (%s)\n", n.Node, strings.Join(n.Roles, ", "))
+		for _, s := range n.Steps {
+			state := "to do"
+			if s.Done {
+				state = "done"
+			}
+			fmt.Fprintf(w, "  %-16s %s\n", s.Name, state)
+		}
+	}
+	for _, n := range p.Remove {
+		fmt.Fprintf(w, "%s (no longer listed)\n  %-16s to do\n", n, "clean")
+	}
+}
+
+// ToDo counts the steps not done, and the nodes to remove.
+func (p Plan) ToDo() int {
+	n := len(p.Remove)
+	for _, np := range p.Nodes {
+		for _, s := range np.Steps {
+			if !s.Done {
+				n++
+			}
+		}
+	}
+	return n
+}

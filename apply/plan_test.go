@@ -1,0 +1,114 @@
+package apply
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func testCluster(t *testing.T, hosts string) Cluster {
+	t.Helper()
+	cf, err := ParseClusterfile("Clusterfile", []byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  image: acme/platform:v1\n  hosts:\n"+hosts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cf.Cluster
+}
+
+const twoHosts = "    - ips: [10.0.0.2]\n      roles: [master]\n    - ips: [10.0.0.3]\n      roles: [node]\n"
+
+func TestJournalPersistsAndResumes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "clusters", "demo", "journal.json")
+	j, err := OpenJournal(path, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 { // nodes finish steps concurrently
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := j.MarkDone(fmt.Sprintf("10.0.0.%d", i), StepRootfs, "k1"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	again, err := OpenJournal(path, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Nodes()) != 20 || !again.Done("10.0.0.7", StepRootfs, "k1") || again.Done("10.0.0.7", StepRootfs, "k2") || again.Done("10.0.0.7", StepRegistry, "k1") {
+		t.Errorf("reloaded journal: %v", again.Nodes())
+	}
+	if err := again.Forget("10.0.0.7"); err != nil {
+		t.Fatal(err)
+	}
+	if again.Done("10.0.0.7", StepRootfs, "k1") {
+		t.Errorf("a forgotten node kept its steps")
+	}
+	if _, err := OpenJournal(path, "other"); err == nil || !strings.Contains(err.Error(), `belongs to cluster "demo"`) {
+		t.Errorf("journal of another cluster: %v", err)
+	}
+}
+
+func TestPlan(t *testing.T) {
+	c := testCluster(t, twoHosts)
+	j, _ := OpenJournal(filepath.Join(t.TempDir(), "journal.json"), "demo")
+	in := PlanInput{ImageDigest: "sha256:img1", HoistDigest: "h1", Plugins: []Plugin{
+		{Name: "b", Phase: "post-init-host", Scope: []string{"master"}, Data: "x"},
+		{Name: "a", Phase: "pre-init-host", Data: "y"},
+	}}
+	p := MakePlan(c, j, in)
+	names := func(np NodePlan) string {
+		var s []string
+		for _, st := range np.Steps {
+			s = append(s, st.Name)
+		}
+		return strings.Join(s, ",")
+	}
+	if got := names(p.Nodes[0]); got != "install-hoist,hook:pre-init-host,rootfs,registry,mirrors,hook:post-init-host" {
+		t.Errorf("master steps %s", got)
+	}
+	if got := names(p.Nodes[1]); got != "install-hoist,hook:pre-init-host,rootfs,mirrors" {
+		t.Errorf("worker steps %s (no registry, no master-only hook)", got)
+	}
+	if p.ToDo() != 10 {
+		t.Errorf("to do %d", p.ToDo())
+	}
+	// Record everything as done: nothing to do.
+	for _, np := range p.Nodes {
+		for _, s := range np.Steps {
+			j.MarkDone(np.Node, s.Name, s.Key)
+		}
+	}
+	if p := MakePlan(c, j, in); p.ToDo() != 0 {
+		t.Errorf("after a full apply, %d to do", p.ToDo())
+	}
+	// A new image redoes what depends on it, not the hoist install.
+	in2 := in
+	in2.ImageDigest = "sha256:img2"
+	p2 := MakePlan(c, j, in2)
+	for _, s := range p2.Nodes[0].Steps {
+		if s.Done != (s.Name == StepInstallHoist) {
+			t.Errorf("new image: %s done=%v", s.Name, s.Done)
+		}
+	}
+	// An added host is all to do, the others nothing; a removed host is
+	// to be cleaned.
+	c3 := testCluster(t, "    - ips: [10.0.0.2]\n      roles: [master]\n    - ips: [10.0.0.4]\n      roles: [node]\n")
+	p3 := MakePlan(c3, j, in)
+	if p3.ToDo() != 4+1 || len(p3.Remove) != 1 || p3.Remove[0] != "10.0.0.3" {
+		t.Errorf("added/removed: to do %d, remove %v", p3.ToDo(), p3.Remove)
+	}
+	var out bytes.Buffer
+	p3.Print(&out)
+	for _, want := range []string{"10.0.0.2 (master)\n  install-hoist    done\n", "10.0.0.4 (node)\n  install-hoist    to do\n", "10.0.0.3 (no longer listed)\n  clean            to do\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("print lacks %q:\n%s", want, out.String())
+		}
+	}
+}
