@@ -127,7 +127,7 @@ func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Resul
 	start := time.Now()
 	defer func() { logrus.Debugf("build done in %s", time.Since(start)) }()
 	for _, plan := range plans {
-		id, err := buildOne(ctx, store, opts, mainStep(plan, opts), tmp, runc, pull)
+		id, err := buildOne(ctx, store, opts, plan, tmp, runc, pull)
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +135,7 @@ func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Resul
 	}
 	logrus.Debugf("buildah steps done in %s", time.Since(start))
 	// The images the result needs go in a registry layer on top.
-	ids, err = bundle(ctx, store, opts, plans, ids, tmp, runc, pull)
+	ids, err = bundle(ctx, store, opts, plans, ids, tmp)
 	if err != nil {
 		return nil, err
 	}
@@ -209,39 +209,19 @@ func baseMetadata(ctx context.Context, store *clusterimage.Store, base string, p
 	return clusterimage.MetadataOf(ctx, img)
 }
 
-// step is one buildah build: the Kubefile's own, or the one that adds the
-// registry layer on top of it.
-type step struct {
-	name       string // for the Dockerfile's file name
-	platform   kubefile.Platform
-	dockerfile string
-	contextDir string
-	contexts   map[string]string
-	args       map[string]string
-	meta       *metadata.Metadata
-	target     string
-	labels     []string
-	tags       []string
-}
-
-func mainStep(plan *kubefile.Plan, opts Options) step {
-	return step{
-		name: "main", platform: plan.Platform, dockerfile: plan.Dockerfile, contextDir: plan.ContextDir,
-		contexts: plan.BuildContexts, args: plan.BuildArgs, meta: plan.Metadata, target: opts.Target, labels: opts.Labels,
-	}
-}
-
-func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, st step, tmp, runc string, pull define.PullPolicy) (string, error) {
-	dockerfile := filepath.Join(tmp, "Dockerfile."+st.name+"."+strings.ReplaceAll(st.platform.String(), "/", "-"))
-	if err := os.WriteFile(dockerfile, []byte(st.dockerfile), 0o644); err != nil {
+// buildOne runs one platform's plan through buildah and returns the
+// image, untagged: the tags go on the final image, after the registry layer.
+func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, plan *kubefile.Plan, tmp, runc string, pull define.PullPolicy) (string, error) {
+	dockerfile := filepath.Join(tmp, "Dockerfile."+strings.ReplaceAll(plan.Platform.String(), "/", "-"))
+	if err := os.WriteFile(dockerfile, []byte(plan.Dockerfile), 0o644); err != nil {
 		return "", err
 	}
-	meta, err := st.meta.Encode()
+	meta, err := plan.Metadata.Encode()
 	if err != nil {
 		return "", err
 	}
 	contexts := map[string]*define.AdditionalBuildContext{}
-	for name, dir := range st.contexts {
+	for name, dir := range plan.BuildContexts {
 		contexts[name] = &define.AdditionalBuildContext{Value: dir}
 	}
 	ulimits, err := currentUlimits()
@@ -249,30 +229,23 @@ func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, st s
 		return "", err
 	}
 	sys := store.SystemContext()
-	sys.OSChoice, sys.ArchitectureChoice, sys.VariantChoice = st.platform.OS, st.platform.Arch, st.platform.Variant
-	var output string
-	var additional []string
-	if len(st.tags) > 0 {
-		output, additional = st.tags[0], st.tags[1:]
-	}
+	sys.OSChoice, sys.ArchitectureChoice, sys.VariantChoice = plan.Platform.OS, plan.Platform.Arch, plan.Platform.Variant
 	options := define.BuildOptions{
-		ContextDirectory:        st.contextDir,
+		ContextDirectory:        plan.ContextDir,
 		AdditionalBuildContexts: contexts,
-		Args:                    st.args,
+		Args:                    plan.BuildArgs,
 		Labels: append([]string{
-			metadata.TypeLabel + "=" + st.meta.Type,
+			metadata.TypeLabel + "=" + plan.Metadata.Type,
 			metadata.Annotation + "=" + string(meta),
-		}, st.labels...),
+		}, opts.Labels...),
 		Annotations: append([]string{
-			metadata.TypeLabel + "=" + st.meta.Type,
+			metadata.TypeLabel + "=" + plan.Metadata.Type,
 			metadata.Annotation + "=" + string(meta),
 		}, opts.Annotations...),
-		Target: st.target,
+		Target: opts.Target,
 		// The ID goes to a file rather than to Out: a build of several
 		// steps prints only its final ID (the command does).
 		IIDFile:                 dockerfile + ".iid",
-		Output:                  output,
-		AdditionalTags:          additional,
 		Layers:                  true,
 		NoCache:                 opts.NoCache,
 		RemoveIntermediateCtrs:  true,
@@ -291,7 +264,7 @@ func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, st s
 		OutputFormat:        define.OCIv1ImageManifest,
 		SystemContext:       sys,
 		SignaturePolicyPath: store.PolicyPath(),
-		Platforms:           []struct{ OS, Arch, Variant string }{{st.platform.OS, st.platform.Arch, st.platform.Variant}},
+		Platforms:           []struct{ OS, Arch, Variant string }{{plan.Platform.OS, plan.Platform.Arch, plan.Platform.Variant}},
 		Quiet:               opts.Quiet,
 		Out:                 opts.Out,
 		Err:                 opts.Err,
@@ -335,7 +308,7 @@ func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, st s
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("build interrupted: %w", ctx.Err())
 		}
-		return "", fmt.Errorf("building for %s: %w", st.platform, err)
+		return "", fmt.Errorf("building %s for %s: %w", plan.File, plan.Platform, err)
 	}
 	return id, nil
 }

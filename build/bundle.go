@@ -10,7 +10,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/containers/buildah/define"
 	"github.com/sirupsen/logrus"
 	"go.podman.io/common/libimage"
 	"helm.sh/helm/v3/pkg/strvals"
@@ -28,7 +27,7 @@ var discoveryRoots = []string{"apps", "charts", "manifests"}
 // bundle finds the container images the built images need, collects them
 // and adds them as one registry/ layer on top of each image, with the
 // metadata's image list filled in. It returns the final image IDs.
-func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans []*kubefile.Plan, ids []string, tmp, runc string, pull define.PullPolicy) ([]string, error) {
+func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans []*kubefile.Plan, ids []string, tmp string) ([]string, error) {
 	start := time.Now()
 	found := map[string]map[string]bool{}
 	add := func(ref, where string) {
