@@ -1,7 +1,6 @@
 package clusterimage
 
 import (
-	"archive/tar"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,8 @@ import (
 	drivers "go.podman.io/storage/drivers"
 	"go.podman.io/storage/pkg/archive"
 	"go.podman.io/storage/pkg/stringid"
+
+	"github.com/hoistdev/hoist/clusterimage/tree"
 )
 
 // AddDirLayer makes a new image from the image baseID plus one layer that
@@ -72,7 +73,7 @@ func (s *Store) AddDirLayer(baseID, dir, name, createdBy, key string, labels, an
 	layer, err := s.stagedLayer(base.TopLayer, dir, name)
 	if errors.Is(err, storage.ErrNotSupported) { // vfs: no staged layers
 		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(writeTar(pw, dir, name)) }()
+		go func() { pw.CloseWithError(tree.Write(pw, dir, name, nil)) }()
 		layer, _, err = s.Storage.PutLayer("", base.TopLayer, nil, "", false, nil, pr)
 		pr.Close()
 	}
@@ -148,58 +149,6 @@ func (s *Store) commitLayer(base *storage.Image, layer *storage.Layer, m imgspec
 	return img.ID, nil
 }
 
-// writeTar writes dir as the tar of a layer, under name: directories,
-// regular files and symlinks, owned by root.
-func writeTar(w io.Writer, dir, name string) error {
-	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if info.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(path); err != nil {
-				return err
-			}
-		}
-		h, err := tar.FileInfoHeader(info, link)
-		if err != nil {
-			return err
-		}
-		h.Name = filepath.ToSlash(filepath.Join(name, rel))
-		if info.IsDir() {
-			h.Name += "/"
-		}
-		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
-		h.Format = tar.FormatPAX
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if !info.Mode().IsRegular() {
-			return nil
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
-}
-
 // stagedLayer makes the layer from hard links to dir's files (the overlay
 // driver moves a staged directory into place), so its data is not written
 // again: only read once, to compute the layer digest and the tar-split
@@ -239,7 +188,7 @@ func (l *linkDiffer) ApplyDiff(dest string, _ *archive.TarOptions, _ *drivers.Di
 	}
 	os.Remove(split.Name()) // storage reads it through the open file
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeTar(pw, l.src, l.name)) }()
+	go func() { pw.CloseWithError(tree.Write(pw, l.src, l.name, nil)) }()
 	stream, err := asm.NewInputTarStream(pr, tarstorage.NewJSONPacker(split), tarstorage.NewDiscardFilePutter())
 	if err != nil {
 		pr.Close()

@@ -4,7 +4,6 @@
 package unpack
 
 import (
-	"archive/tar"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -12,12 +11,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
+
+	"github.com/hoistdev/hoist/clusterimage/tree"
 )
 
 // Marker is the file, at the top of an unpacked tree, that records which
@@ -87,76 +87,7 @@ func extract(r io.Reader, dir string) error {
 		return err
 	}
 	defer zr.Close()
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading the stream: %w", err)
-		}
-		name, err := cleanName(h.Name)
-		if err != nil {
-			return err
-		}
-		if name == "." {
-			continue
-		}
-		mode := fs.FileMode(h.Mode).Perm()
-		if parent := path.Dir(name); parent != "." {
-			if err := root.MkdirAll(parent, 0o755); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := root.MkdirAll(name, mode); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			_ = root.Chmod(name, mode)
-		case tar.TypeReg:
-			f, err := root.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			_, err = io.Copy(f, tr)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		case tar.TypeSymlink:
-			if err := root.Symlink(h.Linkname, name); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		case tar.TypeLink:
-			target, err := cleanName(h.Linkname)
-			if err != nil {
-				return err
-			}
-			if err := root.Link(target, name); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		default:
-			// Devices and fifos have no place in a cluster image's rootfs.
-		}
-	}
-}
-
-// cleanName refuses names that leave the tree.
-func cleanName(name string) (string, error) {
-	clean := path.Clean(strings.TrimPrefix(name, "./"))
-	if path.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", fmt.Errorf("%q leaves the target directory", name)
-	}
-	return clean, nil
+	return tree.Extract(zr, dir)
 }
 
 // Pack writes the tree at dir as a zstd-compressed tar to w: what Unpack
@@ -166,53 +97,8 @@ func Pack(w io.Writer, dir string) error {
 	if err != nil {
 		return err
 	}
-	tw := tar.NewWriter(zw)
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." || rel == Marker {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if info.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		h, err := tar.FileInfoHeader(info, link)
-		if err != nil {
-			return err
-		}
-		h.Name = filepath.ToSlash(rel)
-		if info.IsDir() {
-			h.Name += "/"
-		}
-		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if !info.Mode().IsRegular() {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
-	})
-	if err != nil {
+	if err := tree.Write(zw, dir, "", func(rel string) bool { return rel == Marker }); err != nil {
 		zw.Close()
-		return err
-	}
-	if err := tw.Close(); err != nil {
 		return err
 	}
 	return zw.Close()

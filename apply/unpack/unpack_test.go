@@ -11,7 +11,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-func tree(t *testing.T, files map[string]string) string {
+func makeTree(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
@@ -27,7 +27,7 @@ func tree(t *testing.T, files map[string]string) string {
 }
 
 func TestPackUnpackRoundTripAndReplace(t *testing.T) {
-	src := tree(t, map[string]string{"etc/a.conf": "a", "bin/tool": "#!/bin/sh\n", "lib": "->usr/lib", "usr/lib/x.so": "x"})
+	src := makeTree(t, map[string]string{"etc/a.conf": "a", "bin/tool": "#!/bin/sh\n", "lib": "->usr/lib", "usr/lib/x.so": "x"})
 	os.Chmod(filepath.Join(src, "bin/tool"), 0o755)
 	var stream bytes.Buffer
 	if err := Pack(&stream, src); err != nil {
@@ -50,7 +50,7 @@ func TestPackUnpackRoundTripAndReplace(t *testing.T) {
 		t.Errorf("marker %q", Digest(dest))
 	}
 	// A new tree replaces the old one whole: old files are gone.
-	src2 := tree(t, map[string]string{"etc/b.conf": "b"})
+	src2 := makeTree(t, map[string]string{"etc/b.conf": "b"})
 	stream.Reset()
 	Pack(&stream, src2)
 	if err := Unpack(bytes.NewReader(stream.Bytes()), dest, "sha256:two"); err != nil {

@@ -1,0 +1,146 @@
+// Package tree turns directory trees into tar streams and back: the layers
+// hoist writes, the rootfs it sends to nodes, the archives it unpacks. It
+// depends on the standard library only, since nodes run it too.
+package tree
+
+import (
+	"archive/tar"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Write writes the tree at dir as a tar to w, its names under prefix (""
+// for none; with a prefix the tree's root is an entry too): directories,
+// regular files and symlinks, owned by root, in walk order. skip, when set,
+// leaves out the entries it names (paths relative to dir).
+func Write(w io.Writer, dir, prefix string, skip func(rel string) bool) error {
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if (rel == "." && prefix == "") || (skip != nil && skip(rel)) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		link := ""
+		if info.Mode()&fs.ModeSymlink != 0 {
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		}
+		h, err := tar.FileInfoHeader(info, link)
+		if err != nil {
+			return err
+		}
+		h.Name = filepath.ToSlash(filepath.Join(prefix, rel))
+		if info.IsDir() {
+			h.Name += "/"
+		}
+		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
+		h.Format = tar.FormatPAX
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if !info.Mode().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// Extract reads a tar from r into dir. Every entry stays inside dir:
+// absolute names, .. and writes through symlinks are refused (os.Root
+// enforces the last). Devices and fifos are left out.
+func Extract(r io.Reader, dir string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the stream: %w", err)
+		}
+		name, err := cleanName(h.Name)
+		if err != nil {
+			return err
+		}
+		if name == "." {
+			continue
+		}
+		mode := fs.FileMode(h.Mode).Perm()
+		if parent := path.Dir(name); parent != "." {
+			if err := root.MkdirAll(parent, 0o755); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := root.MkdirAll(name, mode); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			_ = root.Chmod(name, mode)
+		case tar.TypeReg:
+			f, err := root.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		case tar.TypeSymlink:
+			if err := root.Symlink(h.Linkname, name); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		case tar.TypeLink:
+			target, err := cleanName(h.Linkname)
+			if err != nil {
+				return err
+			}
+			if err := root.Link(target, name); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+}
+
+// cleanName refuses names that leave the tree.
+func cleanName(name string) (string, error) {
+	clean := path.Clean(strings.TrimPrefix(name, "./"))
+	if path.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("%q leaves the target directory", name)
+	}
+	return clean, nil
+}
