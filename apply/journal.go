@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"go.podman.io/storage/pkg/ioutils"
 )
 
 // Journal records, per node, the steps of an apply that finished and the
@@ -96,13 +98,6 @@ func (j *Journal) Nodes() []string {
 	return out
 }
 
-// Bytes is the journal as stored, for the copy kept on the first master.
-func (j *Journal) Bytes() ([]byte, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return json.MarshalIndent(j.data, "", "  ")
-}
-
 func (j *Journal) save() error {
 	data, err := json.MarshalIndent(j.data, "", "  ")
 	if err != nil {
@@ -111,21 +106,5 @@ func (j *Journal) save() error {
 	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(j.path), ".journal-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), j.path)
+	return ioutils.AtomicWriteFile(j.path, data, 0o600)
 }

@@ -13,6 +13,7 @@ import (
 	"go.podman.io/common/libimage"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/ioutils"
 )
 
 // Storage drivers hoist uses.
@@ -144,7 +145,7 @@ func (s *Store) writeConfig() error {
 		if old, err := os.ReadFile(path); err == nil && string(old) == content {
 			continue
 		}
-		if err := writeFileAtomic(path, []byte(content), 0o644); err != nil {
+		if err := ioutils.AtomicWriteFile(path, []byte(content), 0o644); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 	}
@@ -181,28 +182,8 @@ func (s *Store) chooseDriver(want string) (string, error) {
 			os.RemoveAll(filepath.Join(s.Root, "storage"))
 		}
 	}
-	if err := writeFileAtomic(marker, []byte(driver+"\n"), 0o644); err != nil {
+	if err := ioutils.AtomicWriteFile(marker, []byte(driver+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	return driver, nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
