@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -152,15 +151,6 @@ func (e *FieldError) Error() string {
 }
 
 func (e *FieldError) Unwrap() error { return e.Err }
-
-// LoadClusterfile reads a Clusterfile.
-func LoadClusterfile(path string) (*Clusterfile, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading Clusterfile: %w", err)
-	}
-	return ParseClusterfile(path, data)
-}
 
 // header is what every document starts with.
 type header struct {

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/hoistdev/hoist/apply"
 	"github.com/hoistdev/hoist/apply/unpack"
 )
 
@@ -40,16 +37,11 @@ func newNodeCommand() *cobra.Command {
 		Short: "Print the sha256 of a file",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.Open(args[0])
+			digest, err := apply.FileDigest(args[0])
 			if err != nil {
 				return err
 			}
-			defer f.Close()
-			h := sha256.New()
-			if _, err := io.Copy(h, f); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), hex.EncodeToString(h.Sum(nil)))
+			fmt.Fprintln(cmd.OutOrStdout(), digest)
 			return nil
 		},
 	}
