@@ -341,6 +341,9 @@ func currentUlimits() ([]string, error) {
 	return out, nil
 }
 
+// binfmtDir is where the kernel lists binfmt_misc handlers.
+var binfmtDir = "/proc/sys/fs/binfmt_misc"
+
 // binfmtSupports tells whether the kernel can run binaries of arch through
 // binfmt_misc (qemu-user-static registers qemu-<arch>).
 func binfmtSupports(arch string) bool {
@@ -349,7 +352,7 @@ func binfmtSupports(arch string) bool {
 	if !ok {
 		name = arch
 	}
-	data, err := os.ReadFile("/proc/sys/fs/binfmt_misc/qemu-" + name)
+	data, err := os.ReadFile(filepath.Join(binfmtDir, "qemu-"+name))
 	return err == nil && strings.HasPrefix(string(data), "enabled")
 }
 

@@ -223,13 +223,20 @@ func TestMissingBaseWithPullNever(t *testing.T) {
 func TestForeignPlatformRunNeedsBinfmt(t *testing.T) {
 	store := fixture.Store(t)
 	foreign := kubefile.Platform{OS: "linux", Arch: "s390x"}
-	if BinfmtSupports(foreign.Arch) {
-		t.Skip("this machine runs s390x binaries through binfmt; the error cannot happen here")
-	}
+	// A kernel with no binfmt handler registered, whatever this machine has.
+	binfmt := t.TempDir()
+	defer SetBinfmtDir(binfmt)()
 	ctx := fixture.Context(t, map[string]string{"Kubefile": "FROM scratch\nRUN true\n"})
 	_, err := Build(context.Background(), store, Options{ContextDir: ctx, Tags: []string{"test/x:v1"}, Platforms: []kubefile.Platform{foreign}})
 	if err == nil || !strings.Contains(err.Error(), "needs binfmt support for s390x") {
 		t.Fatalf("err = %v", err)
+	}
+	// The check reads the handler the kernel lists, enabled or not.
+	for content, want := range map[string]bool{"enabled\ninterpreter /usr/bin/qemu-s390x-static\n": true, "disabled\n": false} {
+		os.WriteFile(filepath.Join(binfmt, "qemu-s390x"), []byte(content), 0o644)
+		if got := BinfmtSupports("s390x"); got != want {
+			t.Errorf("handler %q: supports = %v", content, got)
+		}
 	}
 }
 

@@ -2,3 +2,11 @@ package build
 
 // BinfmtSupports lets the external tests ask what the machine can run.
 var BinfmtSupports = binfmtSupports
+
+// SetBinfmtDir points the binfmt check at another directory, so that a test
+// decides which architectures "the kernel" runs; it returns the restore.
+func SetBinfmtDir(dir string) func() {
+	old := binfmtDir
+	binfmtDir = dir
+	return func() { binfmtDir = old }
+}
