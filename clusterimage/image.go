@@ -11,9 +11,6 @@ import (
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 
-// TmpDir is where large temporary files of the store go.
-func (s *Store) TmpDir() string { return s.tmpDir() }
-
 // MetadataOf returns the hoist metadata of an image, or nil when the image
 // is not a hoist image. The manifest annotation is authoritative; the config
 // label is read when the manifest has none (an image rebuilt by another tool

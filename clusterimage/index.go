@@ -143,7 +143,7 @@ func indexInArchive(path string) (bool, error) {
 // loadIndexArchive loads an oci-archive holding an index: each of its
 // images, then the index.
 func (s *Store) loadIndexArchive(ctx context.Context, path string, copts CopyOptions) ([]string, error) {
-	dir, err := os.MkdirTemp(s.tmpDir(), "load-")
+	dir, err := os.MkdirTemp(s.TmpDir(), "load-")
 	if err != nil {
 		return nil, err
 	}

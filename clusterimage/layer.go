@@ -154,7 +154,7 @@ func (s *Store) commitLayer(base *storage.Image, layer *storage.Layer, m imgspec
 // again: only read once, to compute the layer digest and the tar-split
 // record storage needs to give the exact tar back on save or push.
 func (s *Store) stagedLayer(parent, dir, name string) (*storage.Layer, error) {
-	differ := &linkDiffer{src: dir, name: name, tmp: s.tmpDir()}
+	differ := &linkDiffer{src: dir, name: name, tmp: s.TmpDir()}
 	out, err := s.Storage.PrepareStagedLayer(nil, differ)
 	if err != nil {
 		return nil, err

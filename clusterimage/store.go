@@ -48,7 +48,7 @@ func Open(root string, opts OpenOptions) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{Root: root, ConfigDir: filepath.Join(root, "config")}
-	for _, dir := range []string{root, s.ConfigDir, s.tmpDir()} {
+	for _, dir := range []string{root, s.ConfigDir, s.TmpDir()} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("image store %s: %w", root, err)
 		}
@@ -69,7 +69,7 @@ func Open(root string, opts OpenOptions) (*Store, error) {
 		SystemRegistriesConfDirPath: filepath.Join(s.ConfigDir, "registries.conf.d"),
 		RegistriesDirPath:           filepath.Join(s.ConfigDir, "registries.d"),
 		AuthFilePath:                s.AuthFile(),
-		BigFilesTemporaryDir:        s.tmpDir(),
+		BigFilesTemporaryDir:        s.TmpDir(),
 	}
 	sys := s.sys
 	s.Runtime, err = libimage.RuntimeFromStore(s.Storage, &libimage.RuntimeOptions{SystemContext: &sys})
@@ -98,7 +98,8 @@ func (s *Store) PolicyPath() string { return filepath.Join(s.ConfigDir, "policy.
 // AuthFile holds registry credentials (containers auth.json format, 0600).
 func (s *Store) AuthFile() string { return filepath.Join(s.ConfigDir, "auth.json") }
 
-func (s *Store) tmpDir() string { return filepath.Join(s.Root, "tmp") }
+// TmpDir is where large temporary files of the store go.
+func (s *Store) TmpDir() string { return filepath.Join(s.Root, "tmp") }
 
 // runRoot is the store's transient state (locks, mount counts). It lives on
 // /run so that a reboot clears it, as it clears the mounts it counts; a
