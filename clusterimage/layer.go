@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -179,7 +178,7 @@ type linkDiffer struct{ src, name, tmp string }
 func (l *linkDiffer) Close() error { return nil }
 
 func (l *linkDiffer) ApplyDiff(dest string, _ *archive.TarOptions, _ *drivers.DifferOptions) (drivers.DriverWithDifferOutput, error) {
-	if err := linkTree(l.src, filepath.Join(dest, l.name)); err != nil {
+	if err := tree.Link(l.src, filepath.Join(dest, l.name)); err != nil {
 		return drivers.DriverWithDifferOutput{}, err
 	}
 	split, err := os.CreateTemp(l.tmp, "tar-split-")
@@ -210,55 +209,4 @@ func (l *linkDiffer) ApplyDiff(dest string, _ *archive.TarOptions, _ *drivers.Di
 		UIDs:               []uint32{0},
 		GIDs:               []uint32{0},
 	}, nil
-}
-
-// linkTree recreates src's directories under dst and hard-links its files.
-func linkTree(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case info.IsDir():
-			return os.MkdirAll(target, info.Mode().Perm())
-		case info.Mode()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(path)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, target)
-		case info.Mode().IsRegular():
-			if err := os.Link(path, target); err == nil {
-				return nil
-			}
-			return copyFile(path, target, info.Mode().Perm())
-		}
-		return nil
-	})
-}
-
-func copyFile(from, to string, mode os.FileMode) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

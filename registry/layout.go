@@ -3,13 +3,14 @@ package registry
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/manifest"
+
+	"github.com/hoistdev/hoist/clusterimage/tree"
 )
 
 // Pinned is one image in a registry directory: its repository, the digest
@@ -107,23 +108,7 @@ func linkBlob(src, dst string, d digest.Digest) error {
 	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 		return err
 	}
-	if err := os.Link(from, to); err == nil {
-		return nil
-	}
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(to)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return tree.LinkFile(from, to)
 }
 
 func writeLink(path string, d digest.Digest) error {
