@@ -16,7 +16,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Also for the go commands that scripts and tests run.
 export GOFLAGS := -tags=$(subst $(space),$(comma),$(TAGS))
 
-.PHONY: all deps build example bench test vet fmt-check fuzz clean
+.PHONY: all deps build example demo bench test vet fmt-check fuzz clean
 
 all: build
 
@@ -41,6 +41,12 @@ build: deps
 ROOT ?= /var/lib/hoist
 example: build
 	ROOT=$(ROOT) examples/build-example.sh
+
+# The example image applied to a local test bed of 3 nodes (network
+# namespaces with their own root and sshd), then hoist status, then delete.
+demo: example
+	$(GO) run ./test/demo --hoist bin/hoist --root $(ROOT)
+	test/testbed/clean.sh
 
 # Benchmarks: a cached rebuild of Kubefile.example against `hoist version`;
 # bundling 20 images of 10 MB against go-containerregistry's layout copy.

@@ -83,7 +83,7 @@ func BenchmarkDistribute(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := Distribute(ctx, nodes[0], remotes[0], packed, digest, "/var/lib/hoist/bench/rootfs"); err != nil {
+		if _, err := Distribute(ctx, nodes[0], remotes[0], packed, digest, "/var/lib/hoist/bench/rootfs", nil); err != nil {
 			b.Fatal(err)
 		}
 		one += time.Since(start)
@@ -95,7 +95,7 @@ func BenchmarkDistribute(b *testing.B) {
 			b.Fatal(err)
 		}
 		errs := ssh.ForEach(ctx, []int{0, 1, 2}, 3, func(ctx context.Context, i int) error {
-			_, err := Distribute(ctx, nodes[i], remotes[i], packed, digest, "/var/lib/hoist/bench/rootfs")
+			_, err := Distribute(ctx, nodes[i], remotes[i], packed, digest, "/var/lib/hoist/bench/rootfs", nil)
 			return err
 		})
 		three += time.Since(start)

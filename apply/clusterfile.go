@@ -30,8 +30,18 @@ const (
 	RoleNode   = "node"
 )
 
-// Phases are the hook phases, in the order an apply runs them.
-var Phases = []string{"pre-init-host", "post-init-host", "pre-install", "post-install", "pre-clean-host", "post-clean-host"}
+// The hook phases.
+const (
+	PhasePreInitHost   = "pre-init-host"
+	PhasePostInitHost  = "post-init-host"
+	PhasePreInstall    = "pre-install"
+	PhasePostInstall   = "post-install"
+	PhasePreCleanHost  = "pre-clean-host"
+	PhasePostCleanHost = "post-clean-host"
+)
+
+// Phases are the hook phases, in the order apply and delete run them.
+var Phases = []string{PhasePreInitHost, PhasePostInitHost, PhasePreInstall, PhasePostInstall, PhasePreCleanHost, PhasePostCleanHost}
 
 // Defaults of a Clusterfile.
 const (
@@ -61,6 +71,8 @@ type Cluster struct {
 	Registry Registry
 	DataRoot string
 	Nodes    []Node
+	// SSH is the default access, for hosts no longer listed.
+	SSH SSH
 }
 
 // Masters returns the nodes with the master role, first master first.
@@ -164,6 +176,20 @@ type header struct {
 // ParseClusterfile reads the documents of a Clusterfile: one Cluster, and
 // Plugins. name is used in errors.
 func ParseClusterfile(name string, data []byte) (*Clusterfile, error) {
+	return parseDocuments(name, data, true)
+}
+
+// ParsePlugins reads a file of Plugin documents only, such as those an
+// image ships in plugins/.
+func ParsePlugins(name string, data []byte) ([]Plugin, error) {
+	cf, err := parseDocuments(name, data, false)
+	if err != nil {
+		return nil, err
+	}
+	return cf.Plugins, nil
+}
+
+func parseDocuments(name string, data []byte, wantCluster bool) (*Clusterfile, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	cf := &Clusterfile{}
 	clusters := 0
@@ -187,6 +213,8 @@ func ParseClusterfile(name string, data []byte) (*Clusterfile, error) {
 			return &FieldError{File: name, Document: doc, Kind: h.Kind, Name: h.Metadata.Name, Field: field, Err: err}
 		}
 		switch {
+		case h.Kind == "Cluster" && !wantCluster:
+			return nil, fe("kind", errors.New("only Plugin documents belong here"))
 		case h.Kind == "Cluster" && (h.APIVersion == APIVersion || h.APIVersion == SealerClusterAPI):
 			clusters++
 			if clusters > 1 {
@@ -217,7 +245,7 @@ func ParseClusterfile(name string, data []byte) (*Clusterfile, error) {
 			}
 		}
 	}
-	if clusters == 0 {
+	if clusters == 0 && wantCluster {
 		return nil, &FieldError{File: name, Document: 1, Err: errors.New("no Cluster document (apiVersion: " + APIVersion + ", kind: Cluster)")}
 	}
 	names := map[string]bool{}
@@ -416,6 +444,7 @@ func parseCluster(raw json.RawMessage, sealer bool, fe func(string, error) error
 	if err != nil {
 		return nil, fe("spec.ssh", err)
 	}
+	c.SSH = defaults
 	if len(spec.Hosts) == 0 {
 		return nil, fe("spec.hosts", errors.New("no hosts"))
 	}

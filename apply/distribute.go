@@ -66,30 +66,39 @@ func InstallSelf(ctx context.Context, node ssh.Executor, binary, dir string) (st
 	return remote, true, nil
 }
 
+// Packed is a tree packed by Pack: the file and the sha256 of its bytes.
+type Packed struct {
+	File   string
+	Digest string // sha256:<hex>
+}
+
 // Pack writes the tree at dir, as Distribute sends it (a zstd tar), to a
 // temporary file in tmpDir: packed once, it is sent to every node, so that
-// more nodes cost no more compression.
-func Pack(dir, tmpDir string) (string, error) {
+// more nodes cost no more compression. Top-level entries named in exclude
+// are left out.
+func Pack(dir, tmpDir string, exclude ...string) (Packed, error) {
 	f, err := os.CreateTemp(tmpDir, "rootfs-*.tar.zst")
 	if err != nil {
-		return "", err
+		return Packed{}, err
 	}
-	if err := unpack.Pack(f, dir); err != nil {
+	h := sha256.New()
+	if err := unpack.Pack(io.MultiWriter(f, h), dir, exclude...); err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return "", err
+		return Packed{}, err
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(f.Name())
-		return "", err
+		return Packed{}, err
 	}
-	return f.Name(), nil
+	return Packed{File: f.Name(), Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// Distribute sends the packed tree (Pack) to dest on the node, unpacked
-// there by the node's hoist, unless the node already holds this digest. It
-// returns whether it sent anything.
-func Distribute(ctx context.Context, node ssh.Executor, remoteHoist, packed, digest, dest string) (bool, error) {
+// Distribute sends the packed tree to dest on the node, unpacked there by
+// the node's hoist, unless the node already holds this digest. It returns
+// whether it sent anything. progress, when not nil, is told the bytes sent
+// so far and the total.
+func Distribute(ctx context.Context, node ssh.Executor, remoteHoist string, packed Packed, digest, dest string, progress func(sent, total int64)) (bool, error) {
 	var out bytes.Buffer
 	if err := node.Run(ctx, "cat "+ssh.Quote(path.Join(dest, unpack.Marker))+" 2>/dev/null || true", nil, &out); err != nil {
 		return false, err
@@ -97,14 +106,38 @@ func Distribute(ctx context.Context, node ssh.Executor, remoteHoist, packed, dig
 	if strings.TrimSpace(out.String()) == digest {
 		return false, nil
 	}
-	f, err := os.Open(packed)
+	f, err := os.Open(packed.File)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
-	err = node.Run(ctx, fmt.Sprintf("%s node unpack --dest %s --digest %s", ssh.Quote(remoteHoist), ssh.Quote(dest), ssh.Quote(digest)), f, nil)
+	var in io.Reader = f
+	if progress != nil {
+		fi, err := f.Stat()
+		if err != nil {
+			return false, err
+		}
+		in = &countingReader{r: f, total: fi.Size(), progress: progress}
+	}
+	err = node.Run(ctx, fmt.Sprintf("%s node unpack --dest %s --digest %s --stream-digest %s", ssh.Quote(remoteHoist), ssh.Quote(dest), ssh.Quote(digest), ssh.Quote(packed.Digest)), in, nil)
 	if err != nil {
 		return false, fmt.Errorf("distributing to %s: %w", dest, err)
 	}
 	return true, nil
+}
+
+type countingReader struct {
+	r        io.Reader
+	sent     int64
+	total    int64
+	progress func(sent, total int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.sent += int64(n)
+	if n > 0 {
+		c.progress(c.sent, c.total)
+	}
+	return n, err
 }

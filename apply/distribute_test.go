@@ -74,7 +74,7 @@ func TestInstallSelfAndDistribute(t *testing.T) {
 		if uploaded {
 			uploads.Add(1)
 		}
-		sent, err := Distribute(ctx, node, remote, packed, "sha256:v1", dest)
+		sent, err := Distribute(ctx, node, remote, packed, "sha256:v1", dest, nil)
 		if sent {
 			sends.Add(1)
 		}

@@ -30,6 +30,27 @@ type Journal struct {
 type journalData struct {
 	Cluster string                          `json:"cluster"`
 	Nodes   map[string]map[string]stepState `json:"nodes"` // node address → step → state
+	Hosts   map[string]HostRecord           `json:"hosts,omitempty"`
+	Failed  map[string]Failure              `json:"failed,omitempty"`
+}
+
+// HostRecord is what the journal keeps of a node besides its steps: how to
+// reach it once the Clusterfile no longer lists it (to clean it), and the
+// steps of its last plan (for status). No secret: passwords and
+// passphrases come from the Clusterfile each time.
+type HostRecord struct {
+	Roles      []string `json:"roles"`
+	User       string   `json:"user"`
+	Port       int      `json:"port"`
+	PrivateKey string   `json:"privateKey,omitempty"`
+	Steps      []string `json:"steps"`
+}
+
+// Failure is the last failed step of a node.
+type Failure struct {
+	Step  string    `json:"step"`
+	Error string    `json:"error"`
+	Time  time.Time `json:"time"`
 }
 
 type stepState struct {
@@ -39,7 +60,7 @@ type stepState struct {
 
 // OpenJournal reads the journal at path, or starts an empty one.
 func OpenJournal(path, cluster string) (*Journal, error) {
-	j := &Journal{path: path, data: journalData{Cluster: cluster, Nodes: map[string]map[string]stepState{}}}
+	j := &Journal{path: path, data: journalData{Cluster: cluster, Nodes: map[string]map[string]stepState{}, Hosts: map[string]HostRecord{}, Failed: map[string]Failure{}}}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return j, nil
@@ -55,6 +76,12 @@ func OpenJournal(path, cluster string) (*Journal, error) {
 	}
 	if j.data.Nodes == nil {
 		j.data.Nodes = map[string]map[string]stepState{}
+	}
+	if j.data.Hosts == nil {
+		j.data.Hosts = map[string]HostRecord{}
+	}
+	if j.data.Failed == nil {
+		j.data.Failed = map[string]Failure{}
 	}
 	return j, nil
 }
@@ -78,11 +105,73 @@ func (j *Journal) MarkDone(node, step, key string) error {
 	return j.save()
 }
 
+// SetHost records how to reach a node and the steps planned for it.
+func (j *Journal) SetHost(node string, h HostRecord) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.data.Nodes[node] == nil {
+		j.data.Nodes[node] = map[string]stepState{}
+	}
+	j.data.Hosts[node] = h
+	return j.save()
+}
+
+// Host returns what SetHost recorded.
+func (j *Journal) Host(node string) (HostRecord, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	h, ok := j.data.Hosts[node]
+	return h, ok
+}
+
+// SetFailed records the failure of a node's step; a nil err clears it.
+func (j *Journal) SetFailed(node, step string, err error) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err == nil {
+		if _, ok := j.data.Failed[node]; !ok {
+			return nil
+		}
+		delete(j.data.Failed, node)
+	} else {
+		j.data.Failed[node] = Failure{Step: step, Error: err.Error(), Time: time.Now().UTC()}
+	}
+	return j.save()
+}
+
+// Failed returns the node's last failure, if it has one.
+func (j *Journal) Failed(node string) (Failure, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	f, ok := j.data.Failed[node]
+	return f, ok
+}
+
+// StepDone returns when the node's step finished, if it did.
+func (j *Journal) StepDone(node, step string) (time.Time, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	s, ok := j.data.Nodes[node][step]
+	return s.Done, ok
+}
+
+// Path is the journal's file.
+func (j *Journal) Path() string { return j.path }
+
+// Bytes is the journal as saved.
+func (j *Journal) Bytes() ([]byte, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return json.MarshalIndent(j.data, "", "  ")
+}
+
 // Forget drops a node: after it is cleaned, or with delete --force.
 func (j *Journal) Forget(node string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	delete(j.data.Nodes, node)
+	delete(j.data.Hosts, node)
+	delete(j.data.Failed, node)
 	return j.save()
 }
 

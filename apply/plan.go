@@ -23,7 +23,10 @@ const (
 type PlanInput struct {
 	ImageDigest string
 	HoistDigest string
-	Plugins     []Plugin
+	// TLSDigest names the cluster CA and registry certificate: new ones
+	// (registry nodes or domain changed) are installed again.
+	TLSDigest string
+	Plugins   []Plugin
 }
 
 // PlannedStep is one step of one node.
@@ -61,24 +64,23 @@ func MakePlan(c Cluster, j *Journal, in PlanInput) Plan {
 			np.Steps = append(np.Steps, PlannedStep{Name: name, Key: key, Done: j.Done(node, name, key)})
 		}
 		add(StepInstallHoist, in.HoistDigest)
-		for _, phase := range []string{"pre-init-host"} {
-			if key := pluginsKey(in, phase, n); key != "" {
-				add("hook:"+phase, key)
-			}
-		}
 		// Registry nodes hold the image's registry/, the others do not:
 		// the same image is a different tree for each.
 		isRegistry := slices.Contains(c.Registry.Nodes, n.IP)
-		add(StepRootfs, fmt.Sprintf("%s registry=%v", in.ImageDigest, isRegistry))
-		if isRegistry {
-			add(StepRegistry, fmt.Sprintf("%s %s:%d", in.ImageDigest, c.Registry.Domain, c.Registry.Port))
-		}
-		add(StepMirrors, mirrorsKey(c, in))
-		for _, phase := range []string{"post-init-host"} {
+		add(StepRootfs, RootfsKey(in.ImageDigest, isRegistry))
+		hook := func(phase string) {
 			if key := pluginsKey(in, phase, n); key != "" {
 				add("hook:"+phase, key)
 			}
 		}
+		hook(PhasePreInitHost)
+		if isRegistry {
+			add(StepRegistry, fmt.Sprintf("%s %s:%d %s", in.ImageDigest, c.Registry.Domain, c.Registry.Port, in.TLSDigest))
+		}
+		add(StepMirrors, mirrorsKey(c, in))
+		hook(PhasePostInitHost)
+		hook(PhasePreInstall)
+		hook(PhasePostInstall)
 		p.Nodes = append(p.Nodes, np)
 	}
 	for _, node := range j.Nodes() {
@@ -92,20 +94,10 @@ func MakePlan(c Cluster, j *Journal, in PlanInput) Plan {
 // pluginsKey is the digest of the hooks of a phase that apply to the node,
 // in the order they run (by name); "" when there are none.
 func pluginsKey(in PlanInput, phase string, n Node) string {
-	var hooks []Plugin
-	for _, p := range in.Plugins {
-		if p.Phase != phase {
-			continue
-		}
-		if len(p.Scope) > 0 && !slices.ContainsFunc(p.Scope, func(r string) bool { return slices.Contains(n.Roles, r) }) {
-			continue
-		}
-		hooks = append(hooks, p)
-	}
+	hooks := HooksOf(in.Plugins, phase, n.Roles)
 	if len(hooks) == 0 {
 		return ""
 	}
-	slices.SortFunc(hooks, func(a, b Plugin) int { return strings.Compare(a.Name, b.Name) })
 	h := sha256.New()
 	json.NewEncoder(h).Encode(struct {
 		Image string
@@ -119,7 +111,16 @@ func mirrorsKey(c Cluster, in PlanInput) string {
 	for _, a := range c.Registry.Nodes {
 		regs = append(regs, a.String())
 	}
-	return fmt.Sprintf("%s %s:%d %s", in.ImageDigest, c.Registry.Domain, c.Registry.Port, strings.Join(regs, ","))
+	return fmt.Sprintf("%s %s:%d %s %s", in.ImageDigest, c.Registry.Domain, c.Registry.Port, strings.Join(regs, ","), in.TLSDigest)
+}
+
+// RootfsKey is the digest marker of a node's rootfs: the image, with or
+// without its registry/.
+func RootfsKey(imageDigest string, withRegistry bool) string {
+	if withRegistry {
+		return imageDigest + "+registry"
+	}
+	return imageDigest
 }
 
 // Print writes the plan for people: per node, each step and whether it is

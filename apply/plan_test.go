@@ -70,10 +70,10 @@ func TestPlan(t *testing.T) {
 		}
 		return strings.Join(s, ",")
 	}
-	if got := names(p.Nodes[0]); got != "install-hoist,hook:pre-init-host,rootfs,registry,mirrors,hook:post-init-host" {
+	if got := names(p.Nodes[0]); got != "install-hoist,rootfs,hook:pre-init-host,registry,mirrors,hook:post-init-host" {
 		t.Errorf("master steps %s", got)
 	}
-	if got := names(p.Nodes[1]); got != "install-hoist,hook:pre-init-host,rootfs,mirrors" {
+	if got := names(p.Nodes[1]); got != "install-hoist,rootfs,hook:pre-init-host,mirrors" {
 		t.Errorf("worker steps %s (no registry, no master-only hook)", got)
 	}
 	if p.ToDo() != 10 {

@@ -2,11 +2,13 @@ package clusterimage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.podman.io/common/libimage"
 	storageTransport "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/transports"
+	"go.podman.io/storage"
 
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
@@ -72,4 +74,33 @@ func (s *Store) CreateIndex(ctx context.Context, tags []string, ids []string) (s
 		}
 	}
 	return list.ID(), nil
+}
+
+// Mounted is an image's tree, mounted read-only for apply.
+type Mounted struct {
+	Rootfs string
+	Digest string // of the image's manifest (of this platform's instance, for an index)
+	img    *libimage.Image
+}
+
+// Unmount releases the mount.
+func (m *Mounted) Unmount() error { return m.img.Unmount(false) }
+
+// Mount mounts the image name (this machine's platform, for an index).
+func (s *Store) Mount(ctx context.Context, name string) (*Mounted, error) {
+	img, _, err := s.Runtime.LookupImage(name, &libimage.LookupImageOptions{})
+	if errors.Is(err, storage.ErrImageUnknown) {
+		return nil, fmt.Errorf("%s: image not known (hoist pull or hoist load it first)", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := &Mounted{Digest: img.Digest().String(), img: img}
+	if img.TopLayer() == "" {
+		return nil, fmt.Errorf("%s: the image has no files", name)
+	}
+	if m.Rootfs, err = img.Mount(ctx, nil, ""); err != nil {
+		return nil, fmt.Errorf("mounting %s: %w", name, err)
+	}
+	return m, nil
 }

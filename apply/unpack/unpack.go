@@ -5,6 +5,7 @@ package unpack
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -37,12 +39,26 @@ func Digest(dest string) string {
 // exactly that tree and the marker naming digest. The tree is built beside
 // dest and swapped in at the end: a failure leaves dest as it was.
 //
+// streamDigest is the sha256 of the whole stream ("sha256:<hex>"): a
+// stream cut short (the sender died) can end on a tar entry's boundary and
+// read as a smaller, valid tree; only the digest tells it apart.
+//
 // Every entry stays inside the tree: absolute names, .. and writes through
 // symlinks are refused (os.Root enforces the last).
-func Unpack(r io.Reader, dest, digest string) error {
+func Unpack(r io.Reader, dest, digest, streamDigest string) error {
+	if !strings.HasPrefix(streamDigest, "sha256:") {
+		return fmt.Errorf("stream digest %q: want sha256:<hex>", streamDigest)
+	}
 	dest = filepath.Clean(dest)
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return err
+	}
+	// A node that died while unpacking left its half tree beside dest;
+	// applies of a cluster never run at once, so none is in use.
+	if stale, err := filepath.Glob(dest + ".new-*"); err == nil {
+		for _, dir := range stale {
+			os.RemoveAll(dir)
+		}
 	}
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
@@ -56,8 +72,18 @@ func Unpack(r io.Reader, dest, digest string) error {
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := extract(r, tmp); err != nil {
+	h := sha256.New()
+	in := io.TeeReader(r, h)
+	if err := extract(in, tmp); err != nil {
 		return err
+	}
+	// The zstd reader may stop before the stream's end (padding, a
+	// trailing frame): the digest covers every byte sent.
+	if _, err := io.Copy(io.Discard, in); err != nil {
+		return err
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != streamDigest {
+		return fmt.Errorf("the stream received has digest %s, not %s: it was cut short or corrupted", got, streamDigest)
 	}
 	if err := os.WriteFile(filepath.Join(tmp, Marker), []byte(digest+"\n"), 0o644); err != nil {
 		return err
@@ -91,13 +117,14 @@ func extract(r io.Reader, dir string) error {
 }
 
 // Pack writes the tree at dir as a zstd-compressed tar to w: what Unpack
-// reads. Hoist's Marker is left out.
-func Pack(w io.Writer, dir string) error {
+// reads. Hoist's Marker is left out, and the top-level entries named in
+// exclude.
+func Pack(w io.Writer, dir string, exclude ...string) error {
 	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	if err != nil {
 		return err
 	}
-	if err := tree.Write(zw, dir, "", func(rel string) bool { return rel == Marker }); err != nil {
+	if err := tree.Write(zw, dir, "", func(rel string) bool { return rel == Marker || slices.Contains(exclude, rel) }); err != nil {
 		zw.Close()
 		return err
 	}

@@ -3,6 +3,8 @@ package unpack
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +36,7 @@ func TestPackUnpackRoundTripAndReplace(t *testing.T) {
 		t.Fatal(err)
 	}
 	dest := filepath.Join(t.TempDir(), "rootfs")
-	if err := Unpack(bytes.NewReader(stream.Bytes()), dest, "sha256:one"); err != nil {
+	if err := Unpack(bytes.NewReader(stream.Bytes()), dest, "sha256:one", sum(stream.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	if data, _ := os.ReadFile(filepath.Join(dest, "etc/a.conf")); string(data) != "a" {
@@ -53,7 +55,7 @@ func TestPackUnpackRoundTripAndReplace(t *testing.T) {
 	src2 := makeTree(t, map[string]string{"etc/b.conf": "b"})
 	stream.Reset()
 	Pack(&stream, src2)
-	if err := Unpack(bytes.NewReader(stream.Bytes()), dest, "sha256:two"); err != nil {
+	if err := Unpack(bytes.NewReader(stream.Bytes()), dest, "sha256:two", sum(stream.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dest, "etc/a.conf")); err == nil {
@@ -89,18 +91,24 @@ func stream(t *testing.T, entries ...*tar.Header) []byte {
 
 func TestUnpackRefusesEscapes(t *testing.T) {
 	outside := t.TempDir()
-	for name, s := range map[string][]byte{
-		"dot-dot":       stream(t, &tar.Header{Name: "../evil", Typeflag: tar.TypeReg}),
-		"absolute":      stream(t, &tar.Header{Name: "/etc/evil", Typeflag: tar.TypeReg}),
-		"through link":  stream(t, &tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: outside}, &tar.Header{Name: "link/evil", Typeflag: tar.TypeReg}),
-		"hardlink out":  stream(t, &tar.Header{Name: "h", Typeflag: tar.TypeLink, Linkname: "../../etc/passwd"}),
-		"truncated zst": stream(t, &tar.Header{Name: "a", Typeflag: tar.TypeReg})[:20],
+	whole := func(b []byte) sent { return sent{b, sum(b)} }
+	full := stream(t, &tar.Header{Name: "a", Typeflag: tar.TypeReg}, &tar.Header{Name: "b", Typeflag: tar.TypeReg})
+	for name, s := range map[string]sent{
+		"dot-dot":       whole(stream(t, &tar.Header{Name: "../evil", Typeflag: tar.TypeReg})),
+		"absolute":      whole(stream(t, &tar.Header{Name: "/etc/evil", Typeflag: tar.TypeReg})),
+		"through link":  whole(stream(t, &tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: outside}, &tar.Header{Name: "link/evil", Typeflag: tar.TypeReg})),
+		"hardlink out":  whole(stream(t, &tar.Header{Name: "h", Typeflag: tar.TypeLink, Linkname: "../../etc/passwd"})),
+		"truncated zst": {full[:20], sum(full)},
+		// A sender that dies before its first byte: an empty stream is an
+		// empty tar, which only the digest refuses.
+		"nothing sent": {nil, sum(full)},
+		"no digest":    {full, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "rootfs")
 			os.MkdirAll(dest, 0o755)
 			os.WriteFile(filepath.Join(dest, "keep"), []byte("old"), 0o644)
-			if err := Unpack(bytes.NewReader(s), dest, "sha256:x"); err == nil {
+			if err := Unpack(bytes.NewReader(s.data), dest, "sha256:x", s.digest); err == nil {
 				t.Fatal("accepted")
 			}
 			if data, _ := os.ReadFile(filepath.Join(dest, "keep")); string(data) != "old" {
@@ -114,4 +122,14 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 			}
 		})
 	}
+}
+
+type sent struct {
+	data   []byte
+	digest string
+}
+
+func sum(b []byte) string {
+	h := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(h[:])
 }

@@ -17,7 +17,8 @@ import (
 // Write writes the tree at dir as a tar to w, its names under prefix (""
 // for none; with a prefix the tree's root is an entry too): directories,
 // regular files and symlinks, owned by root, in walk order. skip, when set,
-// leaves out the entries it names (paths relative to dir).
+// leaves out the entries it names (paths relative to dir), with
+// everything below them.
 func Write(w io.Writer, dir, prefix string, skip func(rel string) bool) error {
 	tw := tar.NewWriter(w)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -28,7 +29,13 @@ func Write(w io.Writer, dir, prefix string, skip func(rel string) bool) error {
 		if err != nil {
 			return err
 		}
-		if (rel == "." && prefix == "") || (skip != nil && skip(rel)) {
+		if rel == "." && prefix == "" {
+			return nil
+		}
+		if skip != nil && skip(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		info, err := d.Info()

@@ -64,15 +64,6 @@ func TestCompletion(t *testing.T) {
 	}
 }
 
-func TestCommandsNotBuiltAreAbsent(t *testing.T) {
-	for _, name := range []string{"apply", "run", "status", "delete"} {
-		_, _, err := hoist(t, name)
-		if err == nil || !strings.Contains(err.Error(), "unknown command") {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
-}
-
 func TestBuildDryRunJSON(t *testing.T) {
 	out, _, err := hoist(t, "build", "--dry-run", "--format", "json", "-f", "../../Kubefile.example", "../../examples/platform")
 	if err != nil {

@@ -3,10 +3,18 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hoistdev/hoist/apply"
+	"github.com/hoistdev/hoist/apply/node"
 	"github.com/hoistdev/hoist/apply/unpack"
 )
 
@@ -18,20 +26,21 @@ func newNodeCommand() *cobra.Command {
 		Short:  "Commands hoist runs on the nodes",
 		Hidden: true,
 	}
-	var dest, digest string
+	var dest, digest, streamDigest string
 	unpackCmd := &cobra.Command{
-		Use:   "unpack --dest DIR --digest DIGEST",
+		Use:   "unpack --dest DIR --digest DIGEST --stream-digest SHA256",
 		Short: "Unpack a zstd tar from stdin into DIR, atomically",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dest == "" || digest == "" {
 				return errors.New("--dest and --digest are required")
 			}
-			return unpack.Unpack(cmd.InOrStdin(), dest, digest)
+			return unpack.Unpack(cmd.InOrStdin(), dest, digest, streamDigest)
 		},
 	}
 	unpackCmd.Flags().StringVar(&dest, "dest", "", "directory to fill")
 	unpackCmd.Flags().StringVar(&digest, "digest", "", "digest of the content, recorded in the tree")
+	unpackCmd.Flags().StringVar(&streamDigest, "stream-digest", "", "sha256 of the stream, checked before the tree is put in place")
 	digestCmd := &cobra.Command{
 		Use:   "digest FILE",
 		Short: "Print the sha256 of a file",
@@ -45,6 +54,178 @@ func newNodeCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(unpackCmd, digestCmd)
+	cmd.AddCommand(unpackCmd, digestCmd, newNodeRegistryCommand(), newNodeMirrorsCommand(), newNodeCleanCommand(), newNodeSuperviseCommand())
+	return cmd
+}
+
+func registryService(cluster, stateDir string, command []string) (node.Service, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return node.Service{}, err
+	}
+	return node.Service{
+		Name:        "hoist-registry-" + cluster,
+		Description: "hoist registry of cluster " + cluster,
+		Command:     command,
+		StateDir:    stateDir,
+		Self:        self,
+	}, nil
+}
+
+func newNodeRegistryCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "registry", Short: "Start or stop the cluster registry service"}
+	var cluster, stateDir, root, cert, key string
+	var port int
+	start := &cobra.Command{
+		Use:  "start",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			addr := net.JoinHostPort("0.0.0.0", strconv.Itoa(port))
+			svc, err := registryService(cluster, stateDir, []string{self, "registry", "serve", "--root", root, "--addr", addr, "--tls-cert", cert, "--tls-key", key})
+			if err != nil {
+				return err
+			}
+			if err := svc.Start(cmd.Context()); err != nil {
+				return err
+			}
+			// Ready when it accepts connections; a registry that dies at
+			// once (a port taken) fails the step here, not at the first pull.
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+				if err == nil {
+					c.Close()
+					return nil
+				}
+				if time.Now().After(deadline) {
+					log, _ := os.ReadFile(filepath.Join(stateDir, svc.Name+".log"))
+					return fmt.Errorf("the registry does not answer on port %d: %v\n%s", port, err, tail(string(log), 1500))
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		},
+	}
+	f := start.Flags()
+	f.StringVar(&cluster, "cluster", "", "cluster name")
+	f.StringVar(&stateDir, "state-dir", "", "directory of the pid file and log")
+	f.StringVar(&root, "root", "", "registry directory to serve")
+	f.IntVar(&port, "port", apply.DefaultRegPort, "port")
+	f.StringVar(&cert, "tls-cert", "", "certificate")
+	f.StringVar(&key, "tls-key", "", "key")
+	stop := &cobra.Command{
+		Use:  "stop",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			svc, err := registryService(cluster, stateDir, nil)
+			if err != nil {
+				return err
+			}
+			return svc.Stop(cmd.Context())
+		},
+	}
+	stop.Flags().StringVar(&cluster, "cluster", "", "cluster name")
+	stop.Flags().StringVar(&stateDir, "state-dir", "", "directory of the pid file and log")
+	cmd.AddCommand(start, stop)
+	return cmd
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+func newNodeMirrorsCommand() *cobra.Command {
+	var cluster, registry, registryIP, hosts, certsDir, hostsFile, record string
+	cmd := &cobra.Command{
+		Use:   "mirrors --cluster NAME --registry DOMAIN:PORT --registry-ip IP --hosts H1,H2 < ca.crt",
+		Short: "Point the registry domain at the registry node and containerd's mirrors at the registry",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ca, err := io.ReadAll(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			domain, _, err := net.SplitHostPort(registry)
+			if err != nil {
+				return fmt.Errorf("--registry: %w", err)
+			}
+			if err := node.SetHostsEntry(hostsFile, cluster, domain, registryIP); err != nil {
+				return err
+			}
+			var list []string
+			for h := range strings.SplitSeq(hosts, ",") {
+				if h != "" {
+					list = append(list, h)
+				}
+			}
+			return node.WriteMirrors(node.Mirrors{CertsDir: certsDir, Registry: registry, CA: ca, Hosts: list, Record: record})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cluster, "cluster", "", "cluster name")
+	f.StringVar(&registry, "registry", "", "the cluster registry, DOMAIN:PORT")
+	f.StringVar(&registryIP, "registry-ip", "", "address of the registry node")
+	f.StringVar(&hosts, "hosts", "", "registry hosts bundled in the image, comma-separated")
+	f.StringVar(&certsDir, "certs-dir", apply.CertsDir, "containerd's certs.d")
+	f.StringVar(&hostsFile, "hosts-file", apply.HostsFile, "the hosts file")
+	f.StringVar(&record, "record", "", "file listing what was written")
+	return cmd
+}
+
+func newNodeCleanCommand() *cobra.Command {
+	var cluster, dir, certsDir, hostsFile string
+	cmd := &cobra.Command{
+		Use:   "clean --cluster NAME --dir DIR",
+		Short: "Stop the registry, remove the hosts entry, the mirror files and DIR",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cluster == "" || dir == "" || dir == "/" {
+				return errors.New("--cluster and --dir are required")
+			}
+			state := filepath.Join(dir, "state")
+			svc, err := registryService(cluster, state, nil)
+			if err != nil {
+				return err
+			}
+			if err := svc.Stop(cmd.Context()); err != nil {
+				return err
+			}
+			if err := node.RemoveHostsEntry(hostsFile, cluster); err != nil {
+				return err
+			}
+			if err := node.RemoveMirrors(filepath.Join(state, "mirrors"), certsDir); err != nil {
+				return err
+			}
+			return os.RemoveAll(dir)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cluster, "cluster", "", "cluster name")
+	f.StringVar(&dir, "dir", "", "the cluster's directory on this node")
+	f.StringVar(&certsDir, "certs-dir", apply.CertsDir, "containerd's certs.d")
+	f.StringVar(&hostsFile, "hosts-file", apply.HostsFile, "the hosts file")
+	return cmd
+}
+
+func newNodeSuperviseCommand() *cobra.Command {
+	var pidFile string
+	cmd := &cobra.Command{
+		Use:   "supervise --pid-file FILE -- COMMAND...",
+		Short: "Run COMMAND, again whenever it exits, until SIGTERM",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if pidFile == "" {
+				return errors.New("--pid-file is required")
+			}
+			return node.Supervise(pidFile, args)
+		},
+	}
+	cmd.Flags().StringVar(&pidFile, "pid-file", "", "where the supervisor's pid goes")
 	return cmd
 }

@@ -57,6 +57,10 @@ fully offline.`,
 		newRegistryCommand(),
 		newFindImagesCommand(g),
 		newNodeCommand(),
+		newApplyCommand(g),
+		newRunCommand(g),
+		newStatusCommand(g),
+		newDeleteCommand(g),
 	)
 	return cmd
 }

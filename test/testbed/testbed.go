@@ -40,6 +40,7 @@ type Bed struct {
 	Gateway string // the host's address on the bridge
 	dir     string
 	bridge  string
+	base    string
 }
 
 // Options size a bed.
@@ -135,7 +136,7 @@ func Create(ctx context.Context, opts Options) (bed *Bed, err error) {
 	if err != nil {
 		return nil, err
 	}
-	bed = &Bed{ID: id, dir: dir, bridge: "hbr" + id}
+	bed = &Bed{ID: id, dir: dir, bridge: "hbr" + id, base: opts.Base}
 	defer func() {
 		if err != nil {
 			bed.Destroy()
@@ -242,11 +243,19 @@ func (b *Bed) addNode(ctx context.Context, i int, subnet string, opts Options) (
 			return node, err
 		}
 	}
+	return node, b.start(node)
+}
+
+// start starts the node's "machine": its mount namespace, root filesystem
+// and sshd.
+func (b *Bed) start(node Node) error {
+	root := filepath.Join(b.dir, node.Name)
+	work, merged := filepath.Join(root, "work"), filepath.Join(root, "merged")
 	// The node's own mount namespace: its root is an overlay of the base
 	// tree, and sshd runs chrooted in it, listening on the node's address.
 	script := strings.Join([]string{
 		"set -e",
-		fmt.Sprintf("mount -t overlay overlay -o lowerdir=%s,upperdir=%s,workdir=%s %s", opts.Base, node.Upper, work, merged),
+		fmt.Sprintf("mount -t overlay overlay -o lowerdir=%s,upperdir=%s,workdir=%s %s", b.base, node.Upper, work, merged),
 		"mount -t proc proc " + merged + "/proc",
 		"mount -t sysfs sysfs " + merged + "/sys",
 		"mount --rbind /dev " + merged + "/dev",
@@ -258,17 +267,33 @@ func (b *Bed) addNode(ctx context.Context, i int, subnet string, opts Options) (
 			" -o HostKey=/etc/ssh/ssh_host_ed25519_key -o PermitRootLogin=prohibit-password -o UsePAM=no",
 	}, "\n")
 	cmd := exec.Command("ip", "netns", "exec", node.NetNS, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", script)
-	logFile, err := os.Create(filepath.Join(root, "sshd.log"))
+	logFile, err := os.OpenFile(filepath.Join(root, "sshd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return node, err
+		return err
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return node, err
+		return err
 	}
 	go func() { cmd.Wait(); logFile.Close() }()
-	return node, nil
+	return nil
+}
+
+// Crash kills every process of a node, as a machine that dies: its sshd,
+// the sessions in flight, its daemons.
+func (b *Bed) Crash(node Node) error {
+	killNetNS(node.NetNS)
+	return nil
+}
+
+// Restart brings a crashed node back, with the files it had written, and
+// waits for its sshd.
+func (b *Bed) Restart(ctx context.Context, node Node) error {
+	if err := b.start(node); err != nil {
+		return err
+	}
+	return waitPort(ctx, net.JoinHostPort(node.IP, "22"), 10*time.Second)
 }
 
 func waitPort(ctx context.Context, addr string, timeout time.Duration) error {
@@ -302,22 +327,7 @@ func (b *Bed) Destroy() error {
 		if !strings.HasPrefix(ns, "hoist-"+b.ID+"-") {
 			continue
 		}
-		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
-			for _, f := range strings.Fields(string(out)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					if p, err := os.FindProcess(pid); err == nil {
-						p.Kill()
-					}
-				}
-			}
-		}
-		for i := 0; i < 50; i++ {
-			out, _ := exec.Command("ip", "netns", "pids", ns).Output()
-			if strings.TrimSpace(string(out)) == "" {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		killNetNS(ns)
 		if err := sh(context.Background(), "ip", "netns", "del", ns); err != nil {
 			errs = append(errs, err)
 		}
@@ -331,4 +341,25 @@ func (b *Bed) Destroy() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// killNetNS kills every process in a network namespace and waits for them
+// to be gone.
+func killNetNS(ns string) {
+	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				if p, err := os.FindProcess(pid); err == nil {
+					p.Kill()
+				}
+			}
+		}
+	}
+	for i := 0; i < 50; i++ {
+		out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+		if strings.TrimSpace(string(out)) == "" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

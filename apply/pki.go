@@ -1,0 +1,152 @@
+package apply
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// TLS is the cluster's registry PKI: a CA every node trusts, and the
+// registry's certificate for its domain and the registry nodes' addresses.
+type TLS struct {
+	CA, Cert, Key []byte // PEM
+}
+
+// Digest names the CA and certificate, for the plan's keys.
+func (t TLS) Digest() string {
+	h := sha256.Sum256(append(append([]byte{}, t.CA...), t.Cert...))
+	return "sha256:" + hex.EncodeToString(h[:])
+}
+
+// LoadTLS returns the cluster's PKI from dir, made anew when missing or
+// when the registry's names changed. The CA key signs once and is thrown
+// away: a change of names makes a new CA, which the plan then installs on
+// every node, so no CA key lies around to be stolen.
+func LoadTLS(dir string, c Cluster) (TLS, error) {
+	names := []string{c.Registry.Domain}
+	var ips []net.IP
+	for _, a := range c.Registry.Nodes {
+		ips = append(ips, net.IP(a.AsSlice()))
+	}
+	var t TLS
+	var err error
+	read := func(name string) []byte {
+		data, e := os.ReadFile(filepath.Join(dir, name))
+		if e != nil && err == nil {
+			err = e
+		}
+		return data
+	}
+	t.CA, t.Cert, t.Key = read("ca.crt"), read("registry.crt"), read("registry.key")
+	if err == nil && certCovers(t.Cert, names, ips) {
+		return t, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return TLS{}, err
+	}
+	t, err = newTLS(c.Name, names, ips)
+	if err != nil {
+		return TLS{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return TLS{}, err
+	}
+	for name, data := range map[string][]byte{"ca.crt": t.CA, "registry.crt": t.Cert, "registry.key": t.Key} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return TLS{}, err
+		}
+	}
+	return t, nil
+}
+
+// certCovers tells whether the certificate names exactly these, and has a
+// month left.
+func certCovers(certPEM []byte, names []string, ips []net.IP) bool {
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return false
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || time.Until(cert.NotAfter) < 30*24*time.Hour {
+		return false
+	}
+	if !slices.Equal(cert.DNSNames, names) || len(cert.IPAddresses) != len(ips) {
+		return false
+	}
+	for i := range ips {
+		if !cert.IPAddresses[i].Equal(ips[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func newTLS(cluster string, names []string, ips []net.IP) (TLS, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return TLS{}, err
+	}
+	now := time.Now()
+	ca := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "hoist cluster " + cluster + " CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		return TLS{}, err
+	}
+	ca, _ = x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return TLS{}, err
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
+		IPAddresses:  ips,
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(10, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return TLS{}, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return TLS{}, err
+	}
+	enc := func(typ string, der []byte) []byte {
+		var b bytes.Buffer
+		pem.Encode(&b, &pem.Block{Type: typ, Bytes: der})
+		return b.Bytes()
+	}
+	return TLS{CA: enc("CERTIFICATE", caDER), Cert: enc("CERTIFICATE", leafDER), Key: enc("PRIVATE KEY", keyDER)}, nil
+}
+
+func serial() *big.Int {
+	// crypto/rand does not fail on Linux (it panics where it cannot read).
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}

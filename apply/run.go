@@ -1,0 +1,438 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hoistdev/hoist/apply/progress"
+	"github.com/hoistdev/hoist/apply/ssh"
+)
+
+// Where things go on a node, below <dataRoot>/<cluster>.
+const (
+	CertsDir  = "/etc/containerd/certs.d"
+	HostsFile = "/etc/hosts"
+)
+
+// NodeDir is the cluster's directory on a node.
+func NodeDir(c Cluster) string { return path.Join(c.DataRoot, c.Name) }
+
+// StateDir is the cluster's directory on this machine, under hoist's root.
+func StateDir(root, cluster string) string { return filepath.Join(root, "clusters", cluster) }
+
+// Image is the cluster image an apply installs.
+type Image struct {
+	Rootfs string // its tree, mounted read-only
+	Digest string
+}
+
+// Options of Apply and Delete.
+type Options struct {
+	Root              string // hoist's --root: the state of clusters, known_hosts
+	Binary            string // the hoist binary installed on the nodes
+	Jobs              int    // nodes worked on at once
+	AcceptNewHostKeys bool
+	Reporter          progress.Reporter
+	// Plugins of the image (its plugins/), run with the Clusterfile's.
+	ImagePlugins []Plugin
+}
+
+// NodeError is the failure of one node's step.
+type NodeError struct {
+	Node string
+	Step string
+	Err  error
+}
+
+func (e *NodeError) Error() string { return fmt.Sprintf("%s: %s: %v", e.Node, e.Step, e.Err) }
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// Result is the outcome of Apply or Delete per node.
+type Result struct {
+	Nodes  []string         // in the order of the Clusterfile
+	Errors map[string]error // nil for nodes that succeeded
+}
+
+// Err is nil when every node succeeded, else an error naming the failed
+// nodes.
+func (r *Result) Err() error {
+	var failed []string
+	for _, n := range r.Nodes {
+		if r.Errors[n] != nil {
+			failed = append(failed, n)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d nodes failed: %s", len(failed), len(r.Nodes), strings.Join(failed, ", "))
+}
+
+// runner holds what the steps of an apply share.
+type runner struct {
+	c           Cluster
+	opts        Options
+	journal     *Journal
+	pool        *ssh.Pool
+	plugins     []Plugin
+	hoistDigest string
+	tls         TLS
+	image       Image
+	// registryHosts are the registry hosts bundled in the image.
+	registryHosts []string
+
+	packOnce sync.Once
+	packed   map[bool]Packed // with registry/ → packed file
+	packErr  error
+	tmpDir   string
+}
+
+// Plugins merges the image's plugins with the Clusterfile's: one of the
+// Clusterfile with the same name replaces the image's.
+func Plugins(image, clusterfile []Plugin) []Plugin {
+	out := slices.Clone(clusterfile)
+	for _, p := range image {
+		if !slices.ContainsFunc(clusterfile, func(q Plugin) bool { return q.Name == p.Name }) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ImagePlugins reads the Plugin documents of an image's plugins/.
+func ImagePlugins(rootfs string) ([]Plugin, error) {
+	files, _ := filepath.Glob(filepath.Join(rootfs, "plugins", "*.y*ml"))
+	sort.Strings(files)
+	var out []Plugin
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		ps, err := ParsePlugins("plugins/"+filepath.Base(f), data)
+		if err != nil {
+			return nil, fmt.Errorf("image: %w", err)
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
+}
+
+// RegistryHosts lists the registry hosts whose images the image bundles in
+// registry/ (a host's ':' is stored as '_').
+func RegistryHosts(rootfs string) []string {
+	entries, _ := os.ReadDir(filepath.Join(rootfs, "registry", "docker", "registry", "v2", "repositories"))
+	var hosts []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		h := e.Name()
+		if i := strings.LastIndexByte(h, '_'); i > 0 && strings.Trim(h[i+1:], "0123456789") == "" && i+1 < len(h) {
+			h = h[:i] + ":" + h[i+1:]
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts
+}
+
+// Prepare is what Apply needs besides the cluster: the journal, the plan
+// input and the plugins. Dry runs stop after it.
+type Prepared struct {
+	Journal *Journal
+	Input   PlanInput
+	TLS     TLS
+	Plan    Plan
+}
+
+// Prepare opens the cluster's journal and makes the plan.
+func Prepare(c Cluster, plugins []Plugin, image Image, opts Options) (*Prepared, error) {
+	state := StateDir(opts.Root, c.Name)
+	j, err := OpenJournal(filepath.Join(state, "journal.json"), c.Name)
+	if err != nil {
+		return nil, err
+	}
+	hoistDigest, err := FileDigest(opts.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("hoist binary: %w", err)
+	}
+	tls, err := LoadTLS(filepath.Join(state, "pki"), c)
+	if err != nil {
+		return nil, fmt.Errorf("cluster PKI: %w", err)
+	}
+	in := PlanInput{ImageDigest: image.Digest, HoistDigest: hoistDigest, TLSDigest: tls.Digest(), Plugins: plugins}
+	return &Prepared{Journal: j, Input: in, TLS: tls, Plan: MakePlan(c, j, in)}, nil
+}
+
+// Apply brings every node of the cluster to the plan: each node's steps in
+// order, nodes in parallel (opts.Jobs at a time), each finished step
+// recorded in the journal. A node that fails stops at its failed step; the
+// others go on. Nodes the Clusterfile no longer lists are cleaned.
+func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Prepared, opts Options) (*Result, error) {
+	r := &runner{c: c, opts: opts, journal: p.Journal, pool: ssh.NewPool(), plugins: plugins,
+		hoistDigest: p.Input.HoistDigest, tls: p.TLS, image: image, registryHosts: RegistryHosts(image.Rootfs),
+		packed: map[bool]Packed{}}
+	defer r.pool.Close()
+	tmp := filepath.Join(opts.Root, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, err
+	}
+	var err error
+	if r.tmpDir, err = os.MkdirTemp(tmp, "apply-"); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(r.tmpDir)
+
+	res := &Result{Errors: map[string]error{}}
+	byIP := map[string]Node{}
+	for _, n := range c.Nodes {
+		byIP[n.IP.String()] = n
+	}
+	for _, np := range p.Plan.Nodes {
+		n := byIP[np.Node]
+		var steps []string
+		for _, s := range np.Steps {
+			steps = append(steps, s.Name)
+		}
+		if err := r.journal.SetHost(np.Node, HostRecord{Roles: n.Roles, User: n.SSH.User, Port: n.SSH.Port, PrivateKey: n.SSH.PrivateKey, Steps: steps}); err != nil {
+			return nil, err
+		}
+		res.Nodes = append(res.Nodes, np.Node)
+	}
+	res.Nodes = append(res.Nodes, p.Plan.Remove...)
+
+	type work struct {
+		plan   *NodePlan
+		remove string
+	}
+	var items []work
+	for i := range p.Plan.Nodes {
+		items = append(items, work{plan: &p.Plan.Nodes[i]})
+	}
+	for _, n := range p.Plan.Remove {
+		items = append(items, work{remove: n})
+	}
+	errs := ssh.ForEach(ctx, items, opts.Jobs, func(ctx context.Context, w work) error {
+		if w.plan != nil {
+			return r.applyNode(ctx, byIP[w.plan.Node], w.plan)
+		}
+		return r.removeNode(ctx, w.remove)
+	})
+	for i, w := range items {
+		node := w.remove
+		if w.plan != nil {
+			node = w.plan.Node
+		}
+		res.Errors[node] = errs[i]
+	}
+	r.saveOnMaster(ctx)
+	return res, nil
+}
+
+func (r *runner) report(e progress.Event) {
+	if r.opts.Reporter != nil {
+		e.Time = time.Now()
+		r.opts.Reporter.Report(e)
+	}
+}
+
+// access is how to reach a node of the Clusterfile.
+func (r *runner) access(ip string, s SSH) ssh.Config {
+	return ssh.Config{Host: ip, Port: s.Port, User: s.User, Password: s.Password, PrivateKey: s.PrivateKey,
+		Passphrase: s.Passphrase, KnownHosts: filepath.Join(r.opts.Root, "known_hosts"), AcceptNew: r.opts.AcceptNewHostKeys}
+}
+
+// remoteHoist is where the node's copy of this hoist is.
+func (r *runner) remoteHoist() string {
+	return path.Join(NodeDir(r.c), "bin", "hoist-"+r.hoistDigest[:16])
+}
+
+func (r *runner) applyNode(ctx context.Context, n Node, np *NodePlan) (err error) {
+	node := np.Node
+	start := time.Now()
+	step := ""
+	defer func() {
+		if err != nil {
+			err = &NodeError{Node: node, Step: step, Err: err}
+			r.journal.SetFailed(node, step, err)
+			r.report(progress.Event{Node: node, State: progress.StateNodeFailed, Step: step, Error: err.Error(), Elapsed: time.Since(start).Seconds()})
+			return
+		}
+		r.journal.SetFailed(node, "", nil)
+		r.report(progress.Event{Node: node, State: progress.StateNodeDone, Elapsed: time.Since(start).Seconds()})
+	}()
+	var exec ssh.Executor
+	for _, s := range np.Steps {
+		step = s.Name
+		if s.Done {
+			r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateSkipped})
+			continue
+		}
+		if exec == nil {
+			if exec, err = r.pool.Get(ctx, r.access(node, n.SSH)); err != nil {
+				step = "connect"
+				return err
+			}
+		}
+		r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateStart})
+		t := time.Now()
+		if err := r.runStep(ctx, exec, n, s.Name); err != nil {
+			r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateFailed, Error: err.Error(), Elapsed: time.Since(t).Seconds()})
+			return err
+		}
+		if err := r.journal.MarkDone(node, s.Name, s.Key); err != nil {
+			return err
+		}
+		r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateDone, Elapsed: time.Since(t).Seconds()})
+	}
+	return nil
+}
+
+func (r *runner) isRegistry(n Node) bool { return slices.Contains(r.c.Registry.Nodes, n.IP) }
+
+func (r *runner) runStep(ctx context.Context, exec ssh.Executor, n Node, step string) error {
+	q := ssh.Quote
+	dir := NodeDir(r.c)
+	switch {
+	case step == StepInstallHoist:
+		remote, _, err := InstallSelf(ctx, exec, r.opts.Binary, path.Join(dir, "bin"))
+		if err == nil && remote != r.remoteHoist() {
+			err = fmt.Errorf("hoist installed at %s, expected %s", remote, r.remoteHoist())
+		}
+		return err
+	case step == StepRootfs:
+		withRegistry := r.isRegistry(n)
+		packed, err := r.pack(withRegistry)
+		if err != nil {
+			return err
+		}
+		_, err = Distribute(ctx, exec, r.remoteHoist(), packed, RootfsKey(r.image.Digest, withRegistry), path.Join(dir, "rootfs"),
+			func(sent, total int64) {
+				r.report(progress.Event{Node: n.IP.String(), Step: step, State: progress.StateProgress, Bytes: sent, Total: total})
+			})
+		return err
+	case step == StepRegistry:
+		pki := path.Join(dir, "pki")
+		if err := exec.Run(ctx, fmt.Sprintf("mkdir -p %s && umask 077 && cat > %s.tmp && mv -f %[2]s.tmp %[2]s", q(pki), q(pki+"/registry.crt")), strings.NewReader(string(r.tls.Cert)), nil); err != nil {
+			return err
+		}
+		if err := exec.Run(ctx, fmt.Sprintf("umask 077 && cat > %s.tmp && mv -f %[1]s.tmp %[1]s", q(pki+"/registry.key")), strings.NewReader(string(r.tls.Key)), nil); err != nil {
+			return err
+		}
+		return exec.Run(ctx, fmt.Sprintf("%s node registry start --cluster %s --state-dir %s --root %s --port %d --tls-cert %s --tls-key %s",
+			q(r.remoteHoist()), q(r.c.Name), q(path.Join(dir, "state")), q(path.Join(dir, "rootfs", "registry")), r.c.Registry.Port,
+			q(pki+"/registry.crt"), q(pki+"/registry.key")), nil, nil)
+	case step == StepMirrors:
+		return exec.Run(ctx, fmt.Sprintf("%s node mirrors --cluster %s --registry %s --registry-ip %s --hosts %s --certs-dir %s --hosts-file %s --record %s",
+			q(r.remoteHoist()), q(r.c.Name), q(fmt.Sprintf("%s:%d", r.c.Registry.Domain, r.c.Registry.Port)), q(r.c.Registry.Nodes[0].String()),
+			q(strings.Join(r.registryHosts, ",")), q(CertsDir), q(HostsFile), q(path.Join(dir, "state", "mirrors"))), strings.NewReader(string(r.tls.CA)), nil)
+	case strings.HasPrefix(step, "hook:"):
+		return r.runHooks(ctx, exec, n, strings.TrimPrefix(step, "hook:"), path.Join(dir, "rootfs"))
+	}
+	return fmt.Errorf("unknown step %q", step)
+}
+
+// pack packs the rootfs, once per variant for the whole apply.
+func (r *runner) pack(withRegistry bool) (Packed, error) {
+	r.packOnce.Do(func() {
+		// Both variants at once: which nodes need which is known, but
+		// packing twice costs little next to sending.
+		for _, with := range []bool{true, false} {
+			var exclude []string
+			if !with {
+				exclude = []string{"registry"}
+			}
+			f, err := Pack(r.image.Rootfs, r.tmpDir, exclude...)
+			if err != nil {
+				r.packErr = fmt.Errorf("packing the rootfs: %w", err)
+				return
+			}
+			r.packed[with] = f
+		}
+	})
+	return r.packed[withRegistry], r.packErr
+}
+
+// HooksOf returns the plugins of a phase that apply to a node with these
+// roles, in the order they run (by name).
+func HooksOf(plugins []Plugin, phase string, roles []string) []Plugin {
+	var hooks []Plugin
+	for _, p := range plugins {
+		if p.Phase != phase {
+			continue
+		}
+		if len(p.Scope) > 0 && !slices.ContainsFunc(p.Scope, func(r string) bool { return slices.Contains(roles, r) }) {
+			continue
+		}
+		hooks = append(hooks, p)
+	}
+	slices.SortFunc(hooks, func(a, b Plugin) int { return strings.Compare(a.Name, b.Name) })
+	return hooks
+}
+
+// runHooks runs the phase's hooks on the node in dir (or / when dir is
+// gone), the cluster's and the host's env exported, each hook's output
+// kept for its error.
+func (r *runner) runHooks(ctx context.Context, exec ssh.Executor, n Node, phase, dir string) error {
+	env := map[string]string{}
+	for k, v := range r.c.Env {
+		env[k] = v
+	}
+	for k, v := range n.Env {
+		env[k] = v
+	}
+	env["HOIST_CLUSTER"] = r.c.Name
+	env["HOIST_NODE"] = n.IP.String()
+	env["HOIST_ROLES"] = strings.Join(n.Roles, ",")
+	env["HOIST_PHASE"] = phase
+	env["HOIST_ROOTFS"] = path.Join(NodeDir(r.c), "rootfs")
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var prelude strings.Builder
+	fmt.Fprintf(&prelude, "cd %s 2>/dev/null || cd /\n", ssh.Quote(dir))
+	for _, k := range keys {
+		fmt.Fprintf(&prelude, "export %s=%s\n", k, ssh.Quote(env[k]))
+	}
+	for _, h := range HooksOf(r.plugins, phase, n.Roles) {
+		// The hook's stdout joins its stderr, which the error carries.
+		script := prelude.String() + "exec 1>&2\n" + h.Data
+		if err := exec.Run(ctx, script, nil, nil); err != nil {
+			return fmt.Errorf("hook %s: %w", h.Name, err)
+		}
+	}
+	return nil
+}
+
+// saveOnMaster copies the journal and the Clusterfile, without secrets, to
+// the first master that is reachable, so the state survives this machine.
+func (r *runner) saveOnMaster(ctx context.Context) {
+	masters := r.c.Masters()
+	if len(masters) == 0 {
+		return
+	}
+	m := masters[0]
+	if !r.journal.Done(m.IP.String(), StepInstallHoist, r.hoistDigest) {
+		return
+	}
+	exec, err := r.pool.Get(ctx, r.access(m.IP.String(), m.SSH))
+	if err != nil {
+		return
+	}
+	data, err := r.journal.Bytes()
+	if err != nil {
+		return
+	}
+	state := path.Join(NodeDir(r.c), "state")
+	exec.Run(ctx, fmt.Sprintf("mkdir -p %s && cat > %s.tmp && mv -f %[2]s.tmp %[2]s", ssh.Quote(state), ssh.Quote(state+"/journal.json")), strings.NewReader(string(data)), nil)
+}

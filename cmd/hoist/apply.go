@@ -1,0 +1,420 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/hoistdev/hoist/apply"
+	"github.com/hoistdev/hoist/apply/progress"
+)
+
+// applyFlags are the flags apply and run share.
+type applyFlags struct {
+	dryRun    bool
+	format    string
+	jobs      int
+	acceptNew bool
+}
+
+func (f *applyFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would be done on each node, and do nothing")
+	fl.StringVar(&f.format, "format", "", "output: text (default; live progress on a terminal) or json (JSON lines)")
+	fl.IntVar(&f.jobs, "jobs", 10, "nodes worked on at once")
+	fl.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust the SSH host key of a host seen for the first time (StrictHostKeyChecking=accept-new); a changed key is always refused")
+}
+
+// nodeBinary is the hoist copied to the nodes: this one, unless
+// HOIST_NODE_BINARY names another (a build for the nodes' architecture).
+func nodeBinary() (string, error) {
+	if b := os.Getenv("HOIST_NODE_BINARY"); b != "" {
+		return b, nil
+	}
+	return os.Executable()
+}
+
+func loadClusterfile(file string) (*apply.Clusterfile, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return apply.ParseClusterfile(file, data)
+}
+
+// lockCluster keeps two applies or deletes of one cluster apart.
+func lockCluster(root, cluster string) (func(), error) {
+	dir := apply.StateDir(root, cluster)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cluster %s is being applied or deleted by another hoist (%s)", cluster, f.Name())
+	}
+	return func() { f.Close() }, nil
+}
+
+func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f applyFlags) error {
+	if f.format != "" && f.format != "text" && f.format != "json" {
+		return fmt.Errorf("--format %q: want text or json", f.format)
+	}
+	c := cf.Cluster
+	store, err := g.openStore()
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	img, err := store.Mount(cmd.Context(), c.Image)
+	if err != nil {
+		return err
+	}
+	defer img.Unmount()
+	imagePlugins, err := apply.ImagePlugins(img.Rootfs)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.Image, err)
+	}
+	plugins := apply.Plugins(imagePlugins, cf.Plugins)
+	binary, err := nodeBinary()
+	if err != nil {
+		return err
+	}
+	opts := apply.Options{Root: g.root, Binary: binary, Jobs: f.jobs, AcceptNewHostKeys: f.acceptNew}
+	unlock, err := lockCluster(g.root, c.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	image := apply.Image{Rootfs: img.Rootfs, Digest: img.Digest}
+	prep, err := apply.Prepare(c, plugins, image, opts)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if f.dryRun {
+		if f.format == "json" {
+			return writeFormatted(out, "json", prep.Plan)
+		}
+		prep.Plan.Print(out)
+		return nil
+	}
+	var nodes []string
+	for _, n := range prep.Plan.Nodes {
+		nodes = append(nodes, n.Node)
+	}
+	nodes = append(nodes, prep.Plan.Remove...)
+	rep, err := progress.New(out, f.format, nodes)
+	if err != nil {
+		return err
+	}
+	opts.Reporter = rep
+	res, err := apply.Apply(cmd.Context(), c, plugins, image, prep, opts)
+	rep.Close()
+	if err != nil {
+		return err
+	}
+	if f.format != "json" {
+		printSummary(out, res)
+	}
+	return res.Err()
+}
+
+// printSummary ends an apply or delete with one line per node.
+func printSummary(w io.Writer, res *apply.Result) {
+	fmt.Fprintln(w)
+	for _, n := range res.Nodes {
+		if err := res.Errors[n]; err != nil {
+			fmt.Fprintf(w, "%-15s  FAILED  %v\n", n, oneLine(err.Error()))
+		} else {
+			fmt.Fprintf(w, "%-15s  ok\n", n)
+		}
+	}
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func newApplyCommand(g *globalOptions) *cobra.Command {
+	var file string
+	var f applyFlags
+	cmd := &cobra.Command{
+		Use:   "apply -f Clusterfile",
+		Short: "Install a cluster image on the machines of a Clusterfile",
+		Long: `Install the cluster image of a Clusterfile on its hosts over SSH.
+
+Each node goes through its steps in order (install hoist, rootfs, hooks,
+registry, mirrors); nodes work in parallel, --jobs at a time. Every finished
+step is recorded in a journal under --root (and copied to the first master),
+so running apply again after a failure or an interruption does only what is
+left. A node that fails stops there; the others go on, and apply ends
+non-zero with a line per node. Hosts added to the Clusterfile are installed;
+hosts removed from it are cleaned.`,
+		Example: `  hoist apply -f Clusterfile --accept-new-host-keys
+  hoist apply -f Clusterfile --dry-run --format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cf, err := loadClusterfile(file)
+			if err != nil {
+				return err
+			}
+			return runApply(cmd, g, cf, f)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "Clusterfile", "the Clusterfile")
+	f.add(cmd)
+	return cmd
+}
+
+func newRunCommand(g *globalOptions) *cobra.Command {
+	var masters, nodes, user, password, key, passphrase string
+	var port int
+	var env []string
+	var f applyFlags
+	cmd := &cobra.Command{
+		Use:   "run IMAGE --masters IPs [--nodes IPs]",
+		Short: "Install a cluster image on machines given by flags (a Clusterfile without the file)",
+		Long: `Install a cluster image on machines given by flags, as apply does with a
+Clusterfile: the cluster is named "default". IPs are comma-separated
+addresses or ranges (10.0.0.2-10.0.0.9).`,
+		Example: `  hoist run acme/platform:v1 --masters 10.0.0.2 --nodes 10.0.0.3-10.0.0.5 --pk ~/.ssh/id_ed25519 --accept-new-host-keys`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := apply.ClusterFromFlags(args[0], masters, nodes, apply.SSH{User: user, Port: port, Password: password, PrivateKey: key, Passphrase: passphrase}, env)
+			if err != nil {
+				return err
+			}
+			return runApply(cmd, g, &apply.Clusterfile{Cluster: *c}, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&masters, "masters", "m", "", "master addresses")
+	fl.StringVarP(&nodes, "nodes", "n", "", "worker addresses")
+	fl.StringVarP(&user, "user", "u", apply.DefaultUser, "SSH user (sudo is used when not root)")
+	fl.StringVarP(&password, "passwd", "p", "", "SSH password")
+	fl.StringVar(&key, "pk", "", "SSH private key file")
+	fl.StringVar(&passphrase, "pk-passwd", "", "passphrase of the private key")
+	fl.IntVar(&port, "port", apply.DefaultPort, "SSH port")
+	fl.StringArrayVarP(&env, "env", "e", nil, "cluster env, KEY=VALUE (repeatable)")
+	f.add(cmd)
+	return cmd
+}
+
+// nodeStatus is one row of hoist status.
+type nodeStatus struct {
+	Cluster string   `json:"cluster"`
+	Node    string   `json:"node"`
+	Roles   []string `json:"roles"`
+	Status  string   `json:"status"`
+	Done    int      `json:"stepsDone"`
+	Steps   int      `json:"steps"`
+	Error   string   `json:"error,omitempty"`
+}
+
+func clusterStatus(root, name string, c *apply.Cluster) ([]nodeStatus, error) {
+	j, err := apply.OpenJournal(filepath.Join(apply.StateDir(root, name), "journal.json"), name)
+	if err != nil {
+		return nil, err
+	}
+	var rows []nodeStatus
+	listed := map[string]bool{}
+	if c != nil {
+		for _, n := range c.Nodes {
+			listed[n.IP.String()] = true
+			if _, ok := j.Host(n.IP.String()); !ok {
+				rows = append(rows, nodeStatus{Cluster: name, Node: n.IP.String(), Roles: n.Roles, Status: "not applied"})
+			}
+		}
+	}
+	for _, node := range j.Nodes() {
+		h, _ := j.Host(node)
+		row := nodeStatus{Cluster: name, Node: node, Roles: h.Roles, Steps: len(h.Steps)}
+		for _, s := range h.Steps {
+			if _, ok := j.StepDone(node, s); ok {
+				row.Done++
+			}
+		}
+		switch fail, failed := j.Failed(node); {
+		case failed:
+			row.Status, row.Error = "failed", fail.Step+": "+fail.Error
+		case row.Done == row.Steps:
+			row.Status = "ready"
+		default:
+			row.Status = "pending"
+		}
+		if c != nil && !listed[node] {
+			row.Status = "to remove"
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func newStatusCommand(g *globalOptions) *cobra.Command {
+	var file, format string
+	cmd := &cobra.Command{
+		Use:   "status [-f Clusterfile]",
+		Short: "Show the state of each node of the clusters applied from here",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var rows []nodeStatus
+			if file != "" {
+				cf, err := loadClusterfile(file)
+				if err != nil {
+					return err
+				}
+				if rows, err = clusterStatus(g.root, cf.Cluster.Name, &cf.Cluster); err != nil {
+					return err
+				}
+			} else {
+				dirs, _ := os.ReadDir(filepath.Join(g.root, "clusters"))
+				for _, d := range dirs {
+					if _, err := os.Stat(filepath.Join(g.root, "clusters", d.Name(), "journal.json")); err != nil {
+						continue
+					}
+					r, err := clusterStatus(g.root, d.Name(), nil)
+					if err != nil {
+						return err
+					}
+					rows = append(rows, r...)
+				}
+			}
+			if rows == nil {
+				rows = []nodeStatus{}
+			}
+			if format != "" {
+				return writeFormatted(cmd.OutOrStdout(), format, rows)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 3, ' ', 0)
+			fmt.Fprintln(w, "CLUSTER\tNODE\tROLES\tSTATUS\tSTEPS\tERROR")
+			for _, r := range rows {
+				steps := ""
+				if r.Steps > 0 {
+					steps = fmt.Sprintf("%d/%d", r.Done, r.Steps)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Cluster, r.Node, strings.Join(r.Roles, ","), r.Status, steps, truncate(oneLine(r.Error), 100))
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "only the cluster of this Clusterfile, with its hosts not yet applied")
+	cmd.Flags().StringVar(&format, "format", "", "json, or a Go template applied to the list of nodes")
+	return cmd
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n-3] + "..."
+	}
+	return s
+}
+
+func newDeleteCommand(g *globalOptions) *cobra.Command {
+	var file, nodesFlag, format string
+	var force bool
+	var jobs int
+	cmd := &cobra.Command{
+		Use:   "delete -f Clusterfile [--nodes IPs]",
+		Short: "Remove a cluster, or some of its nodes, from the machines",
+		Long: `Remove what apply installed: clean hooks, the registry service, the
+/etc/hosts entry, containerd mirror files and the data directory, on every
+node of the Clusterfile and of the journal, or on --nodes only.
+
+It asks for confirmation on a terminal and refuses without one; --force
+skips the question, and forgets nodes that cannot be reached.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cf, err := loadClusterfile(file)
+			if err != nil {
+				return err
+			}
+			c := cf.Cluster
+			var only []netip.Addr
+			if nodesFlag != "" {
+				if only, err = apply.ParseIPs(nodesFlag); err != nil {
+					return fmt.Errorf("--nodes: %w", err)
+				}
+			}
+			unlock, err := lockCluster(g.root, c.Name)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			j, err := apply.OpenJournal(filepath.Join(apply.StateDir(g.root, c.Name), "journal.json"), c.Name)
+			if err != nil {
+				return err
+			}
+			nodes := apply.DeleteNodes(c, j, only)
+			if !force {
+				if err := confirm(cmd, fmt.Sprintf("Delete cluster %s from %d node(s) (%s)?", c.Name, len(nodes), strings.Join(nodes, ", "))); err != nil {
+					return err
+				}
+			}
+			plugins := cf.Plugins
+			if store, err := g.openStore(); err == nil {
+				if img, err := store.Mount(cmd.Context(), c.Image); err == nil {
+					if ps, err := apply.ImagePlugins(img.Rootfs); err == nil {
+						plugins = apply.Plugins(ps, cf.Plugins)
+					}
+					img.Unmount()
+				}
+				store.Close()
+			}
+			if format != "" && format != "text" && format != "json" {
+				return fmt.Errorf("--format %q: want text or json", format)
+			}
+			rep, err := progress.New(cmd.OutOrStdout(), format, nodes)
+			if err != nil {
+				return err
+			}
+			res := apply.Delete(cmd.Context(), c, plugins, j, nodes, force, apply.Options{Root: g.root, Jobs: jobs, Reporter: rep})
+			rep.Close()
+			if format != "json" {
+				printSummary(cmd.OutOrStdout(), res)
+			}
+			if err := res.Err(); err != nil {
+				return err
+			}
+			if len(j.Nodes()) == 0 {
+				// Nothing left: the cluster's state goes too.
+				return os.RemoveAll(apply.StateDir(g.root, c.Name))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "file", "f", "Clusterfile", "the Clusterfile")
+	f.StringVar(&nodesFlag, "nodes", "", "only these nodes (addresses or ranges, comma-separated)")
+	f.BoolVar(&force, "force", false, "do not ask; forget nodes that cannot be reached")
+	f.IntVar(&jobs, "jobs", 10, "nodes worked on at once")
+	f.StringVar(&format, "format", "", "output: text or json (JSON lines)")
+	return cmd
+}
+
+// confirm asks a yes/no question on the terminal; without a terminal it
+// refuses, as an unattended delete must say --force.
+func confirm(cmd *cobra.Command, question string) error {
+	in, ok := cmd.InOrStdin().(*os.File)
+	if !ok || !term.IsTerminal(int(in.Fd())) {
+		return errors.New("refusing to delete without confirmation: stdin is not a terminal (use --force)")
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s [y/N] ", question)
+	answer, _ := bufio.NewReader(in).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes":
+		return nil
+	}
+	return errors.New("not deleted")
+}

@@ -1,0 +1,112 @@
+// Command demo brings up a local test bed of three nodes (network
+// namespaces with their own root filesystem and sshd), applies a cluster
+// image to it with hoist, prints hoist status, then deletes the cluster and
+// tears the bed down. It needs root. `make demo` runs it on the image that
+// `make example` builds.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/hoistdev/hoist/test/testbed"
+)
+
+func main() {
+	hoist := flag.String("hoist", "bin/hoist", "the hoist binary")
+	root := flag.String("root", "/var/lib/hoist", "hoist's --root, where the image is")
+	image := flag.String("image", "acme/platform:v1", "the cluster image to apply")
+	keep := flag.Bool("keep", false, "leave the cluster and the test bed up (remove them with test/testbed/clean.sh)")
+	flag.Parse()
+	if err := run(*hoist, *root, *image, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(hoist, root, image string, keep bool) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root: the test bed is network namespaces and mounts")
+	}
+	hoist, err := filepath.Abs(hoist)
+	if err != nil {
+		return err
+	}
+	fmt.Println("== a test bed of 3 nodes (the Debian tree is cached in", testbed.CacheDir()+")")
+	base, err := testbed.BaseRootfs(ctx)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "hoist-demo-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+	key := filepath.Join(dir, "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		return fmt.Errorf("ssh-keygen: %v: %s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		return err
+	}
+	bed, err := testbed.Create(ctx, testbed.Options{Nodes: 3, AuthorizedKey: string(pub), Base: base})
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer bed.Destroy()
+	}
+	for _, n := range bed.Nodes {
+		fmt.Printf("   %s  %s\n", n.Name, n.IP)
+	}
+	clusterfile := filepath.Join(dir, "Clusterfile")
+	cf := fmt.Sprintf(`apiVersion: hoist.dev/v1alpha1
+kind: Cluster
+metadata: {name: demo}
+spec:
+  image: %s
+  ssh: {user: root, privateKey: %s}
+  hosts:
+  - ips: [%s]
+    roles: [master]
+  - ips: [%s, %s]
+    roles: [node]
+`, image, key, bed.Nodes[0].IP, bed.Nodes[1].IP, bed.Nodes[2].IP)
+	if err := os.WriteFile(clusterfile, []byte(cf), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("== %s\n%s", clusterfile, cf)
+	h := func(args ...string) error {
+		fmt.Println("== hoist", args)
+		cmd := exec.CommandContext(ctx, hoist, append([]string{"--root", root}, args...)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		return cmd.Run()
+	}
+	if err := h("apply", "-f", clusterfile, "--dry-run"); err != nil {
+		return err
+	}
+	applyErr := h("apply", "-f", clusterfile, "--accept-new-host-keys")
+	if err := h("status", "-f", clusterfile); err != nil {
+		return err
+	}
+	if applyErr != nil {
+		h("delete", "-f", clusterfile, "--force")
+		return applyErr
+	}
+	if keep {
+		fmt.Printf("== kept: hoist --root %s status -f %s; remove with hoist --root %[1]s delete -f %[2]s --force && test/testbed/clean.sh\n", root, clusterfile)
+		return nil
+	}
+	return h("delete", "-f", clusterfile, "--force")
+}
