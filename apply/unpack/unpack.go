@@ -108,7 +108,7 @@ func swap(tmp, dest string) error {
 }
 
 func extract(r io.Reader, dir string) error {
-	zr, err := zstd.NewReader(r)
+	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
 	if err != nil {
 		return err
 	}

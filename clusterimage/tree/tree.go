@@ -88,6 +88,7 @@ func Extract(r io.Reader, dir string) error {
 	}
 	defer root.Close()
 	tr := tar.NewReader(r)
+	buf := make([]byte, 1<<20)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -120,7 +121,7 @@ func Extract(r io.Reader, dir string) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			_, err = io.Copy(f, tr)
+			_, err = io.CopyBuffer(writerOnly{f}, tr, buf)
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
@@ -151,3 +152,7 @@ func cleanName(name string) (string, error) {
 	}
 	return clean, nil
 }
+
+// writerOnly hides a file's ReadFrom, which would copy through a 32 KiB
+// buffer: large writes halve the system time of unpacking a big tree.
+type writerOnly struct{ io.Writer }
