@@ -20,8 +20,11 @@ func (p *Pool) Get(ctx context.Context, cfg Config) (Executor, error) {
 	key := addr(cfg) + "/" + cfg.User
 	p.mu.Lock()
 	if e, ok := p.execs[key]; ok {
-		p.mu.Unlock()
-		return e, nil
+		if c, isSSH := e.(*Client); !isSSH || !c.lost.Load() {
+			p.mu.Unlock()
+			return e, nil
+		}
+		delete(p.execs, key) // dropped for missing keepalives: dial again
 	}
 	p.mu.Unlock()
 	e, err := Dial(ctx, cfg)

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -39,6 +40,11 @@ type Config struct {
 	KnownHosts  string
 	AcceptNew   bool
 	DialTimeout time.Duration // default 10 s
+	// KeepAlive is how often an idle-looking connection is probed; a host
+	// that misses three probes in a row is dropped, failing its commands,
+	// rather than hanging the apply (a machine that froze or left the
+	// network sends no reset). Default 15 s.
+	KeepAlive time.Duration
 }
 
 // Executor runs commands on one host.
@@ -117,7 +123,46 @@ func dialSSH(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fail(fmt.Errorf("ssh handshake: %w", err))
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return &Client{host: hostport, client: ssh.NewClient(c, chans, reqs), sudo: cfg.User != "root"}, nil
+	client := &Client{host: hostport, client: ssh.NewClient(c, chans, reqs), sudo: cfg.User != "root", closed: make(chan struct{})}
+	interval := cfg.KeepAlive
+	if interval == 0 {
+		interval = 15 * time.Second
+	}
+	go client.keepAlive(interval)
+	return client, nil
+}
+
+// keepAlive probes the host every interval and closes the connection when
+// three probes in a row go unanswered.
+func (c *Client) keepAlive(interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.closed:
+			return
+		case <-tick.C:
+		}
+		answered := make(chan error, 1)
+		go func() {
+			// OpenSSH answers this unknown request with a failure: any
+			// answer means the host is alive.
+			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+			answered <- err
+		}()
+		select {
+		case <-c.closed:
+			return
+		case err := <-answered:
+			if err != nil {
+				return // the connection is gone already
+			}
+		case <-time.After(3 * interval):
+			c.lost.Store(true)
+			c.client.Close()
+			return
+		}
+	}
 }
 
 // unwrapHostKey keeps the host key error but drops the handshake prefix.
@@ -234,9 +279,12 @@ func hostKeyCallback(cfg Config) (ssh.HostKeyCallback, error) {
 
 // Client is an SSH connection to one host, shared by its commands.
 type Client struct {
-	host   string
-	client *ssh.Client
-	sudo   bool
+	host      string
+	client    *ssh.Client
+	sudo      bool
+	lost      atomic.Bool // dropped for missing keepalives
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 // Run runs command with sh on the host, through sudo when the user is not
@@ -244,6 +292,9 @@ type Client struct {
 func (c *Client) Run(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) error {
 	session, err := c.client.NewSession()
 	if err != nil {
+		if c.lost.Load() {
+			return &Error{Host: c.host, Err: errors.New("connection lost: the host stopped answering keepalives")}
+		}
 		return &Error{Host: c.host, Err: fmt.Errorf("opening a session: %w", err)}
 	}
 	defer session.Close()
@@ -263,13 +314,19 @@ func (c *Client) Run(ctx context.Context, command string, stdin io.Reader, stdou
 		return &Error{Host: c.host, Err: ctx.Err()}
 	}
 	if err != nil {
+		if c.lost.Load() {
+			return &Error{Host: c.host, Err: errors.New("connection lost: the host stopped answering keepalives")}
+		}
 		return &Error{Host: c.host, Err: commandError(err, stderr.String())}
 	}
 	return nil
 }
 
 // Close closes the connection.
-func (c *Client) Close() error { return c.client.Close() }
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.client.Close()
+}
 
 func commandError(err error, stderr string) error {
 	stderr = strings.TrimSpace(stderr)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -21,6 +22,7 @@ type sshd struct {
 	dir     string
 	key     string // client private key
 	hostKey string
+	pid     int
 }
 
 func startSSHD(t *testing.T) *sshd {
@@ -72,7 +74,9 @@ StrictModes no
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	s.pid = cmd.Process.Pid
 	t.Cleanup(func() {
+		signalTree(s.pid, syscall.SIGCONT)
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
@@ -262,5 +266,59 @@ func TestShellQuote(t *testing.T) {
 	out, err := exec.Command("sh", "-c", "printf %s "+shellQuote(`it's "quoted" $HOME`)).Output()
 	if err != nil || string(out) != `it's "quoted" $HOME` {
 		t.Errorf("%q %v", out, err)
+	}
+}
+
+// signalTree signals a process and its descendants.
+func signalTree(pid int, sig syscall.Signal) {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if ppid, err := strconv.Atoi(fields[1]); err == nil {
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	todo := []int{pid}
+	for len(todo) > 0 {
+		p := todo[0]
+		todo = append(todo[1:], children[p]...)
+		syscall.Kill(p, sig)
+	}
+}
+
+// TestKeepAliveDropsAFrozenHost: a host that stops answering (frozen, off
+// the network: no reset comes) fails the command in flight instead of
+// hanging it.
+func TestKeepAliveDropsAFrozenHost(t *testing.T) {
+	s := startSSHD(t)
+	cfg := s.config(t)
+	cfg.KeepAlive = 200 * time.Millisecond
+	e, err := Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	run(t, e, "true")
+	done := make(chan error, 1)
+	go func() { done <- e.Run(context.Background(), "sleep 60", nil, nil) }()
+	time.Sleep(300 * time.Millisecond)
+	signalTree(s.pid, syscall.SIGSTOP)
+	defer signalTree(s.pid, syscall.SIGCONT)
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "stopped answering keepalives") {
+			t.Errorf("err = %v", err)
+		}
+	case <-time.After(50 * time.Second):
+		t.Fatal("the command hung on a frozen host")
 	}
 }
