@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/hoistdev/hoist/apply"
 	"github.com/hoistdev/hoist/apply/node"
@@ -35,7 +36,13 @@ func newNodeCommand() *cobra.Command {
 			if dest == "" || digest == "" {
 				return errors.New("--dest and --digest are required")
 			}
-			return unpack.Unpack(cmd.InOrStdin(), dest, digest, streamDigest)
+			in := cmd.InOrStdin()
+			if f, ok := in.(*os.File); ok {
+				// sshd feeds the stream through a pipe in 32 KiB packets; a
+				// larger pipe wakes this process less often.
+				unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+			}
+			return unpack.Unpack(in, dest, digest, streamDigest)
 		},
 	}
 	unpackCmd.Flags().StringVar(&dest, "dest", "", "directory to fill")
