@@ -63,9 +63,16 @@ func New(w io.Writer, format string, nodes []string) (Reporter, error) {
 	}
 }
 
+// isTerminal tells whether w is a terminal that bars can be drawn on: one
+// with a size (a pty that reports 0x0, as under script(1) without a
+// terminal, would show nothing at all).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	cols, rows, err := term.GetSize(int(f.Fd()))
+	return err == nil && cols > 0 && rows > 0
 }
 
 // describe renders everything about a non-progress event except node and
