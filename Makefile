@@ -16,7 +16,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Also for the go commands that scripts and tests run.
 export GOFLAGS := -tags=$(subst $(space),$(comma),$(TAGS))
 
-.PHONY: all deps build example demo bench test vet fmt-check fuzz clean
+.PHONY: all deps build example demo bench test vet fmt-check fuzz clean kube
 
 all: build
 
@@ -61,9 +61,15 @@ fmt-check:
 vet: deps
 	$(GO) vet ./...
 
+# etcd, kube-apiserver and kube-controller-manager for the tests that need a
+# real API server: built from the Go module proxy (test/kube, its own
+# module) into /var/cache/hoist-kube/<version>, once (cold: 5 to 10 minutes).
+kube:
+	test/kube/build.sh
+
 # The test bed is torn down by each test; clean.sh catches what a killed
 # test run left, whatever the outcome.
-test: deps fmt-check vet
+test: deps fmt-check vet kube
 	@status=0; $(GO) test -count=1 -timeout 30m ./... || status=$$?; \
 	test/testbed/clean.sh; exit $$status
 

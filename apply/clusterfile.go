@@ -73,6 +73,9 @@ type Cluster struct {
 	Nodes    []Node
 	// SSH is the default access, for hosts no longer listed.
 	SSH SSH
+	// Kubeconfig is the file of the cluster the apps go to ("" when hoist
+	// brings up Kubernetes itself).
+	Kubeconfig string
 }
 
 // Masters returns the nodes with the master role, first master first.
@@ -266,6 +269,9 @@ type clusterSpec struct {
 	Env      envSpec      `json:"env"`
 	Registry registrySpec `json:"registry"`
 	DataRoot string       `json:"dataRoot"`
+	// Kubeconfig is an existing cluster's, where the apps go: with hosts,
+	// instead of a Kubernetes that hoist brings up; alone, for app images.
+	Kubeconfig string `json:"kubeconfig"`
 }
 
 type sshSpec struct {
@@ -445,8 +451,14 @@ func parseCluster(raw json.RawMessage, sealer bool, fe func(string, error) error
 		return nil, fe("spec.ssh", err)
 	}
 	c.SSH = defaults
+	c.Kubeconfig = spec.Kubeconfig
+	if len(spec.Hosts) == 0 && c.Kubeconfig != "" {
+		// An existing cluster: the apps go there, no host is touched.
+		c.Registry = Registry{Domain: spec.Registry.Domain, Port: int(spec.Registry.Port)}
+		return c, nil
+	}
 	if len(spec.Hosts) == 0 {
-		return nil, fe("spec.hosts", errors.New("no hosts"))
+		return nil, fe("spec.hosts", errors.New("no hosts (or give spec.kubeconfig, for an existing cluster)"))
 	}
 	seen := map[netip.Addr]string{}
 	for i, h := range spec.Hosts {
@@ -677,8 +689,9 @@ func parseScope(v any) ([]string, error) {
 	return slices.Compact(roles), nil
 }
 
-// ClusterFromFlags builds the cluster `hoist run` describes with flags.
-func ClusterFromFlags(image, masters, nodes string, ssh SSH, env []string) (*Cluster, error) {
+// ClusterFromFlags builds the cluster `hoist run` describes with flags:
+// hosts, or the kubeconfig of an existing cluster.
+func ClusterFromFlags(image, masters, nodes, kubeconfig string, ssh SSH, env []string) (*Cluster, error) {
 	doc := map[string]any{
 		"apiVersion": APIVersion,
 		"kind":       "Cluster",
@@ -707,8 +720,9 @@ func ClusterFromFlags(image, masters, nodes string, ssh SSH, env []string) (*Clu
 		"image": image,
 		"ssh": map[string]any{"user": ssh.User, "port": ssh.Port, "password": ssh.Password,
 			"privateKey": ssh.PrivateKey, "passphrase": ssh.Passphrase},
-		"hosts": hosts,
-		"env":   envMap,
+		"hosts":      hosts,
+		"env":        envMap,
+		"kubeconfig": kubeconfig,
 	}
 	data, err := json.Marshal(doc)
 	if err != nil {

@@ -219,7 +219,7 @@ func TestFieldErrorUnwraps(t *testing.T) {
 }
 
 func TestClusterFromFlags(t *testing.T) {
-	c, err := ClusterFromFlags("acme/platform:v1", "10.0.0.2,10.0.0.3", "10.0.0.10-10.0.0.11", SSH{User: "root", Port: 22, Password: "pw"}, []string{"A=1"})
+	c, err := ClusterFromFlags("acme/platform:v1", "10.0.0.2,10.0.0.3", "10.0.0.10-10.0.0.11", "", SSH{User: "root", Port: 22, Password: "pw"}, []string{"A=1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestClusterFromFlags(t *testing.T) {
 		{"10.0.0.x", "", nil, `--masters/--nodes: "10.0.0.x" is not an IP address`},
 		{"10.0.0.2", "", []string{"novalue"}, `-e "novalue": want KEY=VALUE`},
 	} {
-		if _, err := ClusterFromFlags("acme/platform:v1", tc.masters, tc.nodes, SSH{User: "root", Port: 22}, tc.env); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := ClusterFromFlags("acme/platform:v1", tc.masters, tc.nodes, "", SSH{User: "root", Port: 22}, tc.env); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v", tc, err)
 		}
 	}

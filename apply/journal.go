@@ -31,6 +31,8 @@ type journalData struct {
 	Cluster string                          `json:"cluster"`
 	Nodes   map[string]map[string]stepState `json:"nodes"` // node address → step → state
 	Hosts   map[string]HostRecord           `json:"hosts,omitempty"`
+	Apps    map[string]stepState            `json:"apps,omitempty"` // app → state
+	Planned []string                        `json:"plannedApps,omitempty"`
 	Failed  map[string]Failure              `json:"failed,omitempty"`
 }
 
@@ -60,7 +62,7 @@ type stepState struct {
 
 // OpenJournal reads the journal at path, or starts an empty one.
 func OpenJournal(path, cluster string) (*Journal, error) {
-	j := &Journal{path: path, data: journalData{Cluster: cluster, Nodes: map[string]map[string]stepState{}, Hosts: map[string]HostRecord{}, Failed: map[string]Failure{}}}
+	j := &Journal{path: path, data: journalData{Cluster: cluster, Nodes: map[string]map[string]stepState{}, Hosts: map[string]HostRecord{}, Failed: map[string]Failure{}, Apps: map[string]stepState{}}}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return j, nil
@@ -83,6 +85,9 @@ func OpenJournal(path, cluster string) (*Journal, error) {
 	if j.data.Failed == nil {
 		j.data.Failed = map[string]Failure{}
 	}
+	if j.data.Apps == nil {
+		j.data.Apps = map[string]stepState{}
+	}
 	return j, nil
 }
 
@@ -102,6 +107,63 @@ func (j *Journal) MarkDone(node, step, key string) error {
 		j.data.Nodes[node] = map[string]stepState{}
 	}
 	j.data.Nodes[node][step] = stepState{Key: key, Done: time.Now().UTC()}
+	return j.save()
+}
+
+// AppsNode is the name under which the journal records failures of the
+// apps, which belong to the cluster rather than to a node.
+const AppsNode = "apps"
+
+// AppDone tells whether the app was launched with this key.
+func (j *Journal) AppDone(app, key string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	s, ok := j.data.Apps[app]
+	return ok && s.Key == key
+}
+
+// MarkAppDone records that the app was launched with this key.
+func (j *Journal) MarkAppDone(app, key string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.data.Apps[app] = stepState{Key: key, Done: time.Now().UTC()}
+	return j.save()
+}
+
+// Apps lists the apps the journal records as launched, sorted.
+func (j *Journal) Apps() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []string
+	for a := range j.data.Apps {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SetPlannedApps records the apps of the last plan, for status.
+func (j *Journal) SetPlannedApps(apps []string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.data.Planned = apps
+	return j.save()
+}
+
+// PlannedApps returns what SetPlannedApps recorded.
+func (j *Journal) PlannedApps() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.data.Planned
+}
+
+// ForgetApps drops the apps, when the cluster is deleted.
+func (j *Journal) ForgetApps() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.data.Apps = map[string]stepState{}
+	j.data.Planned = nil
+	delete(j.data.Failed, AppsNode)
 	return j.save()
 }
 

@@ -27,6 +27,8 @@ type PlanInput struct {
 	// (registry nodes or domain changed) are installed again.
 	TLSDigest string
 	Plugins   []Plugin
+	// Apps are the apps to launch, in order, each with its key.
+	Apps []PlannedStep
 }
 
 // PlannedStep is one step of one node.
@@ -50,11 +52,16 @@ type Plan struct {
 	Cluster string     `json:"cluster"`
 	Nodes   []NodePlan `json:"nodes"`
 	Remove  []string   `json:"remove"`
+	// Apps are launched once every node is done, in order.
+	Apps []PlannedStep `json:"apps"`
 }
 
 // MakePlan compares the cluster with the journal.
 func MakePlan(c Cluster, j *Journal, in PlanInput) Plan {
-	p := Plan{Cluster: c.Name, Nodes: []NodePlan{}, Remove: []string{}}
+	p := Plan{Cluster: c.Name, Nodes: []NodePlan{}, Remove: []string{}, Apps: []PlannedStep{}}
+	for _, a := range in.Apps {
+		p.Apps = append(p.Apps, PlannedStep{Name: a.Name, Key: a.Key, Done: j.AppDone(a.Name, a.Key)})
+	}
 	listed := map[string]bool{}
 	for _, n := range c.Nodes {
 		node := n.IP.String()
@@ -139,11 +146,26 @@ func (p Plan) Print(w io.Writer) {
 	for _, n := range p.Remove {
 		fmt.Fprintf(w, "%s (no longer listed)\n  %-16s to do\n", n, "clean")
 	}
+	if len(p.Apps) > 0 {
+		fmt.Fprintln(w, "apps")
+		for _, a := range p.Apps {
+			state := "to do"
+			if a.Done {
+				state = "done"
+			}
+			fmt.Fprintf(w, "  %-16s %s\n", a.Name, state)
+		}
+	}
 }
 
 // ToDo counts the steps not done, and the nodes to remove.
 func (p Plan) ToDo() int {
 	n := len(p.Remove)
+	for _, a := range p.Apps {
+		if !a.Done {
+			n++
+		}
+	}
 	for _, np := range p.Nodes {
 		for _, s := range np.Steps {
 			if !s.Done {

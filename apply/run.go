@@ -2,6 +2,10 @@ package apply
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -14,6 +18,7 @@ import (
 
 	"github.com/hoistdev/hoist/apply/progress"
 	"github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 
 // Where things go on a node, below <dataRoot>/<cluster>.
@@ -32,6 +37,7 @@ func StateDir(root, cluster string) string { return filepath.Join(root, "cluster
 type Image struct {
 	Rootfs string // its tree, mounted read-only
 	Digest string
+	Meta   *metadata.Metadata
 }
 
 // Options of Apply and Delete.
@@ -41,8 +47,11 @@ type Options struct {
 	Jobs              int    // nodes worked on at once
 	AcceptNewHostKeys bool
 	Reporter          progress.Reporter
-	// Plugins of the image (its plugins/), run with the Clusterfile's.
-	ImagePlugins []Plugin
+	// Apps replaces the image's LAUNCH list; ValueFiles and Set are Helm
+	// values for every chart.
+	Apps       []string
+	ValueFiles []string
+	Set        []string
 }
 
 // NodeError is the failure of one node's step.
@@ -169,7 +178,63 @@ func Prepare(c Cluster, plugins []Plugin, image Image, opts Options) (*Prepared,
 		return nil, fmt.Errorf("cluster PKI: %w", err)
 	}
 	in := PlanInput{ImageDigest: image.Digest, HoistDigest: hoistDigest, TLSDigest: tls.Digest(), Plugins: plugins}
+	if in.Apps, err = appSteps(c, image, opts); err != nil {
+		return nil, err
+	}
 	return &Prepared{Journal: j, Input: in, TLS: tls, Plan: MakePlan(c, j, in)}, nil
+}
+
+// appSteps lists the apps to launch with their keys: what, launched
+// again, would change the result (the image, the app's definition, the
+// env, the values).
+func appSteps(c Cluster, image Image, opts Options) ([]PlannedStep, error) {
+	if image.Meta == nil {
+		return nil, nil
+	}
+	names := image.Meta.Launch.Apps
+	if opts.Apps != nil {
+		names = opts.Apps
+	}
+	var values [][]byte
+	for _, f := range opts.ValueFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		values = append(values, data)
+	}
+	var steps []PlannedStep
+	for _, name := range names {
+		app := image.Meta.App(name)
+		if app == nil {
+			return nil, fmt.Errorf("%s: no app %q (it has: %s)", c.Image, name, strings.Join(appNames(image.Meta), ", "))
+		}
+		h := sha256.New()
+		json.NewEncoder(h).Encode(struct {
+			Image  string
+			App    metadata.App
+			Env    map[string]string
+			Values [][]byte
+			Set    []string
+		}{image.Digest, *app, c.Env, values, opts.Set})
+		steps = append(steps, PlannedStep{Name: name, Key: "sha256:" + hex.EncodeToString(h.Sum(nil))})
+	}
+	if len(image.Meta.Launch.Cmds) > 0 && opts.Apps == nil {
+		h := sha256.Sum256(fmt.Appendf(nil, "%s %q %v", image.Digest, image.Meta.Launch.Cmds, c.Env))
+		steps = append(steps, PlannedStep{Name: StepCmds, Key: "sha256:" + hex.EncodeToString(h[:])})
+	}
+	return steps, nil
+}
+
+// StepCmds is the app step of the image's CMDS.
+const StepCmds = "cmds"
+
+func appNames(m *metadata.Metadata) []string {
+	var out []string
+	for _, a := range m.Apps {
+		out = append(out, a.Name)
+	}
+	return out
 }
 
 // Apply brings every node of the cluster to the plan: each node's steps in
@@ -208,6 +273,13 @@ func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Pre
 		res.Nodes = append(res.Nodes, np.Node)
 	}
 	res.Nodes = append(res.Nodes, p.Plan.Remove...)
+	var apps []string
+	for _, a := range p.Plan.Apps {
+		apps = append(apps, a.Name)
+	}
+	if err := r.journal.SetPlannedApps(apps); err != nil {
+		return nil, err
+	}
 
 	type work struct {
 		plan   *NodePlan
@@ -226,12 +298,24 @@ func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Pre
 		}
 		return r.removeNode(ctx, w.remove)
 	})
+	nodesOK := true
 	for i, w := range items {
 		node := w.remove
 		if w.plan != nil {
 			node = w.plan.Node
 		}
 		res.Errors[node] = errs[i]
+		if errs[i] != nil {
+			nodesOK = false
+		}
+	}
+	if len(p.Plan.Apps) > 0 {
+		res.Nodes = append(res.Nodes, AppsNode)
+		if nodesOK {
+			res.Errors[AppsNode] = r.launchApps(ctx, p.Plan.Apps)
+		} else {
+			res.Errors[AppsNode] = errors.New("not launched: nodes failed")
+		}
 	}
 	r.saveOnMaster(ctx)
 	return res, nil

@@ -80,6 +80,7 @@ func (s *Store) CreateIndex(ctx context.Context, tags []string, ids []string) (s
 type Mounted struct {
 	Rootfs string
 	Digest string // of the image's manifest (of this platform's instance, for an index)
+	Meta   *metadata.Metadata
 	img    *libimage.Image
 }
 
@@ -96,6 +97,12 @@ func (s *Store) Mount(ctx context.Context, name string) (*Mounted, error) {
 		return nil, err
 	}
 	m := &Mounted{Digest: img.Digest().String(), img: img}
+	if m.Meta, err = MetadataOf(ctx, img); err != nil {
+		return nil, err
+	}
+	if m.Meta == nil {
+		return nil, fmt.Errorf("%s is not a hoist image (no %s annotation)", name, metadata.Annotation)
+	}
 	if img.TopLayer() == "" {
 		return nil, fmt.Errorf("%s: the image has no files", name)
 	}

@@ -2,15 +2,18 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -21,10 +24,15 @@ import (
 
 // applyFlags are the flags apply and run share.
 type applyFlags struct {
-	dryRun    bool
-	format    string
-	jobs      int
-	acceptNew bool
+	dryRun     bool
+	format     string
+	jobs       int
+	acceptNew  bool
+	apps       []string
+	valueFiles []string
+	set        []string
+	registry   string // hoist run --registry
+	tlsVerify  bool
 }
 
 func (f *applyFlags) add(cmd *cobra.Command) {
@@ -33,6 +41,9 @@ func (f *applyFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.format, "format", "", "output: text (default; live progress on a terminal) or json (JSON lines)")
 	fl.IntVar(&f.jobs, "jobs", 10, "nodes worked on at once")
 	fl.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust the SSH host key of a host seen for the first time (StrictHostKeyChecking=accept-new); a changed key is always refused")
+	fl.StringSliceVar(&f.apps, "apps", nil, "apps to launch, in order, instead of the image's LAUNCH (comma-separated)")
+	fl.StringArrayVar(&f.valueFiles, "values", nil, "Helm values file for every chart (repeatable)")
+	fl.StringArrayVar(&f.set, "set", nil, "Helm value k=v for every chart (repeatable)")
 }
 
 // nodeBinary is the hoist copied to the nodes: this one, unless
@@ -93,13 +104,14 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f app
 	if err != nil {
 		return err
 	}
-	opts := apply.Options{Root: g.root, Binary: binary, Jobs: f.jobs, AcceptNewHostKeys: f.acceptNew}
+	opts := apply.Options{Root: g.root, Binary: binary, Jobs: f.jobs, AcceptNewHostKeys: f.acceptNew,
+		Apps: f.apps, ValueFiles: f.valueFiles, Set: f.set}
 	unlock, err := lockCluster(g.root, c.Name)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	image := apply.Image{Rootfs: img.Rootfs, Digest: img.Digest}
+	image := apply.Image{Rootfs: img.Rootfs, Digest: img.Digest, Meta: img.Meta}
 	prep, err := apply.Prepare(c, plugins, image, opts)
 	if err != nil {
 		return err
@@ -112,11 +124,26 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f app
 		prep.Plan.Print(out)
 		return nil
 	}
+	if f.registry != "" {
+		fmt.Fprintf(out, "pushing the bundled images to %s\n", f.registry)
+		var tr http.RoundTripper
+		if !f.tlsVerify {
+			t := remote.DefaultTransport.(*http.Transport).Clone()
+			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+			tr = t
+		}
+		if err := apply.PushImages(cmd.Context(), img.Rootfs, img.Meta, f.registry, !f.tlsVerify, tr); err != nil {
+			return err
+		}
+	}
 	var nodes []string
 	for _, n := range prep.Plan.Nodes {
 		nodes = append(nodes, n.Node)
 	}
 	nodes = append(nodes, prep.Plan.Remove...)
+	if len(prep.Plan.Apps) > 0 {
+		nodes = append(nodes, apply.AppsNode)
+	}
 	rep, err := progress.New(out, f.format, nodes)
 	if err != nil {
 		return err
@@ -179,8 +206,9 @@ hosts removed from it are cleaned.`,
 }
 
 func newRunCommand(g *globalOptions) *cobra.Command {
-	var masters, nodes, user, password, key, passphrase string
+	var masters, nodes, user, password, key, passphrase, kubeconfig, target string
 	var port int
+	var tlsVerify bool
 	var env []string
 	var f applyFlags
 	cmd := &cobra.Command{
@@ -192,10 +220,14 @@ addresses or ranges (10.0.0.2-10.0.0.9).`,
 		Example: `  hoist run acme/platform:v1 --masters 10.0.0.2 --nodes 10.0.0.3-10.0.0.5 --pk ~/.ssh/id_ed25519 --accept-new-host-keys`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apply.ClusterFromFlags(args[0], masters, nodes, apply.SSH{User: user, Port: port, Password: password, PrivateKey: key, Passphrase: passphrase}, env)
+			c, err := apply.ClusterFromFlags(args[0], masters, nodes, kubeconfig, apply.SSH{User: user, Port: port, Password: password, PrivateKey: key, Passphrase: passphrase}, env)
 			if err != nil {
 				return err
 			}
+			if target != "" && c.Kubeconfig == "" {
+				return errors.New("--registry goes with --kubeconfig: a cluster of hosts gets the image's registry on its own nodes")
+			}
+			f.registry, f.tlsVerify = target, tlsVerify
 			return runApply(cmd, g, &apply.Clusterfile{Cluster: *c}, f)
 		},
 	}
@@ -207,6 +239,9 @@ addresses or ranges (10.0.0.2-10.0.0.9).`,
 	fl.StringVar(&key, "pk", "", "SSH private key file")
 	fl.StringVar(&passphrase, "pk-passwd", "", "passphrase of the private key")
 	fl.IntVar(&port, "port", apply.DefaultPort, "SSH port")
+	fl.StringVar(&kubeconfig, "kubeconfig", "", "an existing cluster's kubeconfig: launch the image's apps there, on no host")
+	fl.StringVar(&target, "registry", "", "with --kubeconfig: push the bundled images to this registry (HOST:PORT) first, as <registry>/<host>/<path>")
+	fl.BoolVar(&tlsVerify, "tls-verify", true, "verify the registry's TLS certificate (false also allows plain HTTP)")
 	fl.StringArrayVarP(&env, "env", "e", nil, "cluster env, KEY=VALUE (repeatable)")
 	f.add(cmd)
 	return cmd
@@ -256,6 +291,27 @@ func clusterStatus(root, name string, c *apply.Cluster) ([]nodeStatus, error) {
 		}
 		if c != nil && !listed[node] {
 			row.Status = "to remove"
+		}
+		rows = append(rows, row)
+	}
+	if planned := j.PlannedApps(); len(planned) > 0 {
+		done := map[string]bool{}
+		for _, a := range j.Apps() {
+			done[a] = true
+		}
+		row := nodeStatus{Cluster: name, Node: apply.AppsNode, Roles: []string{}, Steps: len(planned)}
+		for _, a := range planned {
+			if done[a] {
+				row.Done++
+			}
+		}
+		switch fail, failed := j.Failed(apply.AppsNode); {
+		case failed:
+			row.Status, row.Error = "failed", fail.Step+": "+fail.Error
+		case row.Done == row.Steps:
+			row.Status = "ready"
+		default:
+			row.Status = "pending"
 		}
 		rows = append(rows, row)
 	}

@@ -1,0 +1,222 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hoistdev/hoist/apply/progress"
+	"github.com/hoistdev/hoist/apply/runtime"
+	"github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/clusterimage/tree"
+)
+
+// launchApps launches the planned apps, in order, into the cluster: the
+// version check first, then each app not done. A failed app does not stop
+// the next ones (they are independent); CMDS run only after every app.
+func (r *runner) launchApps(ctx context.Context, steps []PlannedStep) error {
+	start := time.Now()
+	report := func(e progress.Event) {
+		e.Node = AppsNode
+		r.report(e)
+	}
+	fail := func(step string, err error) error {
+		r.journal.SetFailed(AppsNode, step, err)
+		report(progress.Event{State: progress.StateNodeFailed, Step: step, Error: err.Error(), Elapsed: time.Since(start).Seconds()})
+		return err
+	}
+	todo := false
+	for _, s := range steps {
+		if !s.Done {
+			todo = true
+		} else {
+			report(progress.Event{Step: "app:" + s.Name, State: progress.StateSkipped})
+		}
+	}
+	if !todo {
+		report(progress.Event{State: progress.StateNodeDone})
+		return nil
+	}
+	if r.c.Kubeconfig == "" {
+		return fail("apps", errors.New("no Kubernetes to launch the apps into: give spec.kubeconfig (hoist does not bring Kubernetes up yet)"))
+	}
+	shell, err := r.appShell(ctx)
+	if err != nil {
+		return fail("apps", err)
+	}
+	l := &runtime.Launcher{Kubeconfig: r.c.Kubeconfig, Rootfs: r.image.Rootfs, Meta: r.image.Meta, Env: r.c.Env,
+		ValueFiles: r.opts.ValueFiles, Set: r.opts.Set, Shell: shell, TmpDir: r.tmpDir}
+	report(progress.Event{Step: "kube-version", State: progress.StateStart})
+	version, err := l.CheckKubeVersion(ctx)
+	if err != nil {
+		return fail("kube-version", err)
+	}
+	report(progress.Event{Step: "kube-version " + version, State: progress.StateDone})
+	var failed []string
+	var firstErr error
+	for _, s := range steps {
+		if s.Done {
+			continue
+		}
+		step := "app:" + s.Name
+		if s.Name == StepCmds {
+			step = StepCmds
+			if len(failed) > 0 {
+				break
+			}
+		}
+		report(progress.Event{Step: step, State: progress.StateStart})
+		t := time.Now()
+		if s.Name == StepCmds {
+			err = l.RunCmds(ctx)
+		} else {
+			var app = r.image.Meta.App(s.Name)
+			err = l.Launch(ctx, *app)
+		}
+		if err != nil {
+			report(progress.Event{Step: step, State: progress.StateFailed, Error: err.Error(), Elapsed: time.Since(t).Seconds()})
+			failed = append(failed, s.Name)
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if err := r.journal.MarkAppDone(s.Name, s.Key); err != nil {
+			return fail(step, err)
+		}
+		report(progress.Event{Step: step, State: progress.StateDone, Elapsed: time.Since(t).Seconds()})
+	}
+	if firstErr != nil {
+		err := firstErr
+		if len(failed) > 1 {
+			err = fmt.Errorf("%d apps failed (%s); first: %w", len(failed), strings.Join(failed, ", "), firstErr)
+		}
+		return fail("app:"+failed[0], err)
+	}
+	r.journal.SetFailed(AppsNode, "", nil)
+	report(progress.Event{State: progress.StateNodeDone, Elapsed: time.Since(start).Seconds()})
+	return nil
+}
+
+// appShell is where shell apps and commands run: the first master, or
+// this machine for a cluster without hosts.
+func (r *runner) appShell(ctx context.Context) (runtime.Shell, error) {
+	masters := r.c.Masters()
+	if len(masters) == 0 {
+		return &localShell{rootfs: r.image.Rootfs, work: filepath.Join(r.tmpDir, "rootfs"), kubeconfig: r.c.Kubeconfig}, nil
+	}
+	m := masters[0]
+	exec, err := r.pool.Get(ctx, r.access(m.IP.String(), m.SSH))
+	if err != nil {
+		return nil, err
+	}
+	sh := &sshShell{exec: exec, rootfs: path.Join(NodeDir(r.c), "rootfs")}
+	if r.c.Kubeconfig != "" {
+		// Scripts on the master reach the cluster with its kubeconfig.
+		data, err := os.ReadFile(r.c.Kubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		sh.kubeconfig = path.Join(NodeDir(r.c), "state", "kubeconfig")
+		if err := writeRemote(ctx, exec, sh.kubeconfig, data); err != nil {
+			return nil, err
+		}
+	}
+	return sh, nil
+}
+
+func writeRemote(ctx context.Context, exec ssh.Executor, file string, data []byte) error {
+	q := ssh.Quote
+	return exec.Run(ctx, fmt.Sprintf("mkdir -p %s && umask 077 && cat > %s.tmp && mv -f %[2]s.tmp %[2]s", q(path.Dir(file)), q(file)), strings.NewReader(string(data)), nil)
+}
+
+// exports is the env as sh export lines, sorted.
+func exports(env map[string]string) string {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "export %s=%s\n", k, ssh.Quote(env[k]))
+	}
+	return b.String()
+}
+
+type sshShell struct {
+	exec       ssh.Executor
+	rootfs     string
+	kubeconfig string
+}
+
+func (s *sshShell) Run(ctx context.Context, dir string, env map[string]string, script string) error {
+	if s.kubeconfig != "" {
+		env = withKubeconfig(env, s.kubeconfig)
+	}
+	// The script's stdout joins its stderr, which the error carries.
+	return s.exec.Run(ctx, "cd "+ssh.Quote(path.Join(s.rootfs, dir))+"\n"+exports(env)+"exec 1>&2\n"+script, nil, nil)
+}
+
+func (s *sshShell) WriteFile(ctx context.Context, rel string, data []byte) error {
+	return writeRemote(ctx, s.exec, path.Join(s.rootfs, rel), data)
+}
+
+func withKubeconfig(env map[string]string, file string) map[string]string {
+	out := map[string]string{"KUBECONFIG": file}
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}
+
+// localShell runs scripts on this machine, in a writable copy of the
+// directories they use (the image is mounted read-only).
+type localShell struct {
+	rootfs, work, kubeconfig string
+}
+
+func (s *localShell) copyOf(dir string) (string, error) {
+	dst := filepath.Join(s.work, dir)
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	return dst, tree.Link(filepath.Join(s.rootfs, dir), dst)
+}
+
+func (s *localShell) Run(ctx context.Context, dir string, env map[string]string, script string) error {
+	wd, err := s.copyOf(dir)
+	if err != nil {
+		return err
+	}
+	if s.kubeconfig != "" {
+		abs, _ := filepath.Abs(s.kubeconfig)
+		env = withKubeconfig(env, abs)
+	}
+	cmd := exec.CommandContext(ctx, "sh", "-c", exports(env)+script)
+	cmd.Dir = wd
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func (s *localShell) WriteFile(_ context.Context, rel string, data []byte) error {
+	if _, err := s.copyOf(filepath.Dir(rel)); err != nil {
+		return err
+	}
+	target := filepath.Join(s.work, rel)
+	os.Remove(target) // a hard link to the image's file: replace, never write through
+	return os.WriteFile(target, data, 0o644)
+}

@@ -1,0 +1,95 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+
+	"github.com/distribution/reference"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/hoistdev/hoist/clusterimage/metadata"
+	"github.com/hoistdev/hoist/registry"
+)
+
+// PushImages copies every image bundled in the image's registry/ to the
+// registry at target (HOST:PORT), as <target>/<host>/<path> — the layout
+// of a hoist registry, so that images of two registries with the same
+// path stay apart — with their tags and digests intact. insecure allows
+// plain HTTP and unverified TLS.
+func PushImages(ctx context.Context, rootfs string, meta *metadata.Metadata, target string, insecure bool, transport http.RoundTripper) error {
+	h, err := registry.NewHandler(ctx, filepath.Join(rootfs, "registry"), registry.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	defer srv.Close()
+	src := ln.Addr().String()
+	var dstOpts []name.Option
+	if insecure {
+		dstOpts = append(dstOpts, name.Insecure)
+	}
+	if transport == nil {
+		transport = remote.DefaultTransport
+	}
+	for _, img := range meta.Images {
+		if img.Digest == "" {
+			continue
+		}
+		named, err := reference.ParseNormalizedNamed(img.Ref)
+		if err != nil {
+			return fmt.Errorf("%s: %w", img.Ref, err)
+		}
+		repo, err := registry.RepositoryPath(named)
+		if err != nil {
+			return err
+		}
+		from, err := name.NewDigest(src+"/"+repo+"@"+img.Digest, name.Insecure)
+		if err != nil {
+			return err
+		}
+		desc, err := remote.Get(from, remote.WithContext(ctx))
+		if err != nil {
+			return fmt.Errorf("%s in the image: %w", img.Ref, err)
+		}
+		to, err := name.NewDigest(target+"/"+repo+"@"+img.Digest, dstOpts...)
+		if err != nil {
+			return err
+		}
+		opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(transport)}
+		if desc.MediaType.IsIndex() {
+			idx, err := desc.ImageIndex()
+			if err != nil {
+				return err
+			}
+			err = remote.WriteIndex(to, idx, opts...)
+		} else {
+			i, err2 := desc.Image()
+			if err2 != nil {
+				return err2
+			}
+			err = remote.Write(to, i, opts...)
+		}
+		if err != nil {
+			return fmt.Errorf("pushing %s to %s: %w", img.Ref, target, err)
+		}
+		if tagged, ok := named.(reference.Tagged); ok {
+			tag, err := name.NewTag(target+"/"+repo+":"+tagged.Tag(), dstOpts...)
+			if err != nil {
+				return err
+			}
+			if err := remote.Tag(tag, desc, opts...); err != nil {
+				return fmt.Errorf("tagging %s in %s: %w", img.Ref, target, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+)
+
+// FieldManager is hoist's name in the objects' managed fields.
+const FieldManager = "hoist"
+
+// Object is one manifest, with where it came from for errors.
+type Object struct {
+	*unstructured.Unstructured
+	Source string // file:document
+}
+
+// ReadManifests reads the *.yaml and *.yml files under dir (sorted), every
+// document of each, Lists unpacked.
+func ReadManifests(dir string) ([]Object, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	var out []Object
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+		for doc := 1; ; doc++ {
+			var obj map[string]any
+			if err := dec.Decode(&obj); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return nil, fmt.Errorf("%s: document %d: %w", filepath.Base(f), doc, err)
+			}
+			if len(obj) == 0 {
+				continue
+			}
+			src := fmt.Sprintf("%s:%d", filepath.Base(f), doc)
+			u := &unstructured.Unstructured{Object: obj}
+			if u.GetKind() == "" || u.GetAPIVersion() == "" {
+				return nil, fmt.Errorf("%s: not a Kubernetes object (no apiVersion or kind)", src)
+			}
+			if u.IsList() {
+				list, err := u.ToList()
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", src, err)
+				}
+				for i := range list.Items {
+					out = append(out, Object{&list.Items[i], fmt.Sprintf("%s[%d]", src, i)})
+				}
+				continue
+			}
+			out = append(out, Object{u, src})
+		}
+	}
+	return out, nil
+}
+
+// first tells the objects that others depend on: namespaces and CRDs.
+func first(o Object) bool {
+	gk := o.GroupVersionKind().GroupKind()
+	return gk == (schema.GroupKind{Kind: "Namespace"}) || gk == (schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"})
+}
+
+// manifests server-side applies the objects under dir: namespaces and
+// CRDs first (waiting for each CRD to be served), then the rest. Applying
+// the same objects again changes nothing.
+func (l *Launcher) manifests(ctx context.Context, dir string) error {
+	objs, err := ReadManifests(dir)
+	if err != nil {
+		return err
+	}
+	cfg, err := l.RESTConfig()
+	if err != nil {
+		return err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	var early, rest []Object
+	for _, o := range objs {
+		if first(o) {
+			early = append(early, o)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	for _, o := range early {
+		if err := apply(ctx, dyn, mapper, o); err != nil {
+			return err
+		}
+		if o.GetKind() == "CustomResourceDefinition" {
+			if err := waitEstablished(ctx, dyn, o.GetName()); err != nil {
+				return fmt.Errorf("%s: %w", o.Source, err)
+			}
+		}
+	}
+	mapper.Reset() // the new CRDs' kinds
+	for _, o := range rest {
+		if err := apply(ctx, dyn, mapper, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func apply(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, o Object) error {
+	gvk := o.GroupVersionKind()
+	mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return fmt.Errorf("%s: %s %s: %w", o.Source, gvk.Kind, o.GetName(), err)
+	}
+	data, err := o.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+		ns := o.GetNamespace()
+		if ns == "" {
+			ns = metav1.NamespaceDefault
+		}
+		ri = dyn.Resource(mapping.Resource).Namespace(ns)
+	}
+	force := true // hoist owns what its images declare
+	_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
+	if err != nil {
+		return fmt.Errorf("%s: applying %s %s: %w", o.Source, gvk.Kind, o.GetName(), err)
+	}
+	return nil
+}
+
+var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+func waitEstablished(ctx context.Context, dyn dynamic.Interface, name string) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		crd, err := dyn.Resource(crdResource).Get(ctx, name, metav1.GetOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		if err == nil {
+			conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+			for _, c := range conds {
+				m, _ := c.(map[string]any)
+				if m["type"] == "Established" && m["status"] == "True" {
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("CRD %s is not established after a minute", name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
