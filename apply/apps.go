@@ -220,3 +220,34 @@ func (s *localShell) WriteFile(_ context.Context, rel string, data []byte) error
 	os.Remove(target) // a hard link to the image's file: replace, never write through
 	return os.WriteFile(target, data, 0o644)
 }
+
+// PreviewApps fills the plan's apps to launch with what they would create
+// or change, asking the cluster (read only). A cluster that cannot be asked
+// leaves the plan as it is and returns why.
+func PreviewApps(ctx context.Context, c Cluster, image Image, opts Options, plan *Plan) error {
+	if c.Kubeconfig == "" {
+		return nil
+	}
+	tmp, err := os.MkdirTemp("", "hoist-preview-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	l := &runtime.Launcher{Kubeconfig: c.Kubeconfig, Rootfs: image.Rootfs, Meta: image.Meta, Env: c.Env,
+		ValueFiles: opts.ValueFiles, Set: opts.Set, TmpDir: tmp}
+	if _, err := l.CheckKubeVersion(ctx); err != nil {
+		return err
+	}
+	for i, a := range plan.Apps {
+		if a.Done || a.Name == StepCmds {
+			continue
+		}
+		app := image.Meta.App(a.Name)
+		changes, err := l.Preview(ctx, *app)
+		if err != nil {
+			return fmt.Errorf("app %s: %w", a.Name, err)
+		}
+		plan.Apps[i].Changes = changes
+	}
+	return nil
+}

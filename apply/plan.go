@@ -8,6 +8,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/hoistdev/hoist/apply/runtime"
 )
 
 // Step names, in the order they run on a node.
@@ -36,6 +38,9 @@ type PlannedStep struct {
 	Name string `json:"name"`
 	Key  string `json:"key"`
 	Done bool   `json:"done"`
+	// Changes are what an app to launch would create or change, when the
+	// cluster could be asked (dry run).
+	Changes []runtime.Change `json:"changes,omitempty"`
 }
 
 // NodePlan is the ordered steps of one node.
@@ -154,6 +159,9 @@ func (p Plan) Print(w io.Writer) {
 				state = "done"
 			}
 			fmt.Fprintf(w, "  %-16s %s\n", a.Name, state)
+			for _, c := range a.Changes {
+				fmt.Fprintf(w, "    %-8s %s %s\n", c.Action, c.Kind, c.Name)
+			}
 		}
 	}
 }

@@ -23,6 +23,12 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/kube"
+	"helm.sh/helm/v3/pkg/storage/driver"
+
+	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 
 // FieldManager is hoist's name in the objects' managed fields.
@@ -114,14 +120,7 @@ func (l *Launcher) manifests(ctx context.Context, dir string) error {
 		return err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	var early, rest []Object
-	for _, o := range objs {
-		if first(o) {
-			early = append(early, o)
-		} else {
-			rest = append(rest, o)
-		}
-	}
+	early, rest := ordered(objs)
 	for _, o := range early {
 		if err := apply(ctx, dyn, mapper, o); err != nil {
 			return err
@@ -139,6 +138,19 @@ func (l *Launcher) manifests(ctx context.Context, dir string) error {
 		}
 	}
 	return nil
+}
+
+// ordered splits the objects into those applied first (namespaces, CRDs)
+// and the rest, each in file order.
+func ordered(objs []Object) (early, rest []Object) {
+	for _, o := range objs {
+		if first(o) {
+			early = append(early, o)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	return early, rest
 }
 
 func apply(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, o Object) error {
@@ -194,4 +206,87 @@ func waitEstablished(ctx context.Context, dyn dynamic.Interface, name string) er
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// Change is what launching an app would do to one release or object.
+type Change struct {
+	Action string `json:"action"` // install, upgrade, create, apply
+	Kind   string `json:"kind"`   // HelmRelease, or the object's kind
+	Name   string `json:"name"`   // namespace/name
+}
+
+// Preview lists what launching the app would create or change, asking the
+// cluster which releases and objects exist (nothing is written).
+func (l *Launcher) Preview(ctx context.Context, app metadata.App) ([]Change, error) {
+	switch {
+	case len(app.Cmds) > 0 || app.Type == metadata.AppShell:
+		return []Change{{Action: "run", Kind: "Commands", Name: app.Name}}, nil
+	case app.Type == metadata.AppHelm:
+		ns := Namespace(app)
+		cfg := new(action.Configuration)
+		if err := cfg.Init(kube.GetConfig(l.Kubeconfig, "", ns), ns, "secret", func(string, ...any) {}); err != nil {
+			return nil, err
+		}
+		hist := action.NewHistory(cfg)
+		hist.Max = 1
+		act := "upgrade"
+		if _, err := hist.Run(app.Name); errors.Is(err, driver.ErrReleaseNotFound) {
+			act = "install"
+		} else if err != nil {
+			return nil, err
+		}
+		return []Change{{Action: act, Kind: "HelmRelease", Name: ns + "/" + app.Name}}, nil
+	case app.Type == metadata.AppManifests:
+		dir, err := l.rendered(app)
+		if err != nil {
+			return nil, err
+		}
+		objs, err := ReadManifests(dir)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := l.RESTConfig()
+		if err != nil {
+			return nil, err
+		}
+		dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		dyn, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+		var out []Change
+		early, rest := ordered(objs)
+		for _, o := range append(early, rest...) {
+			gvk := o.GroupVersionKind()
+			name := o.GetName()
+			act := "create"
+			// A kind the cluster does not know yet (its CRD comes with
+			// the app) has no objects to change.
+			if mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err == nil {
+				var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+				if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+					ns := o.GetNamespace()
+					if ns == "" {
+						ns = metav1.NamespaceDefault
+					}
+					ri = dyn.Resource(mapping.Resource).Namespace(ns)
+					name = ns + "/" + name
+				}
+				if _, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{}); err == nil {
+					act = "apply"
+				} else if !apierrors.IsNotFound(err) {
+					return nil, fmt.Errorf("%s: %w", o.Source, err)
+				}
+			} else if o.GetNamespace() != "" {
+				name = o.GetNamespace() + "/" + name
+			}
+			out = append(out, Change{Action: act, Kind: gvk.Kind, Name: name})
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("app %s: type %q has no default launch", app.Name, app.Type)
 }

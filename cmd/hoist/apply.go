@@ -118,6 +118,9 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f app
 	}
 	out := cmd.OutOrStdout()
 	if f.dryRun {
+		if err := apply.PreviewApps(cmd.Context(), c, image, opts, &prep.Plan); err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "the apps' changes are not listed: %v\n", err)
+		}
 		if f.format == "json" {
 			return writeFormatted(out, "json", prep.Plan)
 		}

@@ -39,6 +39,8 @@ cert controller-manager /CN=system:kube-controller-manager
 openssl genrsa -out "$P/sa.key" 2048 2>/dev/null
 openssl rsa -in "$P/sa.key" -pubout -out "$P/sa.pub" 2>/dev/null
 
+# Credentials inline: the kubeconfig works wherever it is copied.
+b64() { base64 -w0 < "$1"; }
 kubeconfig() { # file user
 	cat > "$1" <<EOK
 apiVersion: v1
@@ -47,12 +49,12 @@ clusters:
 - name: test
   cluster:
     server: https://127.0.0.1:$APISERVER_PORT
-    certificate-authority: $P/ca.crt
+    certificate-authority-data: $(b64 "$P/ca.crt")
 users:
 - name: $2
   user:
-    client-certificate: $P/$2.crt
-    client-key: $P/$2.key
+    client-certificate-data: $(b64 "$P/$2.crt")
+    client-key-data: $(b64 "$P/$2.key")
 contexts:
 - name: test
   context: {cluster: test, user: $2}
@@ -61,6 +63,7 @@ EOK
 }
 kubeconfig "$DIR/admin.kubeconfig" admin
 kubeconfig "$DIR/controller-manager.kubeconfig" controller-manager
+chmod 600 "$DIR"/*.kubeconfig
 
 start() { # name command...
 	name=$1; shift
