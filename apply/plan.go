@@ -59,6 +59,8 @@ type Plan struct {
 	Remove  []string   `json:"remove"`
 	// Apps are launched once every node is done, in order.
 	Apps []PlannedStep `json:"apps"`
+	// AppsNote says why the image's apps are not planned.
+	AppsNote string `json:"appsNote,omitempty"`
 }
 
 // MakePlan compares the cluster with the journal.
@@ -150,6 +152,9 @@ func (p Plan) Print(w io.Writer) {
 	}
 	for _, n := range p.Remove {
 		fmt.Fprintf(w, "%s (no longer listed)\n  %-16s to do\n", n, "clean")
+	}
+	if p.AppsNote != "" {
+		fmt.Fprintf(w, "apps\n  %s\n", p.AppsNote)
 	}
 	if len(p.Apps) > 0 {
 		fmt.Fprintln(w, "apps")

@@ -181,14 +181,20 @@ func Prepare(c Cluster, plugins []Plugin, image Image, opts Options) (*Prepared,
 	if in.Apps, err = appSteps(c, image, opts); err != nil {
 		return nil, err
 	}
-	return &Prepared{Journal: j, Input: in, TLS: tls, Plan: MakePlan(c, j, in)}, nil
+	plan := MakePlan(c, j, in)
+	if c.Kubeconfig == "" && image.Meta != nil && len(image.Meta.Launch.Apps) > 0 {
+		// Until hoist brings Kubernetes up itself, a cluster of hosts
+		// without a kubeconfig has nowhere to launch apps.
+		plan.AppsNote = "not launched: no Kubernetes cluster (give spec.kubeconfig)"
+	}
+	return &Prepared{Journal: j, Input: in, TLS: tls, Plan: plan}, nil
 }
 
 // appSteps lists the apps to launch with their keys: what, launched
 // again, would change the result (the image, the app's definition, the
 // env, the values).
 func appSteps(c Cluster, image Image, opts Options) ([]PlannedStep, error) {
-	if image.Meta == nil {
+	if image.Meta == nil || c.Kubeconfig == "" {
 		return nil, nil
 	}
 	names := image.Meta.Launch.Apps

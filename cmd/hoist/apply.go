@@ -159,6 +159,9 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f app
 	}
 	if f.format != "json" {
 		printSummary(out, res)
+		if prep.Plan.AppsNote != "" {
+			fmt.Fprintf(out, "%-15s  %s\n", apply.AppsNode, prep.Plan.AppsNote)
+		}
 	}
 	return res.Err()
 }

@@ -1,8 +1,9 @@
 // Command demo brings up a local test bed of three nodes (network
-// namespaces with their own root filesystem and sshd), applies a cluster
-// image to it with hoist, prints hoist status, then deletes the cluster and
-// tears the bed down. It needs root. `make demo` runs it on the image that
-// `make example` builds.
+// namespaces with their own root filesystem and sshd) and a real
+// Kubernetes API server on this machine (test/kube), applies a cluster
+// image to the nodes and its apps to the API server with hoist, prints hoist
+// status, then deletes the cluster and tears everything down. It needs
+// root. `make demo` runs it on the image that `make example` builds.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/hoistdev/hoist/test/testbed"
@@ -23,14 +25,15 @@ func main() {
 	root := flag.String("root", "/var/lib/hoist", "hoist's --root, where the image is")
 	image := flag.String("image", "acme/platform:v1", "the cluster image to apply")
 	keep := flag.Bool("keep", false, "leave the cluster and the test bed up (remove them with test/testbed/clean.sh)")
+	apps := flag.String("apps", "monitoring,web", "apps to launch (the example's CMDS wait for pods, which need kubelets: left out)")
 	flag.Parse()
-	if err := run(*hoist, *root, *image, *keep); err != nil {
+	if err := run(*hoist, *root, *image, *apps, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(hoist, root, image string, keep bool) error {
+func run(hoist, root, image, apps string, keep bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if os.Geteuid() != 0 {
@@ -70,19 +73,34 @@ func run(hoist, root, image string, keep bool) error {
 	for _, n := range bed.Nodes {
 		fmt.Printf("   %s  %s\n", n.Name, n.IP)
 	}
+	fmt.Println("== a Kubernetes API server on loopback for the apps (test/kube; built once, 5 to 10 minutes cold)")
+	kubeDir := filepath.Join(dir, "kube")
+	start := exec.CommandContext(ctx, "test/kube/start.sh", kubeDir)
+	start.Stderr = os.Stderr
+	out, err := start.Output()
+	if err != nil {
+		return fmt.Errorf("starting the API server: %w", err)
+	}
+	if !keep {
+		defer exec.Command("test/kube/stop.sh", kubeDir).Run()
+	}
+	kubeconfig := strings.TrimSpace(string(out))
+	kubeconfig = kubeconfig[strings.LastIndexByte(kubeconfig, '\n')+1:]
+
 	clusterfile := filepath.Join(dir, "Clusterfile")
 	cf := fmt.Sprintf(`apiVersion: hoist.dev/v1alpha1
 kind: Cluster
 metadata: {name: demo}
 spec:
   image: %s
+  kubeconfig: %s
   ssh: {user: root, privateKey: %s}
   hosts:
   - ips: [%s]
     roles: [master]
   - ips: [%s, %s]
     roles: [node]
-`, image, key, bed.Nodes[0].IP, bed.Nodes[1].IP, bed.Nodes[2].IP)
+`, image, kubeconfig, key, bed.Nodes[0].IP, bed.Nodes[1].IP, bed.Nodes[2].IP)
 	if err := os.WriteFile(clusterfile, []byte(cf), 0o644); err != nil {
 		return err
 	}
@@ -93,10 +111,10 @@ spec:
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 		return cmd.Run()
 	}
-	if err := h("apply", "-f", clusterfile, "--dry-run"); err != nil {
+	if err := h("apply", "-f", clusterfile, "--dry-run", "--apps", apps); err != nil {
 		return err
 	}
-	applyErr := h("apply", "-f", clusterfile, "--accept-new-host-keys")
+	applyErr := h("apply", "-f", clusterfile, "--accept-new-host-keys", "--apps", apps)
 	if err := h("status", "-f", clusterfile); err != nil {
 		return err
 	}
