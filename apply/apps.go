@@ -47,8 +47,11 @@ func (r *runner) launchApps(ctx context.Context, steps []PlannedStep) error {
 	if err != nil {
 		return fail("apps", err)
 	}
-	l := &runtime.Launcher{Kubeconfig: r.c.Kubeconfig, Rootfs: r.image.Rootfs, Meta: r.image.Meta, Env: r.c.Env,
-		ValueFiles: r.opts.ValueFiles, Set: r.opts.Set, Shell: shell, TmpDir: r.tmpDir}
+	l, err := launcher(r.c, r.image, r.opts, r.tmpDir)
+	if err != nil {
+		return fail("apps", err)
+	}
+	l.Shell = shell
 	report(progress.Event{Step: "kube-version", State: progress.StateStart})
 	version, err := l.CheckKubeVersion(ctx)
 	if err != nil {
@@ -229,8 +232,10 @@ func PreviewApps(ctx context.Context, c Cluster, image Image, opts Options, plan
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	l := &runtime.Launcher{Kubeconfig: c.Kubeconfig, Rootfs: image.Rootfs, Meta: image.Meta, Env: c.Env,
-		ValueFiles: opts.ValueFiles, Set: opts.Set, TmpDir: tmp}
+	l, err := launcher(c, image, opts, tmp)
+	if err != nil {
+		return err
+	}
 	if _, err := l.CheckKubeVersion(ctx); err != nil {
 		return err
 	}
@@ -246,4 +251,17 @@ func PreviewApps(ctx context.Context, c Cluster, image Image, opts Options, plan
 		plan.Apps[i].Changes = changes
 	}
 	return nil
+}
+
+func launcher(c Cluster, image Image, opts Options, tmp string) (*runtime.Launcher, error) {
+	l := &runtime.Launcher{Kubeconfig: c.Kubeconfig, Rootfs: image.Rootfs, Meta: image.Meta, Env: c.Env,
+		ValueFiles: opts.ValueFiles, Set: opts.Set, TmpDir: tmp}
+	if opts.RewriteImages != "" {
+		rw, err := PushedRewriter(image.Meta, opts.RewriteImages)
+		if err != nil {
+			return nil, err
+		}
+		l.Rewrite = rw
+	}
+	return l, nil
 }

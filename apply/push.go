@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/hoistdev/hoist/apply/runtime"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 	"github.com/hoistdev/hoist/registry"
 )
@@ -92,4 +93,27 @@ func PushImages(ctx context.Context, rootfs string, meta *metadata.Metadata, tar
 		}
 	}
 	return nil
+}
+
+// PushedRewriter maps the image's bundled images to their copies in target,
+// as PushImages puts them.
+func PushedRewriter(meta *metadata.Metadata, target string) (runtime.Rewriter, error) {
+	rw := runtime.Rewriter{}
+	for _, img := range meta.Images {
+		if img.Digest == "" {
+			continue
+		}
+		named, err := reference.ParseNormalizedNamed(img.Ref)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", img.Ref, err)
+		}
+		repo, err := registry.RepositoryPath(named)
+		if err != nil {
+			return nil, err
+		}
+		if err := rw.Add(img.Ref, target+"/"+repo+"@"+img.Digest, img.Digest); err != nil {
+			return nil, err
+		}
+	}
+	return rw, nil
 }

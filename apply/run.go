@@ -52,6 +52,9 @@ type Options struct {
 	Apps       []string
 	ValueFiles []string
 	Set        []string
+	// RewriteImages, a registry (HOST:PORT) the bundled images were pushed
+	// to, points the workloads' images there (for nodes without mirrors).
+	RewriteImages string
 }
 
 // NodeError is the failure of one node's step.
@@ -217,12 +220,13 @@ func appSteps(c Cluster, image Image, opts Options) ([]PlannedStep, error) {
 		}
 		h := sha256.New()
 		json.NewEncoder(h).Encode(struct {
-			Image  string
-			App    metadata.App
-			Env    map[string]string
-			Values [][]byte
-			Set    []string
-		}{image.Digest, *app, c.Env, values, opts.Set})
+			Image   string
+			App     metadata.App
+			Env     map[string]string
+			Values  [][]byte
+			Set     []string
+			Rewrite string
+		}{image.Digest, *app, c.Env, values, opts.Set, opts.RewriteImages})
 		steps = append(steps, PlannedStep{Name: name, Key: "sha256:" + hex.EncodeToString(h.Sum(nil))})
 	}
 	if len(image.Meta.Launch.Cmds) > 0 && opts.Apps == nil {

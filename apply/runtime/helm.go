@@ -117,6 +117,9 @@ func (l *Launcher) helm(ctx context.Context, app metadata.App, dir string) error
 		install := action.NewInstall(cfg)
 		install.ReleaseName, install.Namespace, install.CreateNamespace = app.Name, ns, true
 		install.Timeout = HelmTimeout
+		if l.Rewrite != nil {
+			install.PostRenderer = l.Rewrite
+		}
 		if _, err := install.RunWithContext(ctx, chrt, vals); err != nil {
 			// A release that got recorded (failed) goes; one that never
 			// did leaves nothing.
@@ -131,6 +134,9 @@ func (l *Launcher) helm(ctx context.Context, app metadata.App, dir string) error
 	}
 	upgrade := action.NewUpgrade(cfg)
 	upgrade.Namespace, upgrade.Timeout = ns, HelmTimeout
+	if l.Rewrite != nil {
+		upgrade.PostRenderer = l.Rewrite
+	}
 	if _, err := upgrade.RunWithContext(ctx, app.Name, chrt, vals); err != nil {
 		// Only a release the upgrade recorded is rolled back.
 		if h, herr := hist.Run(app.Name); herr == nil && len(h) > 0 && h[len(h)-1].Info.Status.String() == "failed" {

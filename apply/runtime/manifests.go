@@ -120,6 +120,11 @@ func (l *Launcher) manifests(ctx context.Context, dir string) error {
 		return err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	if l.Rewrite != nil {
+		for _, o := range objs {
+			l.Rewrite.Object(o.Unstructured)
+		}
+	}
 	early, rest := ordered(objs)
 	for _, o := range early {
 		if err := apply(ctx, dyn, mapper, o); err != nil {

@@ -43,6 +43,9 @@ type Launcher struct {
 	Shell      Shell
 	// TmpDir holds rendered copies of apps with templates.
 	TmpDir string
+	// Rewrite, when set, points the workloads' images at their pushed
+	// copies.
+	Rewrite Rewriter
 
 	config *rest.Config
 }

@@ -33,6 +33,7 @@ type applyFlags struct {
 	set        []string
 	registry   string // hoist run --registry
 	tlsVerify  bool
+	rewrite    bool
 }
 
 func (f *applyFlags) add(cmd *cobra.Command) {
@@ -106,6 +107,9 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f app
 	}
 	opts := apply.Options{Root: g.root, Binary: binary, Jobs: f.jobs, AcceptNewHostKeys: f.acceptNew,
 		Apps: f.apps, ValueFiles: f.valueFiles, Set: f.set}
+	if f.rewrite {
+		opts.RewriteImages = f.registry
+	}
 	unlock, err := lockCluster(g.root, c.Name)
 	if err != nil {
 		return err
@@ -214,7 +218,7 @@ hosts removed from it are cleaned.`,
 func newRunCommand(g *globalOptions) *cobra.Command {
 	var masters, nodes, user, password, key, passphrase, kubeconfig, target string
 	var port int
-	var tlsVerify bool
+	var tlsVerify, rewrite bool
 	var env []string
 	var f applyFlags
 	cmd := &cobra.Command{
@@ -233,7 +237,10 @@ addresses or ranges (10.0.0.2-10.0.0.9).`,
 			if target != "" && c.Kubeconfig == "" {
 				return errors.New("--registry goes with --kubeconfig: a cluster of hosts gets the image's registry on its own nodes")
 			}
-			f.registry, f.tlsVerify = target, tlsVerify
+			if rewrite && target == "" {
+				return errors.New("--rewrite-images needs --registry: where the images are")
+			}
+			f.registry, f.tlsVerify, f.rewrite = target, tlsVerify, rewrite
 			return runApply(cmd, g, &apply.Clusterfile{Cluster: *c}, f)
 		},
 	}
@@ -247,6 +254,7 @@ addresses or ranges (10.0.0.2-10.0.0.9).`,
 	fl.IntVar(&port, "port", apply.DefaultPort, "SSH port")
 	fl.StringVar(&kubeconfig, "kubeconfig", "", "an existing cluster's kubeconfig: launch the image's apps there, on no host")
 	fl.StringVar(&target, "registry", "", "with --kubeconfig: push the bundled images to this registry (HOST:PORT) first, as <registry>/<host>/<path>")
+	fl.BoolVar(&rewrite, "rewrite-images", false, "with --registry: point the workloads' images at their copies there (by digest), for nodes without mirrors of the original registries")
 	fl.BoolVar(&tlsVerify, "tls-verify", true, "verify the registry's TLS certificate (false also allows plain HTTP)")
 	fl.StringArrayVarP(&env, "env", "e", nil, "cluster env, KEY=VALUE (repeatable)")
 	f.add(cmd)

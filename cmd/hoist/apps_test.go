@@ -135,6 +135,24 @@ func TestRunAppImageOnExistingCluster(t *testing.T) {
 	if stderr, err := hoistStream(root, log2, "run", "demo/app:v1", "--kubeconfig", kubeconfig, "--format", "json"); err != nil || len(log2.started()) != 0 {
 		t.Errorf("second run started %v (%v %s)", log2.started(), err, stderr)
 	}
+	// For nodes without mirrors: the workloads point at the pushed copies.
+	if out, stderr, err := hoistAt(t, root, "", "run", "demo/app:v1", "--kubeconfig", kubeconfig, "--registry", target, "--tls-verify=false", "--rewrite-images"); err != nil {
+		t.Fatalf("run --rewrite-images: %v\n%s%s", err, out, stderr)
+	}
+	digests := map[string]string{}
+	for _, img := range bundled {
+		digests[img.Ref] = img.Digest
+	}
+	web, _ = cs.AppsV1().Deployments("web").Get(ctx, "web", metav1.GetOptions{})
+	app, _ := cs.AppsV1().Deployments("stack").Get(ctx, "app", metav1.GetOptions{})
+	for got, want := range map[string]string{
+		web.Spec.Template.Spec.Containers[0].Image: target + "/docker.io/library/busybox@" + digests["docker.io/library/busybox:1.36"],
+		app.Spec.Template.Spec.Containers[0].Image: target + "/quay.io/acme/app@" + digests["quay.io/acme/app:v2"],
+	} {
+		if got != want {
+			t.Errorf("rewritten image %s, want %s", got, want)
+		}
+	}
 	status, _, err := hoistAt(t, root, "", "status")
 	if err != nil || !strings.Contains(status, "default   apps") || !strings.Contains(status, "ready    2/2") {
 		t.Errorf("status: %v\n%s", err, status)
