@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"go.podman.io/common/libimage"
+	"go.podman.io/storage"
 	"helm.sh/helm/v3/pkg/strvals"
 
 	"github.com/hoistdev/hoist/build/discover"
@@ -79,21 +81,80 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 
 	logrus.Debugf("found %d images in %s", len(wants), time.Since(start))
 	start = time.Now()
+	cache := cacheDir(store)
+	streamer, err := newLayerStreamer(cache, tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer streamer.Close()
+	// The registry tree goes straight into storage's staging area, each
+	// image as soon as it is fetched, and its tar is digested as its blobs
+	// arrive: when the last image is in, the layer is nearly done.
+	var streamed *clusterimage.Streamed
+	var streamErr error
+	finished := false
+	digestTree := func(dir string) (*clusterimage.Streamed, error) {
+		// Once: the images of other platforms get the same tree.
+		if !finished {
+			finished = true
+			streamed, streamErr = streamer.Finish(dir)
+			if streamErr != nil {
+				logrus.Debugf("registry layer not streamed, hashing it now: %v", streamErr)
+			}
+		}
+		return streamed, streamErr
+	}
+	fetched := make(chan registry.Pinned, len(wants))
+	staging := clusterimage.TreeLayer{
+		Name: "registry",
+		Fill: func(dir string) error {
+			var errs []error
+			for p := range fetched {
+				if err := registry.ExtractImage(cache, dir, p); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			if err := errors.Join(errs...); err != nil {
+				return fmt.Errorf("writing the registry layer: %w", err)
+			}
+			return nil
+		},
+		Digest: digestTree,
+	}
+	type stageResult struct {
+		tree *clusterimage.StagedTree
+		err  error
+	}
+	staged := make(chan stageResult, 1)
+	go func() {
+		t, err := store.StageTree(staging)
+		staged <- stageResult{t, err}
+	}()
 	got, err := collect(ctx, store, wants, plans[0].Parent, collectOptions{
 		Jobs: opts.Jobs, TLSVerify: !opts.TLSNoVerify, AllowMissing: opts.AllowMissing,
 		Platforms: platformsOf(plans), Progress: opts.Progress, Err: opts.Err,
+		Stored: streamer.Stored, Fetched: func(p registry.Pinned) { fetched <- p },
 	})
+	close(fetched)
+	stage := <-staged
+	defer stage.tree.Discard() // unless used below
 	if err != nil {
 		return nil, err
 	}
 	logrus.Debugf("collected %d images in %s", len(got.Records), time.Since(start))
 	start = time.Now()
-	layerCtx := filepath.Join(tmp, "registry-layer")
-	if err := os.MkdirAll(filepath.Join(layerCtx, "registry"), 0o755); err != nil {
-		return nil, err
+	if stage.err != nil && !errors.Is(stage.err, storage.ErrNotSupported) {
+		return nil, stage.err
 	}
-	if err := registry.Extract(cacheDir(store), filepath.Join(layerCtx, "registry"), got.Pinned); err != nil {
-		return nil, fmt.Errorf("writing the registry layer: %w", err)
+	layer := clusterimage.TreeLayer{
+		Name: "registry",
+		Fill: func(dir string) error {
+			if err := registry.Extract(cache, dir, got.Pinned); err != nil {
+				return fmt.Errorf("writing the registry layer: %w", err)
+			}
+			return nil
+		},
+		Digest: digestTree,
 	}
 	// The parent's images are in its own registry layer, below this one.
 	records := got.Records
@@ -114,7 +175,12 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 			fmt.Fprintf(h, "%s@%s:%s\n", p.Repo, p.Digest, p.Tag)
 		}
 		key := hex.EncodeToString(h.Sum(nil))
-		id, err := store.AddDirLayer(ids[i], filepath.Join(layerCtx, "registry"), "registry", "hoist: bundled images (registry/)", key, tags, tags)
+		var id string
+		if i == 0 && stage.tree != nil {
+			id, err = store.AddStagedLayer(ids[i], stage.tree, "hoist: bundled images (registry/)", key, tags, tags)
+		} else {
+			id, err = store.AddTreeLayer(ids[i], layer, "hoist: bundled images (registry/)", key, tags, tags)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"go.podman.io/common/pkg/retry"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker"
@@ -41,6 +42,11 @@ type collectOptions struct {
 	Platforms    []kubefile.Platform
 	Progress     io.Writer
 	Err          io.Writer
+	// Stored is told each blob stored in (or found in) the cache.
+	Stored func(digest.Digest)
+	// Fetched is told each image as soon as it is whole in the cache
+	// (those Pinned will list), from the fetching goroutines.
+	Fetched func(registry.Pinned)
 }
 
 // collected is the outcome: the records for the metadata, and the images
@@ -116,6 +122,9 @@ func collect(ctx context.Context, store *clusterimage.Store, images []wanted, pa
 				}
 				rec, pin, err := fetch(ctx, store, policy, cache, todo[i], opts)
 				results[i] = result{rec, pin, err}
+				if err == nil && opts.Fetched != nil {
+					opts.Fetched(pin)
+				}
 			}
 		}()
 	}
@@ -168,7 +177,7 @@ func fetch(ctx context.Context, store *clusterimage.Store, policy *signature.Pol
 	if tagged, ok := named.(dockerref.Tagged); ok {
 		tag = tagged.Tag()
 	}
-	destRef := registry.NewLayoutReference(cache, repo, tag)
+	destRef := registry.NewLayoutReference(cache, repo, tag, opts.Stored)
 	srcSys := store.SystemContext()
 	if !opts.TLSVerify {
 		srcSys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue

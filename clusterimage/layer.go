@@ -36,6 +36,92 @@ import (
 // is returned instead of writing the layer again (a rebuild that changes
 // nothing costs no copy).
 func (s *Store) AddDirLayer(baseID, dir, name, createdBy, key string, labels, annotations map[string]string) (string, error) {
+	return s.AddTreeLayer(baseID, TreeLayer{Name: name, Fill: func(target string) error { return tree.Link(dir, target) }},
+		createdBy, key, labels, annotations)
+}
+
+// TreeLayer is a layer holding one directory tree at path Name, written by
+// Fill into the directory storage will keep (hard links, where Fill makes
+// them, cost no data copy).
+type TreeLayer struct {
+	Name string
+	Fill func(dir string) error
+	// Digest, when set, gives the tree's tar digested ahead (tree.Stream),
+	// so that the files are not read again; nil, or an error, and the tree
+	// is read here.
+	Digest func(dir string) (*Streamed, error)
+}
+
+// Streamed is a tree's tar digested ahead: its digest, size and tar-split
+// record.
+type Streamed struct {
+	Digest   digest.Digest
+	Size     int64
+	TarSplit string // file of the tar-split record
+}
+
+// AddTreeLayer makes a new image from the image baseID plus the layer t,
+// as AddDirLayer does.
+func (s *Store) AddTreeLayer(baseID string, t TreeLayer, createdBy, key string, labels, annotations map[string]string) (string, error) {
+	return s.addLayer(baseID, key, func(parent string) (*storage.Layer, error) {
+		layer, err := s.stagedLayer(parent, t)
+		if errors.Is(err, storage.ErrNotSupported) { // vfs: no staged layers
+			layer, err = s.putTreeLayer(parent, t)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("writing the %s layer: %w", t.Name, err)
+		}
+		return layer, nil
+	}, createdBy, labels, annotations)
+}
+
+// StagedTree is a tree layer written into storage before the image it goes
+// on exists: its files can be written while they arrive.
+type StagedTree struct {
+	store *Store
+	out   *drivers.DriverWithDifferOutput
+}
+
+// StageTree writes the layer t into storage's staging area, running t.Fill
+// (which may wait for its files) and t.Digest. A driver without staged
+// layers (vfs) gives storage.ErrNotSupported.
+func (s *Store) StageTree(t TreeLayer) (*StagedTree, error) {
+	out, err := s.Storage.PrepareStagedLayer(nil, &linkDiffer{t: t, tmp: s.TmpDir()})
+	if err != nil {
+		return nil, err
+	}
+	return &StagedTree{store: s, out: out}, nil
+}
+
+// Discard removes a staged tree that will not be used.
+func (st *StagedTree) Discard() {
+	if st != nil && st.out != nil {
+		_ = st.store.Storage.CleanupStagedLayer(st.out)
+		st.out = nil
+	}
+}
+
+// AddStagedLayer makes a new image from baseID plus the staged tree, as
+// AddDirLayer does; the staged tree is used up either way.
+func (s *Store) AddStagedLayer(baseID string, st *StagedTree, createdBy, key string, labels, annotations map[string]string) (string, error) {
+	defer st.Discard()
+	return s.addLayer(baseID, key, func(parent string) (*storage.Layer, error) {
+		layer, err := s.Storage.ApplyStagedLayer(storage.ApplyStagedLayerOptions{
+			ID:          stringid.GenerateRandomID(),
+			ParentLayer: parent,
+			DiffOutput:  st.out,
+			DiffOptions: &drivers.ApplyDiffWithDifferOpts{},
+		})
+		if err == nil {
+			st.out = nil // storage owns it now
+		}
+		return layer, err
+	}, createdBy, labels, annotations)
+}
+
+// addLayer makes the image: baseID plus the layer that makeLayer writes on
+// top of its layers, unless an image with the same key exists.
+func (s *Store) addLayer(baseID, key string, makeLayer func(parent string) (*storage.Layer, error), createdBy string, labels, annotations map[string]string) (string, error) {
 	if key != "" {
 		images, err := s.Storage.Images()
 		if err != nil {
@@ -68,16 +154,9 @@ func (s *Store) AddDirLayer(baseID, dir, name, createdBy, key string, labels, an
 	if err != nil {
 		return "", err
 	}
-
-	layer, err := s.stagedLayer(base.TopLayer, dir, name)
-	if errors.Is(err, storage.ErrNotSupported) { // vfs: no staged layers
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(tree.Write(pw, dir, name, nil)) }()
-		layer, _, err = s.Storage.PutLayer("", base.TopLayer, nil, "", false, nil, pr)
-		pr.Close()
-	}
+	layer, err := makeLayer(base.TopLayer)
 	if err != nil {
-		return "", fmt.Errorf("writing the %s layer: %w", name, err)
+		return "", err
 	}
 	id, err := s.commitLayer(base, layer, m, config, createdBy, key, labels, annotations)
 	if err != nil {
@@ -152,8 +231,8 @@ func (s *Store) commitLayer(base *storage.Image, layer *storage.Layer, m imgspec
 // driver moves a staged directory into place), so its data is not written
 // again: only read once, to compute the layer digest and the tar-split
 // record storage needs to give the exact tar back on save or push.
-func (s *Store) stagedLayer(parent, dir, name string) (*storage.Layer, error) {
-	differ := &linkDiffer{src: dir, name: name, tmp: s.TmpDir()}
+func (s *Store) stagedLayer(parent string, t TreeLayer) (*storage.Layer, error) {
+	differ := &linkDiffer{t: t, tmp: s.TmpDir()}
 	out, err := s.Storage.PrepareStagedLayer(nil, differ)
 	if err != nil {
 		return nil, err
@@ -171,15 +250,53 @@ func (s *Store) stagedLayer(parent, dir, name string) (*storage.Layer, error) {
 	return layer, nil
 }
 
-// linkDiffer fills a staging directory with hard links to a directory's
-// files (copies where the filesystem refuses links).
-type linkDiffer struct{ src, name, tmp string }
+// putTreeLayer writes the tree as a tar into storage, for drivers without
+// staged layers (vfs).
+func (s *Store) putTreeLayer(parent string, t TreeLayer) (*storage.Layer, error) {
+	dir, err := os.MkdirTemp(s.TmpDir(), "tree-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if err := t.Fill(filepath.Join(dir, t.Name)); err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tree.Write(pw, filepath.Join(dir, t.Name), t.Name, nil)) }()
+	layer, _, err := s.Storage.PutLayer("", parent, nil, "", false, nil, pr)
+	pr.Close()
+	return layer, err
+}
+
+// linkDiffer fills a staging directory with the tree (hard links to a
+// directory's files, copies where the filesystem refuses links).
+type linkDiffer struct {
+	t   TreeLayer
+	tmp string
+}
 
 func (l *linkDiffer) Close() error { return nil }
 
 func (l *linkDiffer) ApplyDiff(dest string, _ *archive.TarOptions, _ *drivers.DifferOptions) (drivers.DriverWithDifferOutput, error) {
-	if err := tree.Link(l.src, filepath.Join(dest, l.name)); err != nil {
+	target := filepath.Join(dest, l.t.Name)
+	if err := l.t.Fill(target); err != nil {
 		return drivers.DriverWithDifferOutput{}, err
+	}
+	if l.t.Digest != nil {
+		if st, err := l.t.Digest(target); err == nil {
+			split, err := os.Open(st.TarSplit)
+			if err != nil {
+				return drivers.DriverWithDifferOutput{}, err
+			}
+			return drivers.DriverWithDifferOutput{
+				Target:             dest,
+				Size:               st.Size,
+				UncompressedDigest: st.Digest,
+				TarSplit:           split,
+				UIDs:               []uint32{0},
+				GIDs:               []uint32{0},
+			}, nil
+		}
 	}
 	split, err := os.CreateTemp(l.tmp, "tar-split-")
 	if err != nil {
@@ -187,7 +304,7 @@ func (l *linkDiffer) ApplyDiff(dest string, _ *archive.TarOptions, _ *drivers.Di
 	}
 	os.Remove(split.Name()) // storage reads it through the open file
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(tree.Write(pw, l.src, l.name, nil)) }()
+	go func() { pw.CloseWithError(tree.Write(pw, target, l.t.Name, nil)) }()
 	stream, err := asm.NewInputTarStream(pr, tarstorage.NewJSONPacker(split), tarstorage.NewDiscardFilePutter())
 	if err != nil {
 		pr.Close()

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -22,9 +23,15 @@ import (
 // NewLayoutReference is a containers/image reference that writes an image
 // (or an index with its images) into the registry directory root, as the
 // repository repo, tagged tag ("" for none).
-func NewLayoutReference(root, repo, tag string) types.ImageReference {
-	return &layoutRef{root: root, repo: repo, tag: tag}
+//
+// stored, when not nil, is told each blob (manifests included) the copy
+// stores or finds in the directory, as soon as it is there.
+func NewLayoutReference(root, repo, tag string, stored func(digest.Digest)) types.ImageReference {
+	return &layoutRef{root: root, repo: repo, tag: tag, stored: stored}
 }
+
+// BlobPath is where the directory at root keeps a blob's data.
+func BlobPath(root string, d digest.Digest) string { return blobData(root, d) }
 
 type layoutTransport struct{}
 
@@ -34,7 +41,16 @@ func (layoutTransport) ParseReference(string) (types.ImageReference, error) {
 }
 func (layoutTransport) ValidatePolicyConfigurationScope(string) error { return nil }
 
-type layoutRef struct{ root, repo, tag string }
+type layoutRef struct {
+	root, repo, tag string
+	stored          func(digest.Digest)
+}
+
+func (r *layoutRef) notify(d digest.Digest) {
+	if r.stored != nil {
+		r.stored(d)
+	}
+}
 
 func (r *layoutRef) Transport() types.ImageTransport { return layoutTransport{} }
 func (r *layoutRef) StringWithinTransport() string {
@@ -87,12 +103,19 @@ func (d *layoutDest) PutBlob(ctx context.Context, stream io.Reader, info types.B
 	// A known digest is checked by containers/image as it streams (the
 	// read fails on a mismatch); only an unknown one is computed here.
 	var digester digest.Digester
-	w := io.Writer(tmp)
+	// Writes of 1 MiB: the file's own ReadFrom would copy 32 KiB at a
+	// time, a read and a write system call each, which for gigabytes of
+	// blobs cost more than the data itself.
+	bw := bufio.NewWriterSize(writerOnly{tmp}, 1<<20)
+	w := io.Writer(bw)
 	if info.Digest == "" {
 		digester = digest.Canonical.Digester()
-		w = io.MultiWriter(tmp, digester.Hash())
+		w = io.MultiWriter(bw, digester.Hash())
 	}
 	size, err := io.Copy(w, stream)
+	if err == nil {
+		err = bw.Flush()
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -109,6 +132,7 @@ func (d *layoutDest) PutBlob(ctx context.Context, stream io.Reader, info types.B
 	if err := d.storeBlob(tmp.Name(), d2); err != nil {
 		return types.BlobInfo{}, err
 	}
+	d.ref.notify(d2)
 	return types.BlobInfo{Digest: d2, Size: size}, nil
 }
 
@@ -134,6 +158,7 @@ func (d *layoutDest) TryReusingBlob(_ context.Context, info types.BlobInfo, _ ty
 	if err := writeLink(filepath.Join(repoDir(d.ref.root, d.ref.repo), "_layers", info.Digest.Algorithm().String(), info.Digest.Encoded(), "link"), info.Digest); err != nil {
 		return false, types.BlobInfo{}, err
 	}
+	d.ref.notify(info.Digest)
 	return true, types.BlobInfo{Digest: info.Digest, Size: st.Size()}, nil
 }
 
@@ -165,6 +190,7 @@ func (d *layoutDest) PutManifest(_ context.Context, manifest []byte, instanceDig
 	if instanceDigest == nil {
 		d.manifest = dg
 	}
+	d.ref.notify(dg)
 	return writeLink(filepath.Join(repoDir(d.ref.root, d.ref.repo), "_manifests", "revisions", dg.Algorithm().String(), dg.Encoded(), "link"), dg)
 }
 
@@ -187,3 +213,7 @@ func (d *layoutDest) Commit(context.Context, types.UnparsedImage) error {
 	}
 	return writeLink(filepath.Join(tags, "current", "link"), d.manifest)
 }
+
+// writerOnly hides a file's ReadFrom from bufio, which would hand the copy
+// back to it.
+type writerOnly struct{ io.Writer }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/manifest"
@@ -36,19 +37,38 @@ func repoDir(root, repo string) string {
 // (for an index, the instances src holds), and their tags. Blobs are hard
 // links to src's where the filesystem allows, copies otherwise, so that
 // extracting from a large cache costs no data copy.
+//
+// Images are extracted in parallel: the work is hundreds of small
+// filesystem operations (links, directories, link files), each waiting on
+// the filesystem's journal rather than on a processor.
 func Extract(src, dst string, images []Pinned) error {
-	for _, img := range images {
-		if err := extractManifest(src, dst, img.Repo, img.Digest, true); err != nil {
-			return fmt.Errorf("%s@%s: %w", img.Repo, img.Digest, err)
+	errs := make([]error, len(images))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, img := range images {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = ExtractImage(src, dst, img)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ExtractImage adds one image to dst, as Extract does.
+func ExtractImage(src, dst string, img Pinned) error {
+	if err := extractManifest(src, dst, img.Repo, img.Digest, true); err != nil {
+		return fmt.Errorf("%s@%s: %w", img.Repo, img.Digest, err)
+	}
+	if img.Tag != "" {
+		tags := filepath.Join(repoDir(dst, img.Repo), "_manifests", "tags", img.Tag)
+		if err := writeLink(filepath.Join(tags, "current", "link"), img.Digest); err != nil {
+			return err
 		}
-		if img.Tag != "" {
-			tags := filepath.Join(repoDir(dst, img.Repo), "_manifests", "tags", img.Tag)
-			if err := writeLink(filepath.Join(tags, "current", "link"), img.Digest); err != nil {
-				return err
-			}
-			if err := writeLink(filepath.Join(tags, "index", img.Digest.Algorithm().String(), img.Digest.Encoded(), "link"), img.Digest); err != nil {
-				return err
-			}
+		if err := writeLink(filepath.Join(tags, "index", img.Digest.Algorithm().String(), img.Digest.Encoded(), "link"), img.Digest); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -108,7 +128,15 @@ func linkBlob(src, dst string, d digest.Digest) error {
 	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 		return err
 	}
-	return tree.LinkFile(from, to)
+	// Images extracted at once may share a blob: one links it first.
+	if err := os.Link(from, to); err == nil || errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	err := tree.LinkFile(from, to)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	return err
 }
 
 func writeLink(path string, d digest.Digest) error {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoistdev/hoist/test/fixture"
 )
 
 // hoist runs the command line in process.
@@ -234,6 +236,7 @@ func hoistBinary(t *testing.T) string {
 			binaryErr = err
 			return
 		}
+		fixture.AfterAll(func() { os.RemoveAll(dir) })
 		binaryPath = filepath.Join(dir, "hoist")
 		build := exec.Command("go", "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs", "-o", binaryPath, ".")
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
