@@ -28,22 +28,8 @@ import (
 //
 //	go test -run '^$' -bench Distribute -benchtime 2x ./apply
 func BenchmarkDistribute(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: a test bed of nodes")
-	}
 	ctx := context.Background()
-	base, err := testbed.BaseRootfs(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	key := filepath.Join(b.TempDir(), "id")
-	exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).Run()
-	pub, _ := os.ReadFile(key + ".pub")
-	bed, err := testbed.Create(ctx, testbed.Options{Nodes: 3, AuthorizedKey: string(pub), Base: base})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bed.Destroy()
+	bed, key := testbed.ForTest(b, 3)
 	bin := filepath.Join(b.TempDir(), "hoist")
 	build := exec.Command("go", "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs", "-o", bin, "../cmd/hoist")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -25,24 +25,8 @@ func hoistBinary(t *testing.T) string {
 }
 
 func TestInstallSelfAndDistribute(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: a test bed of nodes (CI runs as root)")
-	}
 	ctx := context.Background()
-	base, err := testbed.BaseRootfs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(t.TempDir(), "id")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v %s", err, out)
-	}
-	pub, _ := os.ReadFile(key + ".pub")
-	bed, err := testbed.Create(ctx, testbed.Options{Nodes: 3, AuthorizedKey: string(pub), Base: base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bed.Destroy()
+	bed, key := testbed.ForTest(t, 3)
 	bin := hoistBinary(t)
 	known := filepath.Join(t.TempDir(), "known_hosts")
 	pool := ssh.NewPool()

@@ -137,17 +137,20 @@ func RootfsKey(imageDigest string, withRegistry bool) string {
 	return imageDigest
 }
 
+func (s PlannedStep) state() string {
+	if s.Done {
+		return "done"
+	}
+	return "to do"
+}
+
 // Print writes the plan for people: per node, each step and whether it is
 // done or to do.
 func (p Plan) Print(w io.Writer) {
 	for _, n := range p.Nodes {
 		fmt.Fprintf(w, "%s (%s)\n", n.Node, strings.Join(n.Roles, ", "))
 		for _, s := range n.Steps {
-			state := "to do"
-			if s.Done {
-				state = "done"
-			}
-			fmt.Fprintf(w, "  %-16s %s\n", s.Name, state)
+			fmt.Fprintf(w, "  %-16s %s\n", s.Name, s.state())
 		}
 	}
 	for _, n := range p.Remove {
@@ -159,11 +162,7 @@ func (p Plan) Print(w io.Writer) {
 	if len(p.Apps) > 0 {
 		fmt.Fprintln(w, "apps")
 		for _, a := range p.Apps {
-			state := "to do"
-			if a.Done {
-				state = "done"
-			}
-			fmt.Fprintf(w, "  %-16s %s\n", a.Name, state)
+			fmt.Fprintf(w, "  %-16s %s\n", a.Name, a.state())
 			for _, c := range a.Changes {
 				fmt.Fprintf(w, "    %-8s %s %s\n", c.Action, c.Kind, c.Name)
 			}

@@ -107,19 +107,10 @@ func (l *Launcher) manifests(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := l.RESTConfig()
+	dyn, mapper, err := l.clients()
 	if err != nil {
 		return err
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	if l.Rewrite != nil {
 		for _, o := range objs {
 			l.Rewrite.Object(o.Unstructured)
@@ -168,20 +159,44 @@ func apply(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, o
 	if err != nil {
 		return err
 	}
-	var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
-	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-		ns := o.GetNamespace()
-		if ns == "" {
-			ns = metav1.NamespaceDefault
-		}
-		ri = dyn.Resource(mapping.Resource).Namespace(ns)
-	}
+	ri, _ := resource(dyn, mapping, o)
 	force := true // hoist owns what its images declare
 	_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
 	if err != nil {
 		return fmt.Errorf("%s: applying %s %s: %w", o.Source, gvk.Kind, o.GetName(), err)
 	}
 	return nil
+}
+
+// clients are what applying manifests needs: a dynamic client, and a
+// mapper from kinds to resources that asks the cluster (again after Reset).
+func (l *Launcher) clients() (dynamic.Interface, *restmapper.DeferredDiscoveryRESTMapper, error) {
+	cfg, err := l.RESTConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return dyn, restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), nil
+}
+
+// resource is where the object goes, and its namespace ("" for a
+// cluster-scoped kind): objects without one go to default.
+func resource(dyn dynamic.Interface, mapping *meta.RESTMapping, o Object) (dynamic.ResourceInterface, string) {
+	if mapping.Scope.Name() != meta.RESTScopeNameNamespace {
+		return dyn.Resource(mapping.Resource), ""
+	}
+	ns := o.GetNamespace()
+	if ns == "" {
+		ns = metav1.NamespaceDefault
+	}
+	return dyn.Resource(mapping.Resource).Namespace(ns), ns
 }
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -250,19 +265,10 @@ func (l *Launcher) Preview(ctx context.Context, app metadata.App) ([]Change, err
 		if err != nil {
 			return nil, err
 		}
-		cfg, err := l.RESTConfig()
+		dyn, mapper, err := l.clients()
 		if err != nil {
 			return nil, err
 		}
-		dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-		if err != nil {
-			return nil, err
-		}
-		dyn, err := dynamic.NewForConfig(cfg)
-		if err != nil {
-			return nil, err
-		}
-		mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 		var out []Change
 		early, rest := ordered(objs)
 		for _, o := range append(early, rest...) {
@@ -272,13 +278,8 @@ func (l *Launcher) Preview(ctx context.Context, app metadata.App) ([]Change, err
 			// A kind the cluster does not know yet (its CRD comes with
 			// the app) has no objects to change.
 			if mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err == nil {
-				var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
-				if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-					ns := o.GetNamespace()
-					if ns == "" {
-						ns = metav1.NamespaceDefault
-					}
-					ri = dyn.Resource(mapping.Resource).Namespace(ns)
+				ri, ns := resource(dyn, mapping, o)
+				if ns != "" {
 					name = ns + "/" + name
 				}
 				if _, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{}); err == nil {

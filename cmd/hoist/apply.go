@@ -272,6 +272,18 @@ type nodeStatus struct {
 	Error   string   `json:"error,omitempty"`
 }
 
+// setStatus sets failed (with the journal's error), ready or pending.
+func (row *nodeStatus) setStatus(j *apply.Journal, node string) {
+	switch fail, failed := j.Failed(node); {
+	case failed:
+		row.Status, row.Error = "failed", fail.Step+": "+fail.Error
+	case row.Done == row.Steps:
+		row.Status = "ready"
+	default:
+		row.Status = "pending"
+	}
+}
+
 func clusterStatus(root, name string, c *apply.Cluster) ([]nodeStatus, error) {
 	j, err := apply.OpenJournal(filepath.Join(apply.StateDir(root, name), "journal.json"), name)
 	if err != nil {
@@ -295,14 +307,7 @@ func clusterStatus(root, name string, c *apply.Cluster) ([]nodeStatus, error) {
 				row.Done++
 			}
 		}
-		switch fail, failed := j.Failed(node); {
-		case failed:
-			row.Status, row.Error = "failed", fail.Step+": "+fail.Error
-		case row.Done == row.Steps:
-			row.Status = "ready"
-		default:
-			row.Status = "pending"
-		}
+		row.setStatus(j, node)
 		if c != nil && !listed[node] {
 			row.Status = "to remove"
 		}
@@ -319,14 +324,7 @@ func clusterStatus(root, name string, c *apply.Cluster) ([]nodeStatus, error) {
 				row.Done++
 			}
 		}
-		switch fail, failed := j.Failed(apply.AppsNode); {
-		case failed:
-			row.Status, row.Error = "failed", fail.Step+": "+fail.Error
-		case row.Done == row.Steps:
-			row.Status = "ready"
-		default:
-			row.Status = "pending"
-		}
+		row.setStatus(j, apply.AppsNode)
 		rows = append(rows, row)
 	}
 	return rows, nil

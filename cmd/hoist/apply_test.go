@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -186,7 +185,7 @@ func TestApplyEndToEnd(t *testing.T) {
 		t.Fatalf("bundled images: %v %v", bundled, err)
 	}
 
-	bed, key := testBed(t, 3)
+	bed, key := testbed.ForTest(t, 3)
 	m, w1, w2 := bed.Nodes[0], bed.Nodes[1], bed.Nodes[2]
 	cf := filepath.Join(t.TempDir(), "Clusterfile")
 	os.WriteFile(cf, []byte(clusterfile(key, m.IP, w1.IP, w2.IP)), 0o644)
@@ -448,26 +447,4 @@ func (n nsTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	q.Set("ns", n.host)
 	r.URL.RawQuery = q.Encode()
 	return n.next.RoundTrip(r)
-}
-
-// testBed starts n nodes that accept root with a new key, and returns the
-// bed and the key's file.
-func testBed(t *testing.T, n int) (*testbed.Bed, string) {
-	t.Helper()
-	ctx := context.Background()
-	base, err := testbed.BaseRootfs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(t.TempDir(), "id")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v %s", err, out)
-	}
-	pub, _ := os.ReadFile(key + ".pub")
-	bed, err := testbed.Create(ctx, testbed.Options{Nodes: n, AuthorizedKey: string(pub), Base: base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bed.Destroy() })
-	return bed, key
 }

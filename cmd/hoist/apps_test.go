@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hoistdev/hoist/test/fixture"
+	"github.com/hoistdev/hoist/test/testbed"
 )
 
 const webChart = `apiVersion: apps/v1
@@ -220,7 +221,7 @@ LAUNCH hello web
 	if out, stderr, err := hoistAt(t, root, "", "build", "-q", "-t", "demo/cluster:v2", dir); err != nil {
 		t.Fatalf("build: %v\n%s%s", err, out, stderr)
 	}
-	bed, key := testBed(t, 3)
+	bed, key := testbed.ForTest(t, 3)
 	kubeconfig := fixture.APIServer(t)
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
