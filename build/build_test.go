@@ -317,7 +317,7 @@ func TestFullDisk(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small tmpfs needs root; CI runs as root")
 	}
-	root := t.TempDir()
+	root := fixture.Root(t)
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", root).CombinedOutput(); err != nil {
 		t.Fatalf("mount: %v %s", err, out)
 	}

@@ -108,7 +108,7 @@ func TestBundleImagesFromTwoRegistries(t *testing.T) {
 
 	// Serve the image's registry/ folder and pull every image by its
 	// original name, in both request forms.
-	root := t.TempDir()
+	root := fixture.Root(t)
 	fixture.ExtractImage(t, fixture.SavedImage(t, store, "test/bundle:v1"), root)
 	srv, err := registry.Start(context.Background(), root+"/registry", "127.0.0.1:0", "", "", registry.Options{ReadOnly: true})
 	if err != nil {
@@ -272,7 +272,7 @@ func TestBundleKeepsIndexForBuildPlatforms(t *testing.T) {
 // registry layer is then written through PutLayer.
 func TestBundleOnVFS(t *testing.T) {
 	fixture.Store(t) // skips when not root
-	store, err := clusterimage.Open(t.TempDir(), clusterimage.OpenOptions{Driver: clusterimage.DriverVFS})
+	store, err := clusterimage.Open(fixture.Root(t), clusterimage.OpenOptions{Driver: clusterimage.DriverVFS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestBundleOnVFS(t *testing.T) {
 	if _, err := Build(context.Background(), store, Options{ContextDir: ctx, Tags: []string{"test/vfs:v1"}, TLSNoVerify: true}); err != nil {
 		t.Fatal(err)
 	}
-	root := t.TempDir()
+	root := fixture.Root(t)
 	fixture.ExtractImage(t, fixture.SavedImage(t, store, "test/vfs:v1"), root)
 	srv, err := registry.Start(context.Background(), root+"/registry", "127.0.0.1:0", "", "", registry.Options{ReadOnly: true})
 	if err != nil {

@@ -333,7 +333,7 @@ func TestStorageDriverRemembered(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: containers/storage (CI runs as root)")
 	}
-	root := t.TempDir()
+	root := fixture.Root(t)
 	s, err := clusterimage.Open(root, clusterimage.OpenOptions{Driver: clusterimage.DriverVFS})
 	if err != nil {
 		t.Fatal(err)

@@ -104,8 +104,12 @@ func (s *Store) TmpDir() string { return filepath.Join(s.Root, "tmp") }
 // runRoot is the store's transient state (locks, mount counts). It lives on
 // /run so that a reboot clears it, as it clears the mounts it counts; a
 // store root gets its own.
-func (s *Store) runRoot() string {
-	sum := sha256.Sum256([]byte(s.Root))
+func (s *Store) runRoot() string { return RunRoot(s.Root) }
+
+// RunRoot is the transient state directory of the store at root: tests
+// remove it with the root they made.
+func RunRoot(root string) string {
+	sum := sha256.Sum256([]byte(root))
 	base := "/run"
 	if info, err := os.Stat(base); err != nil || !info.IsDir() {
 		base = os.TempDir()

@@ -157,7 +157,7 @@ func readJournal(t *testing.T, root string) journalFile {
 func TestApplyEndToEnd(t *testing.T) {
 	needRoot(t)
 	ctx := context.Background()
-	root := t.TempDir()
+	root := fixture.Root(t)
 	t.Setenv("HOIST_NODE_BINARY", hoistBinary(t))
 	run := func(args ...string) string {
 		t.Helper()

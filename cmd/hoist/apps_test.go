@@ -70,7 +70,7 @@ spec:
 func TestRunAppImageOnExistingCluster(t *testing.T) {
 	needRoot(t)
 	ctx := context.Background()
-	root := t.TempDir()
+	root := fixture.Root(t)
 	appImage(t, root)
 	kubeconfig := fixture.APIServer(t)
 	target := fixture.Registry(t, nil)
@@ -200,7 +200,7 @@ head -1 /tmp/response | grep -q ' 201 ' || { cat /tmp/response; exit 1; }
 func TestApplyAppsOnTestBed(t *testing.T) {
 	needRoot(t)
 	ctx := context.Background()
-	root := t.TempDir()
+	root := fixture.Root(t)
 	t.Setenv("HOIST_NODE_BINARY", hoistBinary(t))
 	dir := fixture.Context(t, map[string]string{
 		"Kubefile": `FROM scratch

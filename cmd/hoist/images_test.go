@@ -39,7 +39,7 @@ func needRoot(t *testing.T) {
 
 func TestImageCommands(t *testing.T) {
 	needRoot(t)
-	root := t.TempDir()
+	root := fixture.Root(t)
 	run := func(args ...string) string {
 		t.Helper()
 		out, stderr, err := hoistAt(t, root, "", args...)
@@ -153,7 +153,7 @@ func TestLoginLogoutPush(t *testing.T) {
 	srv := httptest.NewServer(basicAuth("ci", "s3cret", registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
-	root := t.TempDir()
+	root := fixture.Root(t)
 
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "Kubefile"), []byte("FROM scratch\nCOPY Kubefile /Kubefile\n"), 0o644)

@@ -27,7 +27,7 @@ func hoist(t *testing.T, args ...string) (string, string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.SetOut(&stdout)
 	cmd.SetErr(&stderr)
-	cmd.SetArgs(append([]string{"--root", t.TempDir()}, args...))
+	cmd.SetArgs(append([]string{"--root", fixture.Root(t)}, args...))
 	err := cmd.Execute()
 	return stdout.String(), stderr.String(), err
 }
