@@ -31,6 +31,9 @@ type PlanInput struct {
 	Plugins   []Plugin
 	// Apps are the apps to launch, in order, each with its key.
 	Apps []PlannedStep
+	// NoRegistry is an image that bundles no container image: no
+	// registry to run, no mirrors to point at it.
+	NoRegistry bool
 }
 
 // PlannedStep is one step of one node.
@@ -80,7 +83,7 @@ func MakePlan(c Cluster, j *Journal, in PlanInput) Plan {
 		add(StepInstallHoist, in.HoistDigest)
 		// Registry nodes hold the image's registry/, the others do not:
 		// the same image is a different tree for each.
-		isRegistry := slices.Contains(c.Registry.Nodes, n.IP)
+		isRegistry := slices.Contains(c.Registry.Nodes, n.IP) && !in.NoRegistry
 		add(StepRootfs, RootfsKey(in.ImageDigest, isRegistry))
 		hook := func(phase string) {
 			if key := pluginsKey(in, phase, n); key != "" {
@@ -91,7 +94,9 @@ func MakePlan(c Cluster, j *Journal, in PlanInput) Plan {
 		if isRegistry {
 			add(StepRegistry, fmt.Sprintf("%s %s:%d %s", in.ImageDigest, c.Registry.Domain, c.Registry.Port, in.TLSDigest))
 		}
-		add(StepMirrors, mirrorsKey(c, in))
+		if !in.NoRegistry {
+			add(StepMirrors, mirrorsKey(c, in))
+		}
 		hook(PhasePostInitHost)
 		hook(PhasePreInstall)
 		hook(PhasePostInstall)

@@ -76,6 +76,11 @@ func TestPlan(t *testing.T) {
 	if got := names(p.Nodes[1]); got != "install-hoist,rootfs,hook:pre-init-host,mirrors" {
 		t.Errorf("worker steps %s (no registry, no master-only hook)", got)
 	}
+	noReg := in
+	noReg.NoRegistry = true
+	if got := names(MakePlan(c, j, noReg).Nodes[0]); got != "install-hoist,rootfs,hook:pre-init-host,hook:post-init-host" {
+		t.Errorf("master steps without bundled images %s (no registry, no mirrors)", got)
+	}
 	if p.ToDo() != 10 {
 		t.Errorf("to do %d", p.ToDo())
 	}

@@ -100,6 +100,7 @@ type runner struct {
 	image       Image
 	// registryHosts are the registry hosts bundled in the image.
 	registryHosts []string
+	noRegistry    bool
 
 	packOnce sync.Once
 	packed   map[bool]Packed // with registry/ → packed file
@@ -181,6 +182,9 @@ func Prepare(c Cluster, plugins []Plugin, image Image, opts Options) (*Prepared,
 		return nil, fmt.Errorf("cluster PKI: %w", err)
 	}
 	in := PlanInput{ImageDigest: image.Digest, HoistDigest: hoistDigest, TLSDigest: tls.Digest(), Plugins: plugins}
+	if _, err := os.Stat(filepath.Join(image.Rootfs, "registry")); err != nil {
+		in.NoRegistry = true
+	}
 	if in.Apps, err = appSteps(c, image, opts); err != nil {
 		return nil, err
 	}
@@ -253,7 +257,7 @@ func appNames(m *metadata.Metadata) []string {
 // others go on. Nodes the Clusterfile no longer lists are cleaned.
 func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Prepared, opts Options) (*Result, error) {
 	r := &runner{c: c, opts: opts, journal: p.Journal, pool: ssh.NewPool(), plugins: plugins,
-		hoistDigest: p.Input.HoistDigest, tls: p.TLS, image: image, registryHosts: RegistryHosts(image.Rootfs),
+		hoistDigest: p.Input.HoistDigest, tls: p.TLS, image: image, registryHosts: RegistryHosts(image.Rootfs), noRegistry: p.Input.NoRegistry,
 		packed: map[bool]Packed{}}
 	defer r.pool.Close()
 	tmp := filepath.Join(opts.Root, "tmp")
@@ -390,7 +394,9 @@ func (r *runner) applyNode(ctx context.Context, n Node, np *NodePlan) (err error
 	return nil
 }
 
-func (r *runner) isRegistry(n Node) bool { return slices.Contains(r.c.Registry.Nodes, n.IP) }
+func (r *runner) isRegistry(n Node) bool {
+	return slices.Contains(r.c.Registry.Nodes, n.IP) && !r.noRegistry
+}
 
 func (r *runner) runStep(ctx context.Context, exec ssh.Executor, n Node, step string) error {
 	q := ssh.Quote

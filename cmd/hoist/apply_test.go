@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/hoistdev/hoist/apply/progress"
+	sshx "github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/test/fixture"
 	"github.com/hoistdev/hoist/test/testbed"
 )
@@ -447,4 +449,58 @@ func (n nsTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	q.Set("ns", n.host)
 	r.URL.RawQuery = q.Encode()
 	return n.next.RoundTrip(r)
+}
+
+// TestApplyAsSudoUser: a user other than root works through sudo -n; one
+// without sudo rights fails with sudo's own words, not a hang.
+func TestApplyAsSudoUser(t *testing.T) {
+	ctx := context.Background()
+	bed, key := testbed.ForTest(t, 1)
+	node := bed.Nodes[0]
+	root := fixture.Root(t)
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	admin, err := sshx.Dial(ctx, sshx.Config{Host: node.IP, Port: 22, User: "root", PrivateKey: key, KnownHosts: known, AcceptNew: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, user := range []string{"deploy", "nosudo"} {
+		script := fmt.Sprintf("useradd -m -p '*' -s /bin/sh %[1]s && mkdir -p /home/%[1]s/.ssh && cp /root/.ssh/authorized_keys /home/%[1]s/.ssh/ && chown -R %[1]s /home/%[1]s/.ssh", user)
+		if err := admin.Run(ctx, script, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.Run(ctx, "echo 'deploy ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deploy && chmod 440 /etc/sudoers.d/deploy", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := fixture.Context(t, map[string]string{"Kubefile": "FROM scratch\nCOPY etc etc\n", "etc/motd": "hi\n"})
+	if out, stderr, err := hoistAt(t, root, "", "build", "-q", "-t", "demo/sudo:v1", dir); err != nil {
+		t.Fatalf("build: %v\n%s%s", err, out, stderr)
+	}
+	t.Setenv("HOIST_NODE_BINARY", hoistBinary(t))
+	apply := func(user string) error {
+		cf := filepath.Join(t.TempDir(), "Clusterfile")
+		os.WriteFile(cf, []byte(fmt.Sprintf("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: s-%s}\nspec:\n  image: demo/sudo:v1\n  ssh: {user: %s, privateKey: %s}\n  hosts:\n  - {ips: [%s], roles: [master]}\n", user, user, key, node.IP)), 0o644)
+		_, _, err := hoistAt(t, root, "", "apply", "-f", cf, "--accept-new-host-keys")
+		return err
+	}
+	if err := apply("deploy"); err != nil {
+		status, _, _ := hoistAt(t, root, "", "status", "--format", "json")
+		t.Fatalf("apply as deploy: %v\n%s\n%s", err, status, bed.Log(node))
+	}
+	motd := filepath.Join(node.Upper, "var/lib/hoist/s-deploy/rootfs/etc/motd")
+	if fi, err := os.Stat(motd); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("%s: %v (want it written by root through sudo)", motd, err)
+	}
+	if status, _, _ := hoistAt(t, root, "", "status"); !strings.Contains(status, "s-deploy") || !strings.Contains(status, "ready") {
+		t.Errorf("status:\n%s", status)
+	}
+	err = apply("nosudo")
+	if err == nil {
+		t.Fatal("apply as a user without sudo rights succeeded")
+	}
+	if status, _, _ := hoistAt(t, root, "", "status"); !strings.Contains(status, "sudo") {
+		t.Errorf("the failure does not say sudo:\n%s", status)
+	}
 }

@@ -60,23 +60,42 @@ func CacheDir() string {
 	return "/var/cache/hoist-testbed"
 }
 
-// BaseRootfs returns a minimal Debian tree with sshd, made once with
-// debootstrap (about 150 s and 250 MB) and reused afterwards.
+// BaseRootfs returns a minimal Debian tree with sshd and sudo, made once
+// with debootstrap (about 30 to 150 s and 250 MB) and reused afterwards.
+// Test binaries run in parallel: the first makes it, under a lock, and the
+// others wait for it.
 func BaseRootfs(ctx context.Context) (string, error) {
-	dir := filepath.Join(CacheDir(), "bookworm")
-	if _, err := os.Stat(filepath.Join(dir, "usr", "sbin", "sshd")); err == nil {
+	// The name changes with the package list, so that a cached tree without
+	// a package is not taken for one with it.
+	dir := filepath.Join(CacheDir(), "bookworm-sudo")
+	ready := func() bool {
+		_, err := os.Stat(filepath.Join(dir, "usr", "bin", "sudo"))
+		return err == nil
+	}
+	if ready() {
 		return dir, nil
 	}
 	if _, err := exec.LookPath("debootstrap"); err != nil {
 		return "", errors.New("debootstrap is not installed (make deps installs it)")
 	}
-	tmp := dir + ".tmp"
-	os.RemoveAll(tmp)
 	if err := os.MkdirAll(CacheDir(), 0o755); err != nil {
 		return "", err
 	}
+	lock, err := os.OpenFile(filepath.Join(CacheDir(), "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	if ready() { // made while this one waited
+		return dir, nil
+	}
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase",
-		"--include=openssh-server,iproute2,procps,ca-certificates", "bookworm", tmp, debianMirror())
+		"--include=openssh-server,iproute2,procps,ca-certificates,sudo", "bookworm", tmp, debianMirror())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tail := string(out)
 		if len(tail) > 2000 {
@@ -213,6 +232,9 @@ func (b *Bed) addNode(ctx context.Context, i int, subnet string, opts Options) (
 			return node, err
 		}
 	}
+	// The upper layer's top is the node's /: users other than root must
+	// get through it.
+	os.Chmod(node.Upper, 0o755)
 	os.Chmod(filepath.Join(node.Upper, "etc"), 0o755)
 	os.Chmod(filepath.Join(node.Upper, "etc", "ssh"), 0o755)
 	if err := sh(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(node.Upper, "etc", "ssh", "ssh_host_ed25519_key")); err != nil {
