@@ -36,8 +36,8 @@ func (r *runner) cleanNode(ctx context.Context, n Node) (err error) {
 	step := ""
 	defer func() {
 		if err != nil {
-			err = &NodeError{Node: node, Step: step, Err: err}
 			r.report(progress.Event{Node: node, State: progress.StateNodeFailed, Step: step, Error: err.Error(), Elapsed: time.Since(start).Seconds()})
+			err = &NodeError{Node: node, Step: step, Err: err}
 			return
 		}
 		r.report(progress.Event{Node: node, State: progress.StateNodeDone, Elapsed: time.Since(start).Seconds()})

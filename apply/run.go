@@ -21,7 +21,7 @@ import (
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 
-// Where things go on a node, below <dataRoot>/<cluster>.
+// Files apply writes on a node outside the cluster's directory.
 const (
 	CertsDir  = "/etc/containerd/certs.d"
 	HostsFile = "/etc/hosts"
@@ -102,10 +102,9 @@ type runner struct {
 	registryHosts []string
 	noRegistry    bool
 
-	packOnce sync.Once
-	packed   map[bool]Packed // with registry/ → packed file
-	packErr  error
-	tmpDir   string
+	packMu sync.Mutex
+	packed map[bool]Packed // with registry/ → packed file
+	tmpDir string
 }
 
 // Plugins merges the image's plugins with the Clusterfile's: one of the
@@ -359,9 +358,9 @@ func (r *runner) applyNode(ctx context.Context, n Node, np *NodePlan) (err error
 	step := ""
 	defer func() {
 		if err != nil {
-			err = &NodeError{Node: node, Step: step, Err: err}
 			r.journal.SetFailed(node, step, err)
 			r.report(progress.Event{Node: node, State: progress.StateNodeFailed, Step: step, Error: err.Error(), Elapsed: time.Since(start).Seconds()})
+			err = &NodeError{Node: node, Step: step, Err: err}
 			return
 		}
 		r.journal.SetFailed(node, "", nil)
@@ -440,25 +439,24 @@ func (r *runner) runStep(ctx context.Context, exec ssh.Executor, n Node, step st
 	return fmt.Errorf("unknown step %q", step)
 }
 
-// pack packs the rootfs, once per variant for the whole apply.
+// pack packs the rootfs, once per variant (with or without registry/) for
+// the whole apply; nodes that need it meanwhile wait for it.
 func (r *runner) pack(withRegistry bool) (Packed, error) {
-	r.packOnce.Do(func() {
-		// Both variants at once: which nodes need which is known, but
-		// packing twice costs little next to sending.
-		for _, with := range []bool{true, false} {
-			var exclude []string
-			if !with {
-				exclude = []string{"registry"}
-			}
-			f, err := Pack(r.image.Rootfs, r.tmpDir, exclude...)
-			if err != nil {
-				r.packErr = fmt.Errorf("packing the rootfs: %w", err)
-				return
-			}
-			r.packed[with] = f
-		}
-	})
-	return r.packed[withRegistry], r.packErr
+	r.packMu.Lock()
+	defer r.packMu.Unlock()
+	if p, ok := r.packed[withRegistry]; ok {
+		return p, nil
+	}
+	var exclude []string
+	if !withRegistry {
+		exclude = []string{"registry"}
+	}
+	p, err := Pack(r.image.Rootfs, r.tmpDir, exclude...)
+	if err != nil {
+		return Packed{}, fmt.Errorf("packing the rootfs: %w", err)
+	}
+	r.packed[withRegistry] = p
+	return p, nil
 }
 
 // HooksOf returns the plugins of a phase that apply to a node with these
