@@ -8,9 +8,15 @@ cd "$(dirname "$0")"
 VERSION=v1.37.2
 OUT=${KUBE_CACHE:-/var/cache/hoist-kube}/$VERSION
 BINS="etcd kube-apiserver kube-controller-manager"
-have=1
-for b in $BINS; do [ -x "$OUT/$b" ] || have=0; done
-if [ $have = 1 ]; then echo "$OUT"; exit 0; fi
+have() {
+	for b in $BINS; do [ -x "$OUT/$b" ] || return 1; done
+}
+if have; then echo "$OUT"; exit 0; fi
+# Test binaries start API servers in parallel: one builds, the others wait.
+mkdir -p "$(dirname "$OUT")"
+exec 9> "$(dirname "$OUT")/.lock"
+flock 9
+if have; then echo "$OUT"; exit 0; fi
 
 export PATH="$PATH:/usr/local/go/bin" CGO_ENABLED=0 GOFLAGS=
 # Without the version stamp the server reports v0.0.0, which clients refuse.
