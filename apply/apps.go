@@ -40,6 +40,7 @@ func (r *runner) launchApps(ctx context.Context, steps []PlannedStep) error {
 		}
 	}
 	if !todo {
+		r.journal.SetFailed(AppsNode, "", nil)
 		report(progress.Event{State: progress.StateNodeDone})
 		return nil
 	}
@@ -76,7 +77,7 @@ func (r *runner) launchApps(ctx context.Context, steps []PlannedStep) error {
 		if s.Name == StepCmds {
 			err = l.RunCmds(ctx)
 		} else {
-			var app = r.image.Meta.App(s.Name)
+			app := r.image.Meta.App(s.Name)
 			err = l.Launch(ctx, *app)
 		}
 		if err != nil {
