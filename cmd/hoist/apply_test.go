@@ -338,6 +338,21 @@ func TestApplyEndToEnd(t *testing.T) {
 		t.Errorf("w1 still in the journal")
 	}
 
+	// Scale up: w1 comes back; only it is worked on.
+	os.WriteFile(cf, []byte(clusterfile(key, m.IP, w1.IP, w2.IP)), 0o644)
+	log4 := &eventLog{}
+	if stderr, err := hoistStream(root, log4, "apply", "-f", cf, "--format", "json"); err != nil {
+		t.Fatalf("apply with w1 back: %v\n%s", err, stderr)
+	}
+	for _, step := range log4.started() {
+		if !strings.HasPrefix(step, w1.IP+"/") {
+			t.Errorf("adding w1 ran %s", step)
+		}
+	}
+	if len(log4.started()) != 5 {
+		t.Errorf("adding w1 ran %v, want its 5 steps", log4.started())
+	}
+
 	// Delete: refused without a terminal, then forced with w2 down.
 	if _, _, err := hoistAt(t, root, "", "delete", "-f", cf); err == nil || !strings.Contains(err.Error(), "not a terminal (use --force)") {
 		t.Errorf("delete without a terminal: %v", err)
@@ -351,6 +366,7 @@ func TestApplyEndToEnd(t *testing.T) {
 		c.Close()
 		t.Errorf("the registry still serves after delete")
 	}
+	assertCleaned(t, w1)
 	if _, err := os.Stat(filepath.Join(root, "clusters", "demo")); !os.IsNotExist(err) {
 		t.Errorf("cluster state kept after delete: %v", err)
 	}
