@@ -117,3 +117,21 @@ func TestPlan(t *testing.T) {
 		}
 	}
 }
+
+func TestResultErr(t *testing.T) {
+	boom := fmt.Errorf("boom")
+	for _, tc := range []struct {
+		res  Result
+		want string
+	}{
+		{Result{Nodes: []string{"a", "b"}, Errors: map[string]error{}}, ""},
+		{Result{Nodes: []string{"a", "b", AppsNode}, Errors: map[string]error{"b": boom}}, "1 of 2 nodes failed: b"},
+		{Result{Nodes: []string{"a", AppsNode}, Errors: map[string]error{AppsNode: boom}}, "apps failed: boom"},
+		{Result{Nodes: []string{"a", AppsNode}, Errors: map[string]error{"a": boom, AppsNode: boom}}, "1 of 1 nodes failed: a; apps failed: boom"},
+	} {
+		err := tc.res.Err()
+		if (err == nil) != (tc.want == "") || (err != nil && err.Error() != tc.want) {
+			t.Errorf("%v: %v, want %q", tc.res.Errors, err, tc.want)
+		}
+	}
+}

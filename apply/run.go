@@ -73,19 +73,31 @@ type Result struct {
 	Errors map[string]error // nil for nodes that succeeded
 }
 
-// Err is nil when every node succeeded, else an error naming the failed
-// nodes.
+// Err is nil when every node (and the apps) succeeded, else an error
+// naming the failed nodes.
 func (r *Result) Err() error {
 	var failed []string
+	nodes := 0
 	for _, n := range r.Nodes {
+		if n == AppsNode {
+			continue
+		}
+		nodes++
 		if r.Errors[n] != nil {
 			failed = append(failed, n)
 		}
 	}
-	if len(failed) == 0 {
+	var msgs []string
+	if len(failed) > 0 {
+		msgs = append(msgs, fmt.Sprintf("%d of %d nodes failed: %s", len(failed), nodes, strings.Join(failed, ", ")))
+	}
+	if err := r.Errors[AppsNode]; err != nil {
+		msgs = append(msgs, "apps failed: "+err.Error())
+	}
+	if len(msgs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d of %d nodes failed: %s", len(failed), len(r.Nodes), strings.Join(failed, ", "))
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // runner holds what the steps of an apply share.
