@@ -74,6 +74,17 @@ start etcd "$BIN/etcd" --data-dir "$DIR/etcd" --unsafe-no-fsync \
 	--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
 	--listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
 	--initial-cluster "default=http://127.0.0.1:$((ETCD_PORT + 1))" --name default
+i=0
+until curl -sf "http://127.0.0.1:$ETCD_PORT/health" > /dev/null; do
+	i=$((i + 1))
+	if [ $i -gt 300 ] || ! kill -0 "$(cat "$DIR/etcd.pid")" 2>/dev/null; then
+		echo "etcd did not start (a port taken?); its log ends with:" >&2
+		tail -5 "$DIR/etcd.log" >&2
+		"$here/stop.sh" "$DIR"
+		exit 1
+	fi
+	sleep 0.1
+done
 # A loopback advertise address is refused by the endpoint reconciler; with
 # no reconciler it is accepted.
 start kube-apiserver "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
