@@ -12,8 +12,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/vbatts/tar-split/tar/asm"
-	tarstorage "github.com/vbatts/tar-split/tar/storage"
 	"go.podman.io/storage"
 	drivers "go.podman.io/storage/drivers"
 	"go.podman.io/storage/pkg/archive"
@@ -21,24 +19,6 @@ import (
 
 	"github.com/hoistdev/hoist/clusterimage/tree"
 )
-
-// AddDirLayer makes a new image from the image baseID plus one layer that
-// holds the directory dir at path name in the rootfs, with labels and
-// annotations set (replacing those of the same keys). It returns the new
-// image's ID.
-//
-// The layer goes straight into the store: the directory is read once, as a
-// tar stream that storage unpacks and digests. A buildah COPY would write it
-// three times (into a container, into a diff, into the layer), which for the
-// gigabytes of a registry layer is most of a build's time.
-//
-// key, when set, names the content: an image made before with the same key
-// is returned instead of writing the layer again (a rebuild that changes
-// nothing costs no copy).
-func (s *Store) AddDirLayer(baseID, dir, name, createdBy, key string, labels, annotations map[string]string) (string, error) {
-	return s.AddTreeLayer(baseID, TreeLayer{Name: name, Fill: func(target string) error { return tree.Link(dir, target) }},
-		createdBy, key, labels, annotations)
-}
 
 // TreeLayer is a layer holding one directory tree at path Name, written by
 // Fill into the directory storage will keep (hard links, where Fill makes
@@ -61,7 +41,18 @@ type Streamed struct {
 }
 
 // AddTreeLayer makes a new image from the image baseID plus the layer t,
-// as AddDirLayer does.
+// with labels and annotations set (replacing those of the same keys). It
+// returns the new image's ID.
+//
+// The layer goes straight into the store: the tree is written once, into
+// the directory storage keeps, and read once for its digest (or not at
+// all, when t.Digest has it). A buildah COPY would write it three times
+// (into a container, into a diff, into the layer), which for the gigabytes
+// of a registry layer is most of a build's time.
+//
+// key, when set, names the content: an image made before with the same key
+// is returned instead of writing the layer again (a rebuild that changes
+// nothing costs no copy).
 func (s *Store) AddTreeLayer(baseID string, t TreeLayer, createdBy, key string, labels, annotations map[string]string) (string, error) {
 	return s.addLayer(baseID, key, func(parent string) (*storage.Layer, error) {
 		layer, err := s.stagedLayer(parent, t)
@@ -102,7 +93,7 @@ func (st *StagedTree) Discard() {
 }
 
 // AddStagedLayer makes a new image from baseID plus the staged tree, as
-// AddDirLayer does; the staged tree is used up either way.
+// AddTreeLayer does; the staged tree is used up either way.
 func (s *Store) AddStagedLayer(baseID string, st *StagedTree, createdBy, key string, labels, annotations map[string]string) (string, error) {
 	defer st.Discard()
 	return s.addLayer(baseID, key, func(parent string) (*storage.Layer, error) {
@@ -282,48 +273,43 @@ func (l *linkDiffer) ApplyDiff(dest string, _ *archive.TarOptions, _ *drivers.Di
 	if err := l.t.Fill(target); err != nil {
 		return drivers.DriverWithDifferOutput{}, err
 	}
+	var st *Streamed
+	var err error
 	if l.t.Digest != nil {
-		if st, err := l.t.Digest(target); err == nil {
-			split, err := os.Open(st.TarSplit)
-			if err != nil {
-				return drivers.DriverWithDifferOutput{}, err
-			}
-			return drivers.DriverWithDifferOutput{
-				Target:             dest,
-				Size:               st.Size,
-				UncompressedDigest: st.Digest,
-				TarSplit:           split,
-				UIDs:               []uint32{0},
-				GIDs:               []uint32{0},
-			}, nil
+		st, err = l.t.Digest(target)
+	}
+	if st == nil || err != nil {
+		if st, err = l.digest(target); err != nil {
+			return drivers.DriverWithDifferOutput{}, err
 		}
+		defer os.Remove(st.TarSplit) // storage reads it through the open file
 	}
-	split, err := os.CreateTemp(l.tmp, "tar-split-")
+	split, err := os.Open(st.TarSplit)
 	if err != nil {
-		return drivers.DriverWithDifferOutput{}, err
-	}
-	os.Remove(split.Name()) // storage reads it through the open file
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(tree.Write(pw, target, l.t.Name, nil)) }()
-	stream, err := asm.NewInputTarStream(pr, tarstorage.NewJSONPacker(split), tarstorage.NewDiscardFilePutter())
-	if err != nil {
-		pr.Close()
-		split.Close()
-		return drivers.DriverWithDifferOutput{}, err
-	}
-	digester := digest.Canonical.Digester()
-	size, err := io.Copy(digester.Hash(), stream)
-	pr.Close()
-	if err != nil {
-		split.Close()
 		return drivers.DriverWithDifferOutput{}, err
 	}
 	return drivers.DriverWithDifferOutput{
 		Target:             dest,
-		Size:               size,
-		UncompressedDigest: digester.Digest(),
+		Size:               st.Size,
+		UncompressedDigest: st.Digest,
 		TarSplit:           split,
 		UIDs:               []uint32{0},
 		GIDs:               []uint32{0},
 	}, nil
+}
+
+// digest reads the tree at dir for its tar's digest and tar-split record,
+// for a layer not digested ahead.
+func (l *linkDiffer) digest(dir string) (*Streamed, error) {
+	split, err := os.CreateTemp(l.tmp, "tar-split-")
+	if err != nil {
+		return nil, err
+	}
+	defer split.Close()
+	d, size, err := tree.NewStream(l.t.Name, split).Finish(dir)
+	if err != nil {
+		os.Remove(split.Name())
+		return nil, err
+	}
+	return &Streamed{Digest: d, Size: size, TarSplit: split.Name()}, nil
 }
