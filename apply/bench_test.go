@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/test/fixture"
 	"github.com/hoistdev/hoist/test/testbed"
 )
 
@@ -30,11 +31,10 @@ import (
 func BenchmarkDistribute(b *testing.B) {
 	ctx := context.Background()
 	bed, key := testbed.ForTest(b, 3)
-	bin := filepath.Join(b.TempDir(), "hoist")
-	build := exec.Command("go", "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs", "-o", bin, "../cmd/hoist")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v %s", err, out)
+	bin := fixture.HoistBinary(b)
+	binDigest, err := FileDigest(bin)
+	if err != nil {
+		b.Fatal(err)
 	}
 	rootfs := b.TempDir()
 	for i := range 20 {
@@ -56,7 +56,7 @@ func BenchmarkDistribute(b *testing.B) {
 			b.Fatal(err)
 		}
 		nodes[i] = e
-		if remotes[i], _, err = InstallSelf(ctx, e, bin, "/var/lib/hoist/bin"); err != nil {
+		if remotes[i], _, err = InstallSelf(ctx, e, bin, binDigest, "/var/lib/hoist/bin"); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -29,16 +29,17 @@ func FileDigest(file string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// InstallSelf puts the hoist binary at binary on the node, under dir, once
-// per version: the copy is named by its digest, checked by the copy itself
-// after the upload, and moved into place only then. It returns the remote
-// path and whether it had to upload.
-func InstallSelf(ctx context.Context, node ssh.Executor, binary, dir string) (string, bool, error) {
-	digest, err := FileDigest(binary)
-	if err != nil {
-		return "", false, fmt.Errorf("hoist binary: %w", err)
-	}
-	remote := path.Join(dir, "hoist-"+digest[:16])
+// RemoteHoist is where InstallSelf puts the hoist binary of this digest
+// (FileDigest) under dir.
+func RemoteHoist(dir, digest string) string { return path.Join(dir, "hoist-"+digest[:16]) }
+
+// InstallSelf puts the hoist binary at binary, whose FileDigest is digest
+// (computed once for every node), on the node under dir, once per version:
+// the copy is named by its digest, checked by the copy itself after the
+// upload, and moved into place only then. It returns the remote path and
+// whether it had to upload.
+func InstallSelf(ctx context.Context, node ssh.Executor, binary, digest, dir string) (string, bool, error) {
+	remote := RemoteHoist(dir, digest)
 	var out bytes.Buffer
 	q := ssh.Quote
 	if err := node.Run(ctx, fmt.Sprintf("if [ -x %[1]s ]; then %[1]s node digest %[1]s; fi", q(remote)), nil, &out); err == nil && strings.TrimSpace(out.String()) == digest {

@@ -3,31 +3,23 @@ package apply
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	"github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/test/fixture"
 	"github.com/hoistdev/hoist/test/testbed"
 )
-
-// hoistBinary builds the real binary: it is what runs on the nodes.
-func hoistBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "hoist")
-	cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs", "-o", bin, "../cmd/hoist")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 func TestInstallSelfAndDistribute(t *testing.T) {
 	ctx := context.Background()
 	bed, key := testbed.ForTest(t, 3)
-	bin := hoistBinary(t)
+	bin := fixture.HoistBinary(t)
+	binDigest, err := FileDigest(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	known := filepath.Join(t.TempDir(), "known_hosts")
 	pool := ssh.NewPool()
 	defer pool.Close()
@@ -51,7 +43,7 @@ func TestInstallSelfAndDistribute(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		remote, uploaded, err := InstallSelf(ctx, node, bin, "/var/lib/hoist/bin")
+		remote, uploaded, err := InstallSelf(ctx, node, bin, binDigest, "/var/lib/hoist/bin")
 		if err != nil {
 			return err
 		}

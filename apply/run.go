@@ -361,7 +361,7 @@ func (r *runner) access(ip string, s SSH) ssh.Config {
 
 // remoteHoist is where the node's copy of this hoist is.
 func (r *runner) remoteHoist() string {
-	return path.Join(NodeDir(r.c), "bin", "hoist-"+r.hoistDigest[:16])
+	return RemoteHoist(path.Join(NodeDir(r.c), "bin"), r.hoistDigest)
 }
 
 func (r *runner) applyNode(ctx context.Context, n Node, np *NodePlan) (err error) {
@@ -414,10 +414,7 @@ func (r *runner) runStep(ctx context.Context, exec ssh.Executor, n Node, step st
 	dir := NodeDir(r.c)
 	switch {
 	case step == StepInstallHoist:
-		remote, _, err := InstallSelf(ctx, exec, r.opts.Binary, path.Join(dir, "bin"))
-		if err == nil && remote != r.remoteHoist() {
-			err = fmt.Errorf("hoist installed at %s, expected %s", remote, r.remoteHoist())
-		}
+		_, _, err := InstallSelf(ctx, exec, r.opts.Binary, r.hoistDigest, path.Join(dir, "bin"))
 		return err
 	case step == StepRootfs:
 		withRegistry := r.isRegistry(n)

@@ -2,8 +2,6 @@ package runtime
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,17 +17,6 @@ import (
 )
 
 func TestMain(m *testing.M) { fixture.Main(m) }
-
-func writeFiles(t *testing.T, root string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(root, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 const deployment = `apiVersion: apps/v1
 kind: Deployment
@@ -68,8 +55,7 @@ spec:
 // CRD and an object of it, a Deployment), a templated manifests app and a
 // broken chart.
 func testImage(t *testing.T) (string, *metadata.Metadata) {
-	root := t.TempDir()
-	writeFiles(t, root, map[string]string{
+	root := fixture.Context(t, map[string]string{
 		"apps/web/Chart.yaml":                "apiVersion: v2\nname: web\nversion: 0.1.0\n",
 		"apps/web/values.yaml":               "replicaCount: 1\nimage: {repository: docker.io/library/nginx, tag: '1.27'}\n",
 		"apps/web/templates/deployment.yaml": deployment,
@@ -220,12 +206,11 @@ func TestKubeVersionRefused(t *testing.T) {
 }
 
 func TestReadManifestsErrors(t *testing.T) {
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\nfoo: bar\n"})
+	dir := fixture.Context(t, map[string]string{"a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\nfoo: bar\n"})
 	if _, err := ReadManifests(dir); err == nil || !strings.Contains(err.Error(), "a.yaml:2: not a Kubernetes object") {
 		t.Errorf("err = %v", err)
 	}
-	writeFiles(t, dir, map[string]string{"a.yaml": "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n- {apiVersion: v1, kind: Secret, metadata: {name: y}}\n"})
+	dir = fixture.Context(t, map[string]string{"a.yaml": "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n- {apiVersion: v1, kind: Secret, metadata: {name: y}}\n"})
 	objs, err := ReadManifests(dir)
 	if err != nil || len(objs) != 2 || objs[1].GetKind() != "Secret" || objs[1].Source != "a.yaml:1[1]" {
 		t.Errorf("list: %v %v", objs, err)

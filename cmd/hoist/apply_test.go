@@ -160,7 +160,7 @@ func TestApplyEndToEnd(t *testing.T) {
 	needRoot(t)
 	ctx := context.Background()
 	root := fixture.Root(t)
-	t.Setenv("HOIST_NODE_BINARY", hoistBinary(t))
+	t.Setenv("HOIST_NODE_BINARY", fixture.HoistBinary(t))
 	run := func(args ...string) string {
 		t.Helper()
 		out, stderr, err := hoistAt(t, root, "", args...)
@@ -494,7 +494,7 @@ func TestApplyAsSudoUser(t *testing.T) {
 	if out, stderr, err := hoistAt(t, root, "", "build", "-q", "-t", "demo/sudo:v1", dir); err != nil {
 		t.Fatalf("build: %v\n%s%s", err, out, stderr)
 	}
-	t.Setenv("HOIST_NODE_BINARY", hoistBinary(t))
+	t.Setenv("HOIST_NODE_BINARY", fixture.HoistBinary(t))
 	apply := func(user string) error {
 		cf := filepath.Join(t.TempDir(), "Clusterfile")
 		os.WriteFile(cf, []byte(fmt.Sprintf("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: s-%s}\nspec:\n  image: demo/sudo:v1\n  ssh: {user: %s, privateKey: %s}\n  hosts:\n  - {ips: [%s], roles: [master]}\n", user, user, key, node.IP)), 0o644)

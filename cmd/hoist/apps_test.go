@@ -201,7 +201,7 @@ func TestApplyAppsOnTestBed(t *testing.T) {
 	needRoot(t)
 	ctx := context.Background()
 	root := fixture.Root(t)
-	t.Setenv("HOIST_NODE_BINARY", hoistBinary(t))
+	t.Setenv("HOIST_NODE_BINARY", fixture.HoistBinary(t))
 	dir := fixture.Context(t, map[string]string{
 		"Kubefile": `FROM scratch
 COPY etc etc

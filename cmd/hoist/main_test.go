@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,7 +11,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -205,7 +203,7 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short")
 	}
-	bin := hoistBinary(t)
+	bin := fixture.HoistBinary(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "Kubefile"), []byte("FORM debian\n"), 0o644)
 	cmd := exec.Command(bin, "build", "--dry-run", "--root", t.TempDir(), dir)
@@ -221,40 +219,11 @@ func TestBinary(t *testing.T) {
 	}
 }
 
-var (
-	binaryOnce sync.Once
-	binaryPath string
-	binaryErr  error
-)
-
-// hoistBinary builds the real binary once for the tests that run it.
-func hoistBinary(t *testing.T) string {
-	t.Helper()
-	binaryOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hoist-bin-")
-		if err != nil {
-			binaryErr = err
-			return
-		}
-		fixture.AfterAll(func() { os.RemoveAll(dir) })
-		binaryPath = filepath.Join(dir, "hoist")
-		build := exec.Command("go", "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs", "-o", binaryPath, ".")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binaryErr != nil {
-		t.Fatal(binaryErr)
-	}
-	return binaryPath
-}
-
 func TestRegistryServeBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short")
 	}
-	bin := hoistBinary(t)
+	bin := fixture.HoistBinary(t)
 	cmd := exec.Command(bin, "registry", "serve", "--root", t.TempDir(), "--addr", "127.0.0.1:0")
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout

@@ -13,29 +13,8 @@ import (
 )
 
 func TestBed(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and mounts (CI runs as root)")
-	}
 	ctx := context.Background()
-	base, err := BaseRootfs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(t.TempDir(), "id")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v %s", err, out)
-	}
-	pub, _ := os.ReadFile(key + ".pub")
-	bed, err := Create(ctx, Options{Nodes: 3, AuthorizedKey: string(pub), Base: base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	destroyed := false
-	defer func() {
-		if !destroyed {
-			bed.Destroy()
-		}
-	}()
+	bed, key := ForTest(t, 3)
 
 	known := filepath.Join(t.TempDir(), "known_hosts")
 	pool := ssh.NewPool()
@@ -65,7 +44,7 @@ func TestBed(t *testing.T) {
 			t.Errorf("%s: its file is not in its own layer: %v", n.Name, err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(base, "root", "mine")); err == nil {
+	if _, err := os.Stat(filepath.Join(bed.base, "root", "mine")); err == nil {
 		t.Errorf("a node wrote into the shared base tree")
 	}
 	data, _ := os.ReadFile(known)
@@ -74,10 +53,10 @@ func TestBed(t *testing.T) {
 	}
 
 	pool.Close()
+	// Destroyed here to check it; ForTest's cleanup then finds nothing left.
 	if err := bed.Destroy(); err != nil {
 		t.Fatalf("destroy: %v", err)
 	}
-	destroyed = true
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	if strings.Contains(string(out), "hoist-"+bed.ID) {
 		t.Errorf("namespaces left: %s", out)
