@@ -41,18 +41,12 @@ func PushImages(ctx context.Context, rootfs string, meta *metadata.Metadata, tar
 	if transport == nil {
 		transport = remote.DefaultTransport
 	}
-	for _, img := range meta.Images {
-		if img.Digest == "" {
-			continue
-		}
-		named, err := reference.ParseNormalizedNamed(img.Ref)
-		if err != nil {
-			return fmt.Errorf("%s: %w", img.Ref, err)
-		}
-		repo, err := registry.RepositoryPath(named)
-		if err != nil {
-			return err
-		}
+	images, err := bundled(meta)
+	if err != nil {
+		return err
+	}
+	for _, img := range images {
+		repo, named := img.repo, img.named
 		from, err := name.NewDigest(src+"/"+repo+"@"+img.Digest, name.Insecure)
 		if err != nil {
 			return err
@@ -98,7 +92,31 @@ func PushImages(ctx context.Context, rootfs string, meta *metadata.Metadata, tar
 // PushedRewriter maps the image's bundled images to their copies in target,
 // as PushImages puts them.
 func PushedRewriter(meta *metadata.Metadata, target string) (runtime.Rewriter, error) {
+	images, err := bundled(meta)
+	if err != nil {
+		return nil, err
+	}
 	rw := runtime.Rewriter{}
+	for _, img := range images {
+		if err := rw.Add(img.Ref, target+"/"+img.repo+"@"+img.Digest, img.Digest); err != nil {
+			return nil, err
+		}
+	}
+	return rw, nil
+}
+
+// bundledImage is an image the image's registry/ holds, with its path
+// there (<host>/<path>).
+type bundledImage struct {
+	metadata.Image
+	named reference.Named
+	repo  string
+}
+
+// bundled lists the images of the metadata that were bundled (those with a
+// digest).
+func bundled(meta *metadata.Metadata) ([]bundledImage, error) {
+	var out []bundledImage
 	for _, img := range meta.Images {
 		if img.Digest == "" {
 			continue
@@ -111,9 +129,7 @@ func PushedRewriter(meta *metadata.Metadata, target string) (runtime.Rewriter, e
 		if err != nil {
 			return nil, err
 		}
-		if err := rw.Add(img.Ref, target+"/"+repo+"@"+img.Digest, img.Digest); err != nil {
-			return nil, err
-		}
+		out = append(out, bundledImage{Image: img, named: named, repo: repo})
 	}
-	return rw, nil
+	return out, nil
 }
