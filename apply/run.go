@@ -501,19 +501,10 @@ func (r *runner) runHooks(ctx context.Context, exec ssh.Executor, n Node, phase,
 	env["HOIST_ROLES"] = strings.Join(n.Roles, ",")
 	env["HOIST_PHASE"] = phase
 	env["HOIST_ROOTFS"] = path.Join(NodeDir(r.c), "rootfs")
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var prelude strings.Builder
-	fmt.Fprintf(&prelude, "cd %s 2>/dev/null || cd /\n", ssh.Quote(dir))
-	for _, k := range keys {
-		fmt.Fprintf(&prelude, "export %s=%s\n", k, ssh.Quote(env[k]))
-	}
+	prelude := fmt.Sprintf("cd %s 2>/dev/null || cd /\n", ssh.Quote(dir)) + exports(env)
 	for _, h := range HooksOf(r.plugins, phase, n.Roles) {
 		// The hook's stdout joins its stderr, which the error carries.
-		script := prelude.String() + "exec 1>&2\n" + h.Data
+		script := prelude + "exec 1>&2\n" + h.Data
 		if err := exec.Run(ctx, script, nil, nil); err != nil {
 			return fmt.Errorf("hook %s: %w", h.Name, err)
 		}
