@@ -132,6 +132,8 @@ func (r *runner) appShell(ctx context.Context) (runtime.Shell, error) {
 	return sh, nil
 }
 
+// writeRemote puts data in a file on the node, readable by root only (keys,
+// kubeconfigs, the journal), whole or not at all.
 func writeRemote(ctx context.Context, exec ssh.Executor, file string, data []byte) error {
 	q := ssh.Quote
 	return exec.Run(ctx, fmt.Sprintf("mkdir -p %s && umask 077 && cat > %s.tmp && mv -f %[2]s.tmp %[2]s", q(path.Dir(file)), q(file)), strings.NewReader(string(data)), nil)

@@ -429,10 +429,10 @@ func (r *runner) runStep(ctx context.Context, exec ssh.Executor, n Node, step st
 		return err
 	case step == StepRegistry:
 		pki := path.Join(dir, "pki")
-		if err := exec.Run(ctx, fmt.Sprintf("mkdir -p %s && umask 077 && cat > %s.tmp && mv -f %[2]s.tmp %[2]s", q(pki), q(pki+"/registry.crt")), strings.NewReader(string(r.tls.Cert)), nil); err != nil {
+		if err := writeRemote(ctx, exec, pki+"/registry.crt", r.tls.Cert); err != nil {
 			return err
 		}
-		if err := exec.Run(ctx, fmt.Sprintf("umask 077 && cat > %s.tmp && mv -f %[1]s.tmp %[1]s", q(pki+"/registry.key")), strings.NewReader(string(r.tls.Key)), nil); err != nil {
+		if err := writeRemote(ctx, exec, pki+"/registry.key", r.tls.Key); err != nil {
 			return err
 		}
 		return exec.Run(ctx, fmt.Sprintf("%s node registry start --cluster %s --state-dir %s --root %s --port %d --tls-cert %s --tls-key %s",
@@ -532,5 +532,5 @@ func (r *runner) saveOnMaster(ctx context.Context) {
 		return
 	}
 	state := path.Join(NodeDir(r.c), "state")
-	exec.Run(ctx, fmt.Sprintf("mkdir -p %s && cat > %s.tmp && mv -f %[2]s.tmp %[2]s", ssh.Quote(state), ssh.Quote(state+"/journal.json")), strings.NewReader(string(data)), nil)
+	writeRemote(ctx, exec, state+"/journal.json", data)
 }
