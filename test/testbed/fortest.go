@@ -13,11 +13,27 @@ import (
 // bed and the key's file. It skips when not root (CI runs as root).
 func ForTest(t testing.TB, n int) (*Bed, string) {
 	t.Helper()
+	return forTest(t, n, false)
+}
+
+// ForKubeTest is ForTest with nodes that can run containerd, the kubelet
+// and kubeadm (Options.Kube).
+func ForKubeTest(t testing.TB, n int) (*Bed, string) {
+	t.Helper()
+	return forTest(t, n, true)
+}
+
+func forTest(t testing.TB, n int, kube bool) (*Bed, string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: a test bed of nodes (network namespaces and mounts; CI runs as root)")
 	}
 	ctx := context.Background()
-	base, err := BaseRootfs(ctx)
+	rootfs := BaseRootfs
+	if kube {
+		rootfs = KubeRootfs
+	}
+	base, err := rootfs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +45,7 @@ func ForTest(t testing.TB, n int) (*Bed, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bed, err := Create(ctx, Options{Nodes: n, AuthorizedKey: string(pub), Base: base})
+	bed, err := Create(ctx, Options{Nodes: n, AuthorizedKey: string(pub), Base: base, Kube: kube})
 	if err != nil {
 		t.Fatal(err)
 	}

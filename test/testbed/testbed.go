@@ -2,7 +2,8 @@
 // each node is a network namespace with its own address on a bridge, its own
 // root filesystem (an overlay on a cached Debian tree) and its own sshd with
 // its own host key. Create brings a bed up; Destroy, always deferred, takes
-// every piece down.
+// every piece down. With Options.Kube the nodes can also run containerd, the
+// kubelet and kubeadm (see kube.go).
 package testbed
 
 import (
@@ -31,6 +32,10 @@ type Node struct {
 	// Upper is the node's own layer of its root filesystem, as seen from
 	// the host: what the node wrote is there.
 	Upper string
+	// CgroupRoot is a kube node's cgroup, e.g. "/hoist-<bed ID>-node1",
+	// made in every hierarchy and named by the node's /etc/default/kubelet
+	// (--cgroup-root). Empty unless Options.Kube.
+	CgroupRoot string
 }
 
 // Bed is a set of nodes on a bridge.
@@ -41,6 +46,7 @@ type Bed struct {
 	dir     string
 	bridge  string
 	base    string
+	kube    bool
 }
 
 // Options size a bed.
@@ -48,8 +54,15 @@ type Options struct {
 	Nodes int
 	// AuthorizedKey is the public key (one line) root accepts on every node.
 	AuthorizedKey string
-	// Base is the root filesystem the nodes share, read-only (BaseRootfs).
+	// Base is the root filesystem the nodes share, read-only: BaseRootfs,
+	// or KubeRootfs for Kube; empty takes the one that fits.
 	Base string
+	// Kube makes nodes that can run containerd, the kubelet and kubeadm:
+	// each in its own PID namespace under tini, with a shared-propagation
+	// root, plain directories for /var/lib/{kubelet,containerd,etcd} and
+	// /var/log, and its own cgroup root (Node.CgroupRoot). The host-wide
+	// sysctls the kubelet sets are saved and restored (SavedSysctls).
+	Kube bool
 }
 
 // CacheDir keeps the Debian tree between runs, outside any checkout.
@@ -67,9 +80,15 @@ func CacheDir() string {
 func BaseRootfs(ctx context.Context) (string, error) {
 	// The name changes with the package list, so that a cached tree without
 	// a package is not taken for one with it.
-	dir := filepath.Join(CacheDir(), "bookworm-sudo")
+	return debootstrap(ctx, "bookworm-sudo", "usr/bin/sudo", "openssh-server,iproute2,procps,ca-certificates,sudo")
+}
+
+// debootstrap makes CacheDir()/name once, with the packages in include;
+// marker is a file of the finished tree.
+func debootstrap(ctx context.Context, name, marker, include string) (string, error) {
+	dir := filepath.Join(CacheDir(), name)
 	ready := func() bool {
-		_, err := os.Stat(filepath.Join(dir, "usr", "bin", "sudo"))
+		_, err := os.Stat(filepath.Join(dir, marker))
 		return err == nil
 	}
 	if ready() {
@@ -95,7 +114,7 @@ func BaseRootfs(ctx context.Context) (string, error) {
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase",
-		"--include=openssh-server,iproute2,procps,ca-certificates,sudo", "bookworm", tmp, debianMirror())
+		"--include="+include, "bookworm", tmp, debianMirror())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tail := string(out)
 		if len(tail) > 2000 {
@@ -155,13 +174,27 @@ func Create(ctx context.Context, opts Options) (bed *Bed, err error) {
 	if err != nil {
 		return nil, err
 	}
-	bed = &Bed{ID: id, dir: dir, bridge: "hbr" + id, base: opts.Base}
+	bed = &Bed{ID: id, dir: dir, bridge: "hbr" + id, base: opts.Base, kube: opts.Kube}
 	defer func() {
 		if err != nil {
 			bed.Destroy()
 			bed = nil
 		}
 	}()
+	if bed.base == "" {
+		rootfs := BaseRootfs
+		if opts.Kube {
+			rootfs = KubeRootfs
+		}
+		if bed.base, err = rootfs(ctx); err != nil {
+			return bed, err
+		}
+	}
+	if opts.Kube {
+		if err := bed.kubeEnter(); err != nil {
+			return bed, err
+		}
+	}
 	subnet, err := bed.claimSubnet(ctx)
 	if err != nil {
 		return bed, err
@@ -246,6 +279,11 @@ func (b *Bed) addNode(ctx context.Context, i int, subnet string, opts Options) (
 	if err := os.WriteFile(filepath.Join(node.Upper, "etc", "hostname"), []byte(node.Name+"\n"), 0o644); err != nil {
 		return node, err
 	}
+	if b.kube {
+		if err := b.prepareKubeNode(&node, subnet, opts.Nodes); err != nil {
+			return node, err
+		}
+	}
 
 	if err := sh(ctx, "ip", "netns", "add", node.NetNS); err != nil {
 		return node, err
@@ -271,6 +309,9 @@ func (b *Bed) addNode(ctx context.Context, i int, subnet string, opts Options) (
 // start starts the node's "machine": its mount namespace, root filesystem
 // and sshd.
 func (b *Bed) start(node Node) error {
+	if b.kube {
+		return b.startKube(node)
+	}
 	root := filepath.Join(b.dir, node.Name)
 	work, merged := filepath.Join(root, "work"), filepath.Join(root, "merged")
 	// The node's own mount namespace: its root is an overlay of the base
@@ -305,6 +346,14 @@ func (b *Bed) start(node Node) error {
 // Crash kills every process of a node, as a machine that dies: its sshd,
 // the sessions in flight, its daemons.
 func (b *Bed) Crash(node Node) error {
+	if b.kube {
+		// As a reboot: its PID namespace dies with every process in it,
+		// pods included, and its cgroups go.
+		killPID1(node.NetNS)
+		killNetNS(node.NetNS)
+		name := strings.TrimPrefix(node.CgroupRoot, "/")
+		return removeCgroups(func(s string) bool { return s == name })
+	}
 	killNetNS(node.NetNS)
 	return nil
 }
@@ -343,6 +392,14 @@ func (b *Bed) Log(node Node) string {
 // namespaces, the bridge and the files. It tolerates what is already gone.
 func (b *Bed) Destroy() error {
 	var errs []error
+	if b.kube {
+		// Each node's PID namespace: its init and, with it, every process
+		// of the node, also those in other network namespaces (pods).
+		records, _ := filepath.Glob(filepath.Join(runDir, "hoist-"+b.ID+"-*.pid"))
+		for _, r := range records {
+			killPID1(strings.TrimSuffix(filepath.Base(r), ".pid"))
+		}
+	}
 	entries, _ := os.ReadDir("/run/netns")
 	for _, e := range entries {
 		ns := e.Name()
@@ -359,8 +416,18 @@ func (b *Bed) Destroy() error {
 			errs = append(errs, err)
 		}
 	}
+	if b.kube {
+		if err := removeCgroups(func(s string) bool { return strings.HasPrefix(s, "hoist-"+b.ID+"-") }); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := os.RemoveAll(b.dir); err != nil {
 		errs = append(errs, err)
+	}
+	if b.kube {
+		if err := b.kubeLeave(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
