@@ -16,7 +16,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Also for the go commands that scripts and tests run.
 export GOFLAGS := -tags=$(subst $(space),$(comma),$(TAGS))
 
-.PHONY: all deps build example demo bench test vet fmt-check fuzz clean kube
+.PHONY: all deps build example demo bench test vet fmt-check fuzz clean kube kubernetes-image e2e-kubernetes
 
 all: build
 
@@ -60,6 +60,7 @@ fmt-check:
 
 vet: deps
 	$(GO) vet ./...
+	$(GO) vet -tags '$(subst $(space),$(comma),$(TAGS)),e2e' ./test/e2e
 
 # etcd, kube-apiserver and kube-controller-manager for the tests that need a
 # real API server: built from the Go module proxy (test/kube, its own
@@ -67,11 +68,27 @@ vet: deps
 kube:
 	test/kube/build.sh
 
+# The Kubernetes base image (images/kubernetes): binaries cached by version
+# in /var/cache/hoist-kube (cold: about 15 minutes from sources), then the
+# component images and the base image built into $(ROOT).
+kubernetes-image: build
+	HOIST=bin/hoist ROOT=$(ROOT) images/kubernetes/build.sh
+
+# The proof of the Kubernetes runtime: the base image and an app image
+# FROM it, applied to a master and a worker of the kube test bed, a worker
+# added and removed, the cluster deleted. Prints one summary line.
+e2e-kubernetes: deps
+	@status=0; $(GO) test -count=1 -tags '$(subst $(space),$(comma),$(TAGS)),e2e' -timeout 50m \
+		-run TestKubernetesEndToEnd -v ./test/e2e || status=$$?; \
+	test/testbed/clean.sh; exit $$status
+
 # The test bed is torn down by each test; clean.sh catches what a killed
 # test run left, whatever the outcome.
 test: deps fmt-check vet kube
 	@status=0; $(GO) test -count=1 -timeout 30m ./... || status=$$?; \
-	test/testbed/clean.sh; exit $$status
+	test/testbed/clean.sh; \
+	if [ $$status = 0 ]; then $(MAKE) --no-print-directory e2e-kubernetes || status=$$?; fi; \
+	exit $$status
 
 # Fuzz the Kubefile parser (not part of `make test`: it runs until FUZZTIME).
 fuzz: deps

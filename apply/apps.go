@@ -125,18 +125,11 @@ func (r *runner) appShell(ctx context.Context) (runtime.Shell, error) {
 			return nil, err
 		}
 		sh.kubeconfig = path.Join(NodeDir(r.c), "state", "kubeconfig")
-		if err := writeRemote(ctx, exec, sh.kubeconfig, data); err != nil {
+		if err := ssh.WriteFile(ctx, exec, sh.kubeconfig, data); err != nil {
 			return nil, err
 		}
 	}
 	return sh, nil
-}
-
-// writeRemote puts data in a file on the node, readable by root only (keys,
-// kubeconfigs, the journal), whole or not at all.
-func writeRemote(ctx context.Context, exec ssh.Executor, file string, data []byte) error {
-	q := ssh.Quote
-	return exec.Run(ctx, fmt.Sprintf("mkdir -p %s && umask 077 && cat > %s.tmp && mv -f %[2]s.tmp %[2]s", q(path.Dir(file)), q(file)), strings.NewReader(string(data)), nil)
 }
 
 // exports is the env as sh export lines, sorted.
@@ -168,7 +161,7 @@ func (s *sshShell) Run(ctx context.Context, dir string, env map[string]string, s
 }
 
 func (s *sshShell) WriteFile(ctx context.Context, rel string, data []byte) error {
-	return writeRemote(ctx, s.exec, path.Join(s.rootfs, rel), data)
+	return ssh.WriteFile(ctx, s.exec, path.Join(s.rootfs, rel), data)
 }
 
 func withKubeconfig(env map[string]string, file string) map[string]string {

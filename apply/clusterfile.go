@@ -76,6 +76,10 @@ type Cluster struct {
 	// Kubeconfig is the file of the cluster the apps go to ("" when hoist
 	// brings up Kubernetes itself).
 	Kubeconfig string
+	// Kubeadm are the Clusterfile's kubeadm documents (InitConfiguration,
+	// ClusterConfiguration, JoinConfiguration, KubeletConfiguration,
+	// KubeProxyConfiguration), laid over the image's defaults.
+	Kubeadm []json.RawMessage
 }
 
 // Masters returns the nodes with the master role, first master first.
@@ -196,6 +200,7 @@ func parseDocuments(name string, data []byte, wantCluster bool) (*Clusterfile, e
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	cf := &Clusterfile{}
 	clusters := 0
+	var kubeadm []json.RawMessage
 	for doc := 1; ; doc++ {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
@@ -246,11 +251,13 @@ func parseDocuments(name string, data []byte, wantCluster bool) (*Clusterfile, e
 			if !strings.HasPrefix(h.APIVersion, "kubeadm.k8s.io/") && !strings.HasPrefix(h.APIVersion, "kubelet.config.k8s.io/") && !strings.HasPrefix(h.APIVersion, "kubeproxy.config.k8s.io/") {
 				return nil, fe("kind", fmt.Errorf("%q is not a Clusterfile kind (Cluster, Plugin, or kubeadm configuration)", h.Kind))
 			}
+			kubeadm = append(kubeadm, raw)
 		}
 	}
 	if clusters == 0 && wantCluster {
 		return nil, &FieldError{File: name, Document: 1, Err: errors.New("no Cluster document (apiVersion: " + APIVersion + ", kind: Cluster)")}
 	}
+	cf.Cluster.Kubeadm = kubeadm
 	names := map[string]bool{}
 	for _, p := range cf.Plugins {
 		if names[p.Name] {

@@ -10,23 +10,30 @@ import (
 	"time"
 
 	"github.com/hoistdev/hoist/apply/progress"
+	"github.com/hoistdev/hoist/apply/runtime/kubernetes"
 	"github.com/hoistdev/hoist/apply/ssh"
 )
 
 // StepClean is the step that removes a cluster from a node.
 const StepClean = "clean"
 
-// cleanScript stops the registry and removes the hosts entry, the mirror
-// files and the data directory, with whichever hoist the node holds (it
+// cleanScript runs the image's scripts/clean-node.sh (the Kubernetes
+// runtime's reset), stops the registry and removes the hosts entry, the
+// mirror files and the data directory, with whichever hoist the node holds (it
 // may be another version than this one); without one, nothing but the
 // directory can be there.
 func cleanScript(c Cluster) string {
 	dir := NodeDir(c)
 	q := ssh.Quote
 	return fmt.Sprintf(`for b in %[1]s/bin/hoist-????????????????; do
-  if [ -x "$b" ]; then exec "$b" node clean --cluster %[2]s --dir %[1]s --certs-dir %[3]s --hosts-file %[4]s; fi
+  if [ -x "$b" ]; then
+    if [ -f %[1]s/rootfs/%[5]s ]; then
+      (cd %[1]s/rootfs && HOIST="$b" HOIST_STATE=%[1]s/state sh %[5]s) >&2 || exit 1
+    fi
+    exec "$b" node clean --cluster %[2]s --dir %[1]s --certs-dir %[3]s --hosts-file %[4]s
+  fi
 done
-rm -rf %[1]s`, q(dir), q(c.Name), q(CertsDir), q(HostsFile))
+rm -rf %[1]s`, q(dir), q(c.Name), q(CertsDir), q(HostsFile), kubernetes.CleanScript)
 }
 
 // cleanNode runs the clean hooks around the clean itself on one node.
@@ -100,6 +107,12 @@ func (r *runner) removeNode(ctx context.Context, ip string) error {
 	n, err := r.recordedNode(ip)
 	if err != nil {
 		return err
+	}
+	if r.kube != nil {
+		if err := r.drain(ctx, ip); err != nil {
+			r.report(progress.Event{Node: ip, Step: "drain", State: progress.StateNodeFailed, Error: err.Error()})
+			return &NodeError{Node: ip, Step: "drain", Err: err}
+		}
 	}
 	return r.cleanNode(ctx, n)
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/hoistdev/hoist/apply/runtime"
@@ -18,6 +20,23 @@ const (
 	StepRootfs       = "rootfs"
 	StepRegistry     = "registry"
 	StepMirrors      = "mirrors"
+	// The Kubernetes runtime's steps (images with etc/kubeadm.yaml).
+	StepKubeNode    = "kube-node"    // binaries, containerd, kubelet service
+	StepKubeInit    = "kube-init"    // kubeadm init, first master
+	StepKubeJoin    = "kube-join"    // kubeadm join, every other node
+	StepKubeNetwork = "kube-network" // hoist's pod network: bridge and routes
+	StepKubeReady   = "kube-ready"   // Ready, then labels and taints
+)
+
+// Stages: every node finishes a stage before any node starts the next,
+// since a join needs the init, and routes need every node's pod range.
+const (
+	stageHost        = iota // distribution, registry, mirrors, node setup
+	stageInit               // the first master's kubeadm init
+	stageJoinMasters        // other masters join, one at a time
+	stageJoinWorkers        // workers join, in parallel
+	stageCluster            // network, readiness, labels, post-install
+	stages
 )
 
 // PlanInput is what the steps' keys are made of: when one changes, the
@@ -34,6 +53,9 @@ type PlanInput struct {
 	// NoRegistry is an image that bundles no container image: no
 	// registry to run, no mirrors to point at it.
 	NoRegistry bool
+	// Kubernetes is an image that brings Kubernetes up with kubeadm;
+	// HoistNetwork, that hoist gives it its pod network (no CNI app).
+	Kubernetes, HoistNetwork bool
 }
 
 // PlannedStep is one step of one node.
@@ -44,6 +66,7 @@ type PlannedStep struct {
 	// Changes are what an app to launch would create or change, when the
 	// cluster could be asked (dry run).
 	Changes []runtime.Change `json:"changes,omitempty"`
+	stage   int
 }
 
 // NodePlan is the ordered steps of one node.
@@ -73,12 +96,22 @@ func MakePlan(c Cluster, j *Journal, in PlanInput) Plan {
 		p.Apps = append(p.Apps, PlannedStep{Name: a.Name, Key: a.Key, Done: j.AppDone(a.Name, a.Key)})
 	}
 	listed := map[string]bool{}
+	var firstMaster netip.Addr
+	if m := c.Masters(); len(m) > 0 {
+		firstMaster = m[0].IP
+	}
+	var ips []string
+	for _, n := range c.Nodes {
+		ips = append(ips, n.IP.String())
+	}
+	sort.Strings(ips)
 	for _, n := range c.Nodes {
 		node := n.IP.String()
 		listed[node] = true
 		np := NodePlan{Node: node, Roles: n.Roles}
+		stage := stageHost
 		add := func(name, key string) {
-			np.Steps = append(np.Steps, PlannedStep{Name: name, Key: key, Done: j.Done(node, name, key)})
+			np.Steps = append(np.Steps, PlannedStep{Name: name, Key: key, Done: j.Done(node, name, key), stage: stage})
 		}
 		add(StepInstallHoist, in.HoistDigest)
 		// Registry nodes hold the image's registry/, the others do not:
@@ -98,7 +131,38 @@ func MakePlan(c Cluster, j *Journal, in PlanInput) Plan {
 			add(StepMirrors, mirrorsKey(c, in))
 		}
 		hook(PhasePostInitHost)
+		if in.Kubernetes {
+			add(StepKubeNode, in.ImageDigest)
+		}
 		hook(PhasePreInstall)
+		if in.Kubernetes {
+			// A done init is never redone; a join is redone only when
+			// the node's role changes.
+			switch {
+			case n.IP == firstMaster:
+				stage = stageInit
+				add(StepKubeInit, "init")
+			case n.IsMaster():
+				stage = stageJoinMasters
+				add(StepKubeJoin, "control-plane")
+			default:
+				stage = stageJoinWorkers
+				add(StepKubeJoin, "worker")
+			}
+			stage = stageCluster
+			if in.HoistNetwork {
+				// Every node routes to every other node's pods: a node
+				// added or removed changes every node's routes.
+				add(StepKubeNetwork, in.ImageDigest+" "+strings.Join(ips, ","))
+			}
+			h := sha256.New()
+			json.NewEncoder(h).Encode(struct {
+				Labels map[string]string
+				Taints []string
+			}{n.Labels, n.Taints})
+			add(StepKubeReady, "sha256:"+hex.EncodeToString(h.Sum(nil)))
+		}
+		stage = stageCluster
 		hook(PhasePostInstall)
 		p.Nodes = append(p.Nodes, np)
 	}

@@ -135,3 +135,57 @@ func TestResultErr(t *testing.T) {
 		}
 	}
 }
+
+func TestKubernetesPlan(t *testing.T) {
+	three := "    - ips: [10.0.0.2, 10.0.0.4]\n      roles: [master]\n    - ips: [10.0.0.3]\n      roles: [node]\n      labels: {tier: apps}\n"
+	c := testCluster(t, three)
+	j, _ := OpenJournal(filepath.Join(t.TempDir(), "journal.json"), "demo")
+	in := PlanInput{ImageDigest: "sha256:i", HoistDigest: "sha256:h", Kubernetes: true, HoistNetwork: true}
+	p := MakePlan(c, j, in)
+	type step struct {
+		name  string
+		stage int
+	}
+	want := map[string][]step{
+		"10.0.0.2": {{StepInstallHoist, stageHost}, {StepRootfs, stageHost}, {StepRegistry, stageHost}, {StepMirrors, stageHost}, {StepKubeNode, stageHost},
+			{StepKubeInit, stageInit}, {StepKubeNetwork, stageCluster}, {StepKubeReady, stageCluster}},
+		"10.0.0.4": {{StepInstallHoist, stageHost}, {StepRootfs, stageHost}, {StepMirrors, stageHost}, {StepKubeNode, stageHost},
+			{StepKubeJoin, stageJoinMasters}, {StepKubeNetwork, stageCluster}, {StepKubeReady, stageCluster}},
+		"10.0.0.3": {{StepInstallHoist, stageHost}, {StepRootfs, stageHost}, {StepMirrors, stageHost}, {StepKubeNode, stageHost},
+			{StepKubeJoin, stageJoinWorkers}, {StepKubeNetwork, stageCluster}, {StepKubeReady, stageCluster}},
+	}
+	keys := map[string]string{}
+	for _, np := range p.Nodes {
+		var got []step
+		for _, s := range np.Steps {
+			got = append(got, step{s.Name, s.stage})
+			keys[np.Node+" "+s.Name] = s.Key
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want[np.Node]) {
+			t.Errorf("%s: steps %v, want %v", np.Node, got, want[np.Node])
+		}
+	}
+	// A node added changes every node's routes, not its joins; a label
+	// changes that node's kube-ready only.
+	c2 := testCluster(t, strings.Replace(three, "[10.0.0.3]\n      roles: [node]\n      labels: {tier: apps}", "[10.0.0.3, 10.0.0.5]\n      roles: [node]\n      labels: {tier: web}", 1))
+	for _, np := range MakePlan(c2, j, in).Nodes {
+		for _, s := range np.Steps {
+			old, ok := keys[np.Node+" "+s.Name]
+			if !ok {
+				continue
+			}
+			changed := old != s.Key
+			wantChanged := s.Name == StepKubeNetwork || (s.Name == StepKubeReady && np.Node == "10.0.0.3")
+			if changed != wantChanged {
+				t.Errorf("%s %s: key changed %v, want %v", np.Node, s.Name, changed, wantChanged)
+			}
+		}
+	}
+	// Without hoist's network (the image has a CNI app): no kube-network.
+	in.HoistNetwork = false
+	for _, s := range MakePlan(c, j, in).Nodes[0].Steps {
+		if s.Name == StepKubeNetwork {
+			t.Error("kube-network planned for an image with its own CNI")
+		}
+	}
+}

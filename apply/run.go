@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hoistdev/hoist/apply/progress"
+	"github.com/hoistdev/hoist/apply/runtime/kubernetes"
 	"github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
@@ -113,6 +114,8 @@ type runner struct {
 	// registryHosts are the registry hosts bundled in the image.
 	registryHosts []string
 	noRegistry    bool
+	// kube is the Kubernetes runtime, for images that bring it up.
+	kube *kubernetes.Runtime
 
 	packMu sync.Mutex
 	packed map[bool]Packed // with registry/ → packed file
@@ -175,6 +178,8 @@ type Prepared struct {
 	Input   PlanInput
 	TLS     TLS
 	Plan    Plan
+	// Kube is the Kubernetes runtime, for an image that brings it up.
+	Kube *kubernetes.Runtime
 }
 
 // Prepare opens the cluster's journal and makes the plan.
@@ -196,23 +201,29 @@ func Prepare(c Cluster, plugins []Plugin, image Image, opts Options) (*Prepared,
 	if _, err := os.Stat(filepath.Join(image.Rootfs, "registry")); err != nil {
 		in.NoRegistry = true
 	}
-	if in.Apps, err = appSteps(c, image, opts); err != nil {
+	kube, err := kubeRuntime(c, image)
+	if err != nil {
+		return nil, err
+	}
+	in.Kubernetes = kube != nil
+	in.HoistNetwork = kube != nil && (image.Meta == nil || len(image.Meta.CNI) == 0)
+	if in.Apps, err = appSteps(c, image, in.Kubernetes, opts); err != nil {
 		return nil, err
 	}
 	plan := MakePlan(c, j, in)
-	if c.Kubeconfig == "" && image.Meta != nil && len(image.Meta.Launch.Apps) > 0 {
-		// Until hoist brings Kubernetes up itself, a cluster of hosts
-		// without a kubeconfig has nowhere to launch apps.
-		plan.AppsNote = "not launched: no Kubernetes cluster (give spec.kubeconfig)"
+	if c.Kubeconfig == "" && !in.Kubernetes && image.Meta != nil && len(image.Meta.Launch.Apps) > 0 {
+		// An image that does not bring up Kubernetes, on hosts without a
+		// kubeconfig, has nowhere to launch apps.
+		plan.AppsNote = "not launched: no Kubernetes cluster (the image does not bring one up: give spec.kubeconfig)"
 	}
-	return &Prepared{Journal: j, Input: in, TLS: tls, Plan: plan}, nil
+	return &Prepared{Journal: j, Input: in, TLS: tls, Plan: plan, Kube: kube}, nil
 }
 
 // appSteps lists the apps to launch with their keys: what, launched
 // again, would change the result (the image, the app's definition, the
 // env, the values).
-func appSteps(c Cluster, image Image, opts Options) ([]PlannedStep, error) {
-	if image.Meta == nil || c.Kubeconfig == "" {
+func appSteps(c Cluster, image Image, kube bool, opts Options) ([]PlannedStep, error) {
+	if image.Meta == nil || (c.Kubeconfig == "" && !kube) {
 		return nil, nil
 	}
 	names := image.Meta.Launch.Apps
@@ -269,8 +280,11 @@ func appNames(m *metadata.Metadata) []string {
 func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Prepared, opts Options) (*Result, error) {
 	r := &runner{c: c, opts: opts, journal: p.Journal, pool: ssh.NewPool(), plugins: plugins,
 		hoistDigest: p.Input.HoistDigest, tls: p.TLS, image: image, registryHosts: RegistryHosts(image.Rootfs), noRegistry: p.Input.NoRegistry,
-		packed: map[bool]Packed{}}
+		packed: map[bool]Packed{}, kube: p.Kube}
 	defer r.pool.Close()
+	if r.kube != nil {
+		r.kube.Hoist = r.remoteHoist()
+	}
 	tmp := filepath.Join(opts.Root, "tmp")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, err
@@ -306,40 +320,30 @@ func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Pre
 		return nil, err
 	}
 
-	type work struct {
-		plan   *NodePlan
-		remove string
-	}
-	var items []work
-	for i := range p.Plan.Nodes {
-		items = append(items, work{plan: &p.Plan.Nodes[i]})
-	}
-	for _, n := range p.Plan.Remove {
-		items = append(items, work{remove: n})
-	}
-	errs := ssh.ForEach(ctx, items, opts.Jobs, func(ctx context.Context, w work) error {
-		if w.plan != nil {
-			return r.applyNode(ctx, byIP[w.plan.Node], w.plan)
-		}
-		return r.removeNode(ctx, w.remove)
-	})
+	nodeErrs := r.runStages(ctx, byIP, p.Plan.Nodes)
+	removeErrs := ssh.ForEach(ctx, p.Plan.Remove, opts.Jobs, r.removeNode)
 	nodesOK := true
-	for i, w := range items {
-		node := w.remove
-		if w.plan != nil {
-			node = w.plan.Node
-		}
-		res.Errors[node] = errs[i]
-		if errs[i] != nil {
-			nodesOK = false
-		}
+	for i, np := range p.Plan.Nodes {
+		res.Errors[np.Node] = nodeErrs[i]
+		nodesOK = nodesOK && nodeErrs[i] == nil
+	}
+	for i, n := range p.Plan.Remove {
+		res.Errors[n] = removeErrs[i]
+		nodesOK = nodesOK && removeErrs[i] == nil
 	}
 	if len(p.Plan.Apps) > 0 {
 		res.Nodes = append(res.Nodes, AppsNode)
-		if nodesOK {
-			res.Errors[AppsNode] = r.launchApps(ctx, p.Plan.Apps)
-		} else {
+		switch {
+		case !nodesOK:
 			res.Errors[AppsNode] = errors.New("not launched: nodes failed")
+		default:
+			if r.kube != nil {
+				if err := r.useKubeconfig(ctx); err != nil {
+					res.Errors[AppsNode] = err
+					break
+				}
+			}
+			res.Errors[AppsNode] = r.launchApps(ctx, p.Plan.Apps)
 		}
 	}
 	r.saveOnMaster(ctx)
@@ -364,41 +368,89 @@ func (r *runner) remoteHoist() string {
 	return RemoteHoist(path.Join(NodeDir(r.c), "bin"), r.hoistDigest)
 }
 
-func (r *runner) applyNode(ctx context.Context, n Node, np *NodePlan) (err error) {
-	node := np.Node
+// runStages runs the nodes' steps stage by stage: every node finishes a
+// stage before any starts the next. A node that fails stops there; the
+// others go on, except that nothing joins a cluster whose first master
+// failed. It returns each node's error, in the plan's order.
+func (r *runner) runStages(ctx context.Context, byIP map[string]Node, plans []NodePlan) []error {
+	errs := make([]error, len(plans))
 	start := time.Now()
-	step := ""
-	defer func() {
-		if err != nil {
-			r.journal.SetFailed(node, step, err)
-			r.report(progress.Event{Node: node, State: progress.StateNodeFailed, Step: step, Error: err.Error(), Elapsed: time.Since(start).Seconds()})
-			err = &NodeError{Node: node, Step: step, Err: err}
-			return
+	first := ""
+	if m := r.c.Masters(); len(m) > 0 {
+		first = m[0].IP.String()
+	}
+	for stage := range stages {
+		var todo []int
+		for i := range plans {
+			if errs[i] != nil || !slices.ContainsFunc(plans[i].Steps, func(s PlannedStep) bool { return s.stage == stage }) {
+				continue
+			}
+			todo = append(todo, i)
 		}
-		r.journal.SetFailed(node, "", nil)
-		r.report(progress.Event{Node: node, State: progress.StateNodeDone, Elapsed: time.Since(start).Seconds()})
-	}()
+		if stage > stageHost && r.kube != nil {
+			if i := slices.IndexFunc(plans, func(np NodePlan) bool { return np.Node == first }); i >= 0 && errs[i] != nil {
+				for _, j := range todo {
+					if j != i {
+						step := plans[j].Steps[slices.IndexFunc(plans[j].Steps, func(s PlannedStep) bool { return s.stage == stage })].Name
+						errs[j] = &NodeError{Node: plans[j].Node, Step: step, Err: fmt.Errorf("not run: the first master %s failed", first)}
+					}
+				}
+				continue
+			}
+		}
+		jobs := r.opts.Jobs
+		if stage == stageJoinMasters {
+			// etcd grows one member at a time.
+			jobs = 1
+		}
+		stageErrs := ssh.ForEach(ctx, todo, jobs, func(ctx context.Context, i int) error {
+			return r.runSteps(ctx, byIP[plans[i].Node], &plans[i], stage)
+		})
+		for k, i := range todo {
+			errs[i] = stageErrs[k]
+		}
+	}
+	for i, np := range plans {
+		var ne *NodeError
+		if errors.As(errs[i], &ne) {
+			r.journal.SetFailed(np.Node, ne.Step, ne.Err)
+			r.report(progress.Event{Node: np.Node, State: progress.StateNodeFailed, Step: ne.Step, Error: ne.Err.Error(), Elapsed: time.Since(start).Seconds()})
+			continue
+		}
+		r.journal.SetFailed(np.Node, "", nil)
+		r.report(progress.Event{Node: np.Node, State: progress.StateNodeDone, Elapsed: time.Since(start).Seconds()})
+	}
+	return errs
+}
+
+// runSteps runs the node's steps of one stage, in order; a failure is a
+// NodeError naming the step.
+func (r *runner) runSteps(ctx context.Context, n Node, np *NodePlan, stage int) error {
+	node := np.Node
 	var exec ssh.Executor
 	for _, s := range np.Steps {
-		step = s.Name
+		if s.stage != stage {
+			continue
+		}
 		if s.Done {
 			r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateSkipped})
 			continue
 		}
 		if exec == nil {
+			var err error
 			if exec, err = r.pool.Get(ctx, r.access(node, n.SSH)); err != nil {
-				step = "connect"
-				return err
+				return &NodeError{Node: node, Step: "connect", Err: err}
 			}
 		}
 		r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateStart})
 		t := time.Now()
-		if err := r.runStep(ctx, exec, n, s.Name); err != nil {
-			r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateFailed, Error: err.Error(), Elapsed: time.Since(t).Seconds()})
-			return err
+		err := r.runStep(ctx, exec, n, s.Name)
+		if err == nil {
+			err = r.journal.MarkDone(node, s.Name, s.Key)
 		}
-		if err := r.journal.MarkDone(node, s.Name, s.Key); err != nil {
-			return err
+		if err != nil {
+			r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateFailed, Error: err.Error(), Elapsed: time.Since(t).Seconds()})
+			return &NodeError{Node: node, Step: s.Name, Err: err}
 		}
 		r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateDone, Elapsed: time.Since(t).Seconds()})
 	}
@@ -429,10 +481,10 @@ func (r *runner) runStep(ctx context.Context, exec ssh.Executor, n Node, step st
 		return err
 	case step == StepRegistry:
 		pki := path.Join(dir, "pki")
-		if err := writeRemote(ctx, exec, pki+"/registry.crt", r.tls.Cert); err != nil {
+		if err := ssh.WriteFile(ctx, exec, pki+"/registry.crt", r.tls.Cert); err != nil {
 			return err
 		}
-		if err := writeRemote(ctx, exec, pki+"/registry.key", r.tls.Key); err != nil {
+		if err := ssh.WriteFile(ctx, exec, pki+"/registry.key", r.tls.Key); err != nil {
 			return err
 		}
 		return exec.Run(ctx, fmt.Sprintf("%s node registry start --cluster %s --state-dir %s --root %s --port %d --tls-cert %s --tls-key %s",
@@ -444,6 +496,8 @@ func (r *runner) runStep(ctx context.Context, exec ssh.Executor, n Node, step st
 			q(strings.Join(r.registryHosts, ",")), q(CertsDir), q(HostsFile), q(path.Join(dir, "state", "mirrors"))), strings.NewReader(string(r.tls.CA)), nil)
 	case strings.HasPrefix(step, "hook:"):
 		return r.runHooks(ctx, exec, n, strings.TrimPrefix(step, "hook:"), path.Join(dir, "rootfs"))
+	case strings.HasPrefix(step, "kube-"):
+		return r.runKubeStep(ctx, exec, n, step)
 	}
 	return fmt.Errorf("unknown step %q", step)
 }
@@ -489,18 +543,8 @@ func HooksOf(plugins []Plugin, phase string, roles []string) []Plugin {
 // gone), the cluster's and the host's env exported, each hook's output
 // kept for its error.
 func (r *runner) runHooks(ctx context.Context, exec ssh.Executor, n Node, phase, dir string) error {
-	env := map[string]string{}
-	for k, v := range r.c.Env {
-		env[k] = v
-	}
-	for k, v := range n.Env {
-		env[k] = v
-	}
-	env["HOIST_CLUSTER"] = r.c.Name
-	env["HOIST_NODE"] = n.IP.String()
-	env["HOIST_ROLES"] = strings.Join(n.Roles, ",")
+	env := r.nodeEnv(n)
 	env["HOIST_PHASE"] = phase
-	env["HOIST_ROOTFS"] = path.Join(NodeDir(r.c), "rootfs")
 	prelude := fmt.Sprintf("cd %s 2>/dev/null || cd /\n", ssh.Quote(dir)) + exports(env)
 	for _, h := range HooksOf(r.plugins, phase, n.Roles) {
 		// The hook's stdout joins its stderr, which the error carries.
@@ -532,5 +576,5 @@ func (r *runner) saveOnMaster(ctx context.Context) {
 		return
 	}
 	state := path.Join(NodeDir(r.c), "state")
-	writeRemote(ctx, exec, state+"/journal.json", data)
+	ssh.WriteFile(ctx, exec, state+"/journal.json", data)
 }

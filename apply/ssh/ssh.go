@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -390,4 +391,18 @@ func isLocal(host string) bool {
 		}
 	}
 	return false
+}
+
+// WriteFile puts data in a file on the host, readable by root only (keys,
+// kubeconfigs, the journal), whole or not at all. The data goes through
+// stdin: it is never part of a command line.
+func WriteFile(ctx context.Context, e Executor, file string, data []byte) error {
+	return e.Run(ctx, fmt.Sprintf("mkdir -p %s && umask 077 && cat > %s.tmp && mv -f %[2]s.tmp %[2]s", Quote(path.Dir(file)), Quote(file)), bytes.NewReader(data), nil)
+}
+
+// Output runs command and returns its stdout.
+func Output(ctx context.Context, e Executor, command string) ([]byte, error) {
+	var out bytes.Buffer
+	err := e.Run(ctx, command, nil, &out)
+	return out.Bytes(), err
 }

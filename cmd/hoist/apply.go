@@ -486,3 +486,32 @@ func confirm(cmd *cobra.Command, question string) error {
 	}
 	return errors.New("not deleted")
 }
+
+func newKubeconfigCommand(g *globalOptions) *cobra.Command {
+	var file string
+	var acceptNew bool
+	cmd := &cobra.Command{
+		Use:   "kubeconfig -f Clusterfile",
+		Short: "Print the admin kubeconfig of a cluster hoist brought up",
+		Long: `Print the admin kubeconfig of a Kubernetes cluster that hoist brought
+up, read from its first master over SSH (hoist keeps no copy of it):
+
+  hoist kubeconfig -f Clusterfile > admin.conf && kubectl --kubeconfig admin.conf get nodes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cf, err := loadClusterfile(file)
+			if err != nil {
+				return err
+			}
+			data, err := apply.Kubeconfig(cmd.Context(), cf.Cluster, apply.Options{Root: g.root, AcceptNewHostKeys: acceptNew})
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(data)
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "Clusterfile", "the Clusterfile")
+	cmd.Flags().BoolVar(&acceptNew, "accept-new-host-keys", false, "trust hosts not yet in hoist's known_hosts")
+	return cmd
+}

@@ -61,7 +61,7 @@ func newNodeCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(unpackCmd, digestCmd, newNodeRegistryCommand(), newNodeMirrorsCommand(), newNodeCleanCommand(), newNodeSuperviseCommand())
+	cmd.AddCommand(unpackCmd, digestCmd, newNodeRegistryCommand(), newNodeMirrorsCommand(), newNodeCleanCommand(), newNodeSuperviseCommand(), newNodeServiceCommand())
 	return cmd
 }
 
@@ -234,5 +234,52 @@ func newNodeSuperviseCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&pidFile, "pid-file", "", "where the supervisor's pid goes")
+	return cmd
+}
+
+// newNodeServiceCommand runs a node daemon of the image's scripts
+// (containerd, the kubelet) as the registry runs: a systemd unit where
+// systemd is, hoist's supervisor otherwise.
+func newNodeServiceCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "service", Short: "Start or stop a node service"}
+	var stateDir string
+	service := func(name string, command []string) (node.Service, error) {
+		if stateDir == "" {
+			return node.Service{}, errors.New("--state-dir is required")
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return node.Service{}, err
+		}
+		return node.Service{Name: name, Description: name + " (started by hoist)", Command: command, StateDir: stateDir, Self: self}, nil
+	}
+	start := &cobra.Command{
+		Use:   "start NAME --state-dir DIR -- COMMAND...",
+		Short: "Make the service run COMMAND (restarted when the command changed)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, err := service(args[0], args[1:])
+			if err != nil {
+				return err
+			}
+			return svc.Start(cmd.Context())
+		},
+	}
+	stop := &cobra.Command{
+		Use:   "stop NAME --state-dir DIR",
+		Short: "Stop the service and remove what start wrote",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, err := service(args[0], nil)
+			if err != nil {
+				return err
+			}
+			return svc.Stop(cmd.Context())
+		},
+	}
+	for _, c := range []*cobra.Command{start, stop} {
+		c.Flags().StringVar(&stateDir, "state-dir", "", "directory of the pid file and log (without systemd)")
+	}
+	cmd.AddCommand(start, stop)
 	return cmd
 }

@@ -60,6 +60,7 @@ fully offline.`,
 		newApplyCommand(g),
 		newRunCommand(g),
 		newStatusCommand(g),
+		newKubeconfigCommand(g),
 		newDeleteCommand(g),
 	)
 	return cmd

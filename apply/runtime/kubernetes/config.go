@@ -1,0 +1,246 @@
+package kubernetes
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// Kinds of the documents a kubeadm configuration is made of, in the order
+// they are written.
+const (
+	KindInit      = "InitConfiguration"
+	KindCluster   = "ClusterConfiguration"
+	KindJoin      = "JoinConfiguration"
+	KindKubelet   = "KubeletConfiguration"
+	KindKubeProxy = "KubeProxyConfiguration"
+)
+
+var kinds = []string{KindInit, KindCluster, KindKubelet, KindKubeProxy, KindJoin}
+
+// DefaultCRISocket is containerd's, as the image's init-node.sh runs it.
+const DefaultCRISocket = "unix:///run/containerd/containerd.sock"
+
+// Config is a kubeadm configuration: one document per kind.
+type Config struct {
+	docs map[string]map[string]any
+}
+
+// ParseConfig reads the documents of a kubeadm configuration (the image's
+// etc/kubeadm.yaml). name is used in errors.
+func ParseConfig(name string, data []byte) (*Config, error) {
+	c := &Config{docs: map[string]map[string]any{}}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for doc := 1; ; doc++ {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("%s: document %d: %w", name, doc, err)
+		}
+		if m == nil {
+			doc--
+			continue
+		}
+		if err := c.merge(m); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", name, doc, err)
+		}
+	}
+	return c, nil
+}
+
+// Merge lays documents over the configuration: maps are merged key by
+// key, anything else (lists included) replaces what was there, as
+// kustomize's strategic merge does for unkeyed lists.
+func (c *Config) Merge(name string, docs []json.RawMessage) error {
+	for i, raw := range docs {
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return fmt.Errorf("%s: kubeadm document %d: %w", name, i+1, err)
+		}
+		if err := c.merge(m); err != nil {
+			return fmt.Errorf("%s: kubeadm document %d: %w", name, i+1, err)
+		}
+	}
+	return nil
+}
+
+func (c *Config) merge(m map[string]any) error {
+	kind, _ := m["kind"].(string)
+	known := false
+	for _, k := range kinds {
+		known = known || k == kind
+	}
+	if !known {
+		return fmt.Errorf("kind %q is not a kubeadm configuration kind (%v)", kind, kinds)
+	}
+	if old, ok := c.docs[kind]; ok {
+		if oldAPI, newAPI := old["apiVersion"], m["apiVersion"]; newAPI != nil && oldAPI != newAPI {
+			return fmt.Errorf("%s: apiVersion %v differs from the image's %v: write it as the image does", kind, newAPI, oldAPI)
+		}
+		deepMerge(old, m)
+		return nil
+	}
+	c.docs[kind] = m
+	return nil
+}
+
+func deepMerge(dst, src map[string]any) {
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				deepMerge(dm, sm)
+				continue
+			}
+		}
+		dst[k] = v
+	}
+}
+
+// clone is a deep copy, so that filling one node's configuration leaves
+// the cluster's as it was.
+func (c *Config) clone() *Config {
+	data, _ := json.Marshal(c.docs)
+	out := &Config{docs: map[string]map[string]any{}}
+	json.Unmarshal(data, &out.docs)
+	return out
+}
+
+// Get returns a string field of a document ("" when unset).
+func (c *Config) Get(kind string, path ...string) string {
+	v, _ := lookup(c.docs[kind], path).(string)
+	return v
+}
+
+func lookup(m map[string]any, path []string) any {
+	var v any = m
+	for _, p := range path {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = mm[p]
+	}
+	return v
+}
+
+// child returns the map at path under m, made when missing.
+func child(m map[string]any, path ...string) map[string]any {
+	for _, p := range path {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[p] = next
+		}
+		m = next
+	}
+	return m
+}
+
+func setDefault(m map[string]any, key string, v any) {
+	if _, ok := m[key]; !ok {
+		m[key] = v
+	}
+}
+
+// addKubeletArg adds --name=value to a nodeRegistration's kubeletExtraArgs
+// (v1beta4: a list of name/value) unless the user set that name.
+func addKubeletArg(reg map[string]any, name, value string) {
+	args, _ := reg["kubeletExtraArgs"].([]any)
+	for _, a := range args {
+		if m, ok := a.(map[string]any); ok && m["name"] == name {
+			return
+		}
+	}
+	reg["kubeletExtraArgs"] = append(args, map[string]any{"name": name, "value": value})
+}
+
+func (c *Config) doc(kind, apiVersion string) map[string]any {
+	d, ok := c.docs[kind]
+	if !ok {
+		d = map[string]any{"apiVersion": apiVersion, "kind": kind}
+		c.docs[kind] = d
+	}
+	return d
+}
+
+const kubeadmAPI = "kubeadm.k8s.io/v1beta4"
+
+// Endpoint is the control plane's address: ClusterConfiguration's
+// controlPlaneEndpoint, or the first master's address and port.
+func (c *Config) Endpoint(firstMaster string) string {
+	if e := c.Get(KindCluster, "controlPlaneEndpoint"); e != "" {
+		return e
+	}
+	port := 6443
+	if p, ok := lookup(c.docs[KindInit], []string{"localAPIEndpoint", "bindPort"}).(float64); ok && p > 0 {
+		port = int(p)
+	}
+	return net.JoinHostPort(firstMaster, strconv.Itoa(port))
+}
+
+// Init is the configuration of kubeadm init on the first master (and of
+// `kubeadm init phase upload-certs` later). certificateKey encrypts the
+// control-plane certificates kubeadm uploads for masters that join.
+func (c *Config) Init(nodeIP, certificateKey string) ([]byte, error) {
+	cc := c.clone()
+	init := cc.doc(KindInit, kubeadmAPI)
+	ep := child(init, "localAPIEndpoint")
+	setDefault(ep, "advertiseAddress", nodeIP)
+	init["certificateKey"] = certificateKey
+	reg := child(init, "nodeRegistration")
+	setDefault(reg, "criSocket", DefaultCRISocket)
+	addKubeletArg(reg, "node-ip", nodeIP)
+	cluster := cc.doc(KindCluster, kubeadmAPI)
+	// Masters that join later reach the control plane through this
+	// address, which must then be fixed from the start.
+	setDefault(cluster, "controlPlaneEndpoint", c.Endpoint(nodeIP))
+	return cc.write(KindInit, KindCluster, KindKubelet, KindKubeProxy)
+}
+
+// Join is the configuration of kubeadm join on a node. certificateKey is
+// set for a master, which joins as a control-plane node.
+func (c *Config) Join(nodeIP, endpoint, token, caCertHash, certificateKey string) ([]byte, error) {
+	cc := c.clone()
+	join := cc.doc(KindJoin, kubeadmAPI)
+	bt := child(join, "discovery", "bootstrapToken")
+	bt["token"] = token
+	bt["apiServerEndpoint"] = endpoint
+	bt["caCertHashes"] = []any{caCertHash}
+	reg := child(join, "nodeRegistration")
+	setDefault(reg, "criSocket", DefaultCRISocket)
+	addKubeletArg(reg, "node-ip", nodeIP)
+	if certificateKey != "" {
+		cp := child(join, "controlPlane")
+		cp["certificateKey"] = certificateKey
+		setDefault(child(cp, "localAPIEndpoint"), "advertiseAddress", nodeIP)
+	} else {
+		delete(join, "controlPlane")
+	}
+	return cc.write(KindJoin)
+}
+
+func (c *Config) write(kinds ...string) ([]byte, error) {
+	var out bytes.Buffer
+	for _, k := range kinds {
+		d, ok := c.docs[k]
+		if !ok {
+			continue
+		}
+		data, err := yaml.Marshal(d)
+		if err != nil {
+			return nil, err
+		}
+		out.WriteString("---\n")
+		out.Write(data)
+	}
+	return out.Bytes(), nil
+}

@@ -1,0 +1,431 @@
+// Package kubernetes brings a Kubernetes cluster up on nodes with kubeadm,
+// from a cluster image that ships the node binaries, the image's
+// scripts/init-node.sh and scripts/clean-node.sh, and its kubeadm defaults
+// (etc/kubeadm.yaml). Each function does one step on one node over SSH;
+// the order of steps across nodes and the journal are the apply engine's.
+// It never reads secrets from command output meant for people: join
+// tokens come from `kubeadm token create`, the CA hash from the CA, the
+// certificate key is made here.
+package kubernetes
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hoistdev/hoist/apply/ssh"
+)
+
+// Files of the image's rootfs this runtime uses.
+const (
+	DefaultsFile = "etc/kubeadm.yaml"
+	InitScript   = "scripts/init-node.sh"
+	CleanScript  = "scripts/clean-node.sh"
+)
+
+// Files kubeadm writes on nodes.
+const (
+	AdminConf = "/etc/kubernetes/admin.conf"
+	CACert    = "/etc/kubernetes/pki/ca.crt"
+	CNIConf   = "/etc/cni/net.d/10-hoist.conflist"
+)
+
+// RouteProto marks the routes to other nodes' pods that Network adds, so
+// that they can be replaced as a set (`ip route flush proto 77`).
+const RouteProto = "77"
+
+// IsKubernetes tells whether an image's rootfs brings up Kubernetes.
+func IsKubernetes(rootfs string) bool {
+	_, err := os.Stat(filepath.Join(rootfs, DefaultsFile))
+	return err == nil
+}
+
+// Runtime is the Kubernetes runtime of one cluster.
+type Runtime struct {
+	Config *Config
+	// Rootfs and State are the cluster's directories on every node; Hoist
+	// is hoist's binary there.
+	Rootfs, State, Hoist string
+	// ReadyTimeout bounds the wait for a node to be Ready.
+	ReadyTimeout time.Duration
+}
+
+// Load reads the image's kubeadm defaults and lays the Clusterfile's
+// kubeadm documents over them.
+func Load(rootfs, clusterfile string, docs []json.RawMessage) (*Config, error) {
+	data, err := os.ReadFile(filepath.Join(rootfs, DefaultsFile))
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseConfig("image "+DefaultsFile, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Merge(clusterfile, docs); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (k *Runtime) kubectl(args string) string {
+	return "kubectl --kubeconfig " + AdminConf + " " + args
+}
+
+// PrepareNode runs the image's init-node.sh: binaries in place, containerd
+// configured for the registry mirrors and started, the kubelet service
+// waiting for kubeadm. env is exported to it.
+func (k *Runtime) PrepareNode(ctx context.Context, e ssh.Executor, env string) error {
+	q := ssh.Quote
+	script := fmt.Sprintf("cd %s\n%sexport HOIST=%s HOIST_STATE=%s\nexec 1>&2\nexec sh %s",
+		q(k.Rootfs), env, q(k.Hoist), q(k.State), q(InitScript))
+	return e.Run(ctx, script, nil, nil)
+}
+
+// resetIfStarted undoes what a kubeadm init or join that did not finish
+// left behind, so that it can run again.
+func (k *Runtime) resetIfStarted() string {
+	return fmt.Sprintf(`if [ -e /etc/kubernetes/kubelet.conf ] || [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]; then
+  %[1]s node service stop kubelet --state-dir %[2]s
+  kubeadm reset -f >&2
+  %[1]s node service start kubelet --state-dir %[2]s -- /usr/bin/kubelet-start
+fi
+`, ssh.Quote(k.Hoist), ssh.Quote(k.State))
+}
+
+// Init runs kubeadm init on the first master.
+func (k *Runtime) Init(ctx context.Context, e ssh.Executor, ip string) error {
+	key, err := NewCertificateKey()
+	if err != nil {
+		return err
+	}
+	cfg, err := k.Config.Init(ip, key)
+	if err != nil {
+		return err
+	}
+	file := path.Join(k.State, "kubeadm-init.yaml")
+	if err := ssh.WriteFile(ctx, e, file, cfg); err != nil {
+		return err
+	}
+	// The file holds the certificate key: it goes once init is over.
+	return e.Run(ctx, k.resetIfStarted()+fmt.Sprintf("kubeadm init --config %[1]s --upload-certs --skip-token-print >&2; s=$?; rm -f %[1]s; exit $s", ssh.Quote(file)), nil, nil)
+}
+
+// JoinInput is what a node needs to join: secrets, kept in memory.
+type JoinInput struct {
+	Endpoint, Token, CACertHash, CertificateKey string
+}
+
+// NewJoinInput asks the first master for a fresh bootstrap token and the
+// CA's hash; for a master, it also uploads the control-plane certificates
+// again under a new key (the uploaded ones expire after two hours).
+func (k *Runtime) NewJoinInput(ctx context.Context, master ssh.Executor, masterIP string, controlPlane bool) (JoinInput, error) {
+	in := JoinInput{Endpoint: k.Config.Endpoint(masterIP)}
+	out, err := ssh.Output(ctx, master, "kubeadm token create --ttl 30m")
+	if err != nil {
+		return in, fmt.Errorf("kubeadm token create: %w", err)
+	}
+	in.Token = strings.TrimSpace(string(out))
+	ca, err := ssh.Output(ctx, master, "cat "+CACert)
+	if err != nil {
+		return in, err
+	}
+	if in.CACertHash, err = CACertHash(ca); err != nil {
+		return in, err
+	}
+	if !controlPlane {
+		return in, nil
+	}
+	if in.CertificateKey, err = NewCertificateKey(); err != nil {
+		return in, err
+	}
+	cfg, err := k.Config.Init(masterIP, in.CertificateKey)
+	if err != nil {
+		return in, err
+	}
+	file := path.Join(k.State, "kubeadm-upload-certs.yaml")
+	if err := ssh.WriteFile(ctx, master, file, cfg); err != nil {
+		return in, err
+	}
+	if err := master.Run(ctx, fmt.Sprintf("kubeadm init phase upload-certs --upload-certs --config %[1]s >/dev/null; s=$?; rm -f %[1]s; exit $s", ssh.Quote(file)), nil, nil); err != nil {
+		return in, fmt.Errorf("kubeadm init phase upload-certs: %w", err)
+	}
+	return in, nil
+}
+
+// Join runs kubeadm join on a node.
+func (k *Runtime) Join(ctx context.Context, e ssh.Executor, ip string, in JoinInput) error {
+	cfg, err := k.Config.Join(ip, in.Endpoint, in.Token, in.CACertHash, in.CertificateKey)
+	if err != nil {
+		return err
+	}
+	file := path.Join(k.State, "kubeadm-join.yaml")
+	if err := ssh.WriteFile(ctx, e, file, cfg); err != nil {
+		return err
+	}
+	return e.Run(ctx, k.resetIfStarted()+fmt.Sprintf("kubeadm join --config %[1]s >&2; s=$?; rm -f %[1]s; exit $s", ssh.Quote(file)), nil, nil)
+}
+
+// Kubeconfig returns the cluster's admin kubeconfig, from a master.
+func (k *Runtime) Kubeconfig(ctx context.Context, master ssh.Executor) ([]byte, error) {
+	return ssh.Output(ctx, master, "cat "+AdminConf)
+}
+
+// NodeInfo is what the cluster says of a node.
+type NodeInfo struct {
+	Name, IP, PodCIDR string
+	Ready             bool
+	Message           string // the Ready condition's message
+}
+
+// Nodes lists the cluster's nodes, asked on a master.
+func (k *Runtime) Nodes(ctx context.Context, master ssh.Executor) ([]NodeInfo, error) {
+	out, err := ssh.Output(ctx, master, k.kubectl("get nodes -o json"))
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Items []struct {
+			Metadata struct{ Name string }
+			Spec     struct{ PodCIDR string }
+			Status   struct {
+				Addresses  []struct{ Type, Address string }
+				Conditions []struct{ Type, Status, Message string }
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		return nil, fmt.Errorf("kubectl get nodes: %w", err)
+	}
+	var nodes []NodeInfo
+	for _, it := range list.Items {
+		n := NodeInfo{Name: it.Metadata.Name, PodCIDR: it.Spec.PodCIDR}
+		for _, a := range it.Status.Addresses {
+			if a.Type == "InternalIP" {
+				n.IP = a.Address
+			}
+		}
+		for _, c := range it.Status.Conditions {
+			if c.Type == "Ready" {
+				n.Ready, n.Message = c.Status == "True", c.Message
+			}
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes, nil
+}
+
+// find returns the node with this address.
+func find(nodes []NodeInfo, ip string) (NodeInfo, bool) {
+	i := slices.IndexFunc(nodes, func(n NodeInfo) bool { return n.IP == ip })
+	if i < 0 {
+		return NodeInfo{}, false
+	}
+	return nodes[i], true
+}
+
+// WaitRegistered waits until the nodes with these addresses are in the
+// cluster with a pod network range, and returns every node known then.
+func (k *Runtime) WaitRegistered(ctx context.Context, master ssh.Executor, ips []string) ([]NodeInfo, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		nodes, err := k.Nodes(ctx, master)
+		missing := ""
+		for _, ip := range ips {
+			if n, ok := find(nodes, ip); !ok || n.PodCIDR == "" {
+				missing = ip
+				break
+			}
+		}
+		if err == nil && missing == "" {
+			return nodes, nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("node %s has not registered with a pod network range (spec.podCIDR) after 2m: is networking.podSubnet set?", missing)
+			}
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// Network gives a node hoist's own pod network: a bridge with the node's
+// pod range, and a route to every other node's range through that node
+// (nodes on one L2 network, as kubenet did). Used when the image has no
+// CNI app.
+func (k *Runtime) Network(ctx context.Context, e ssh.Executor, ip string, nodes []NodeInfo) error {
+	self, ok := find(nodes, ip)
+	if !ok || self.PodCIDR == "" {
+		return fmt.Errorf("node %s has no pod network range", ip)
+	}
+	conf, err := json.MarshalIndent(map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       "hoist",
+		"plugins": []any{
+			map[string]any{
+				"type": "bridge", "bridge": "hoist0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"ipam": map[string]any{
+					"type":   "host-local",
+					"ranges": []any{[]any{map[string]any{"subnet": self.PodCIDR}}},
+					"routes": []any{map[string]any{"dst": "0.0.0.0/0"}},
+				},
+			},
+			map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}},
+		},
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	var script strings.Builder
+	fmt.Fprintf(&script, "set -e\nmkdir -p %s\ncat > %s.tmp\nmv -f %[2]s.tmp %[2]s\n", path.Dir(CNIConf), CNIConf)
+	fmt.Fprintf(&script, "ip route flush proto %s\n", RouteProto)
+	others := slices.Clone(nodes)
+	sort.Slice(others, func(i, j int) bool { return others[i].IP < others[j].IP })
+	for _, n := range others {
+		if n.IP == ip || n.PodCIDR == "" || n.IP == "" {
+			continue
+		}
+		fmt.Fprintf(&script, "ip route replace %s via %s proto %s\n", ssh.Quote(n.PodCIDR), ssh.Quote(n.IP), RouteProto)
+	}
+	return e.Run(ctx, script.String(), bytes.NewReader(append(conf, '\n')), nil)
+}
+
+// WaitReady waits for the node to be Ready; on timeout the error names it
+// and ends with its kubelet's last log lines.
+func (k *Runtime) WaitReady(ctx context.Context, master, node ssh.Executor, ip string) error {
+	timeout := k.ReadyTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	deadline := time.Now().Add(timeout)
+	var last NodeInfo
+	for {
+		nodes, err := k.Nodes(ctx, master)
+		if err == nil {
+			if n, ok := find(nodes, ip); ok {
+				if n.Ready {
+					return nil
+				}
+				last = n
+			}
+		}
+		if time.Now().After(deadline) {
+			logs, _ := ssh.Output(ctx, node, k.kubeletLog(20))
+			return fmt.Errorf("node %s (%s) is not Ready after %s: %s\nlast lines of its kubelet log:\n%s",
+				ip, last.Name, timeout, last.Message, strings.TrimSpace(string(logs)))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func (k *Runtime) kubeletLog(lines int) string {
+	return fmt.Sprintf("if [ -f %[1]s/kubelet.log ]; then tail -n %[2]d %[1]s/kubelet.log; else journalctl -u kubelet -n %[2]d --no-pager; fi 2>&1",
+		ssh.Quote(k.State), lines)
+}
+
+// Configure sets the node's labels and taints from the Clusterfile
+// (taints as kubectl writes them: key=value:Effect, or key:Effect- to
+// remove one).
+func (k *Runtime) Configure(ctx context.Context, master ssh.Executor, ip string, labels map[string]string, taints []string) error {
+	nodes, err := k.Nodes(ctx, master)
+	if err != nil {
+		return err
+	}
+	n, ok := find(nodes, ip)
+	if !ok {
+		return fmt.Errorf("node %s is not in the cluster", ip)
+	}
+	if len(labels) > 0 {
+		keys := make([]string, 0, len(labels))
+		for key := range labels {
+			keys = append(keys, key)
+		}
+		sort.Strings(keys)
+		args := []string{"label", "node", ssh.Quote(n.Name), "--overwrite"}
+		for _, key := range keys {
+			args = append(args, ssh.Quote(key+"="+labels[key]))
+		}
+		if err := master.Run(ctx, k.kubectl(strings.Join(args, " "))+" >/dev/null", nil, nil); err != nil {
+			return fmt.Errorf("labels of node %s: %w", n.Name, err)
+		}
+	}
+	if len(taints) > 0 {
+		args := []string{"taint", "node", ssh.Quote(n.Name), "--overwrite"}
+		for _, t := range taints {
+			args = append(args, ssh.Quote(t))
+		}
+		// Removing a taint that is not there is not an error here.
+		if err := master.Run(ctx, k.kubectl(strings.Join(args, " "))+" >/dev/null", nil, nil); err != nil && !strings.Contains(err.Error(), "not found") {
+			return fmt.Errorf("taints of node %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// Drain moves the pods off the node with this address and deletes it from
+// the cluster; a node the cluster does not know is already gone.
+func (k *Runtime) Drain(ctx context.Context, master ssh.Executor, ip string) error {
+	nodes, err := k.Nodes(ctx, master)
+	if err != nil {
+		return err
+	}
+	n, ok := find(nodes, ip)
+	if !ok {
+		return nil
+	}
+	name := ssh.Quote(n.Name)
+	if err := master.Run(ctx, k.kubectl("drain "+name+" --ignore-daemonsets --delete-emptydir-data --force --timeout=180s >&2"), nil, nil); err != nil {
+		return fmt.Errorf("drain %s: %w", n.Name, err)
+	}
+	if err := master.Run(ctx, k.kubectl("delete node "+name+" >&2"), nil, nil); err != nil {
+		return fmt.Errorf("delete node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// CACertHash is kubeadm's discovery hash of a CA certificate: the sha256
+// of its public key info.
+func CACertHash(pemData []byte) (string, error) {
+	block, _ := pem.Decode(pemData)
+	if block == nil {
+		return "", errors.New("the cluster CA (" + CACert + ") is not PEM")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return "", fmt.Errorf("the cluster CA: %w", err)
+	}
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// NewCertificateKey makes the key kubeadm encrypts uploaded control-plane
+// certificates with (32 bytes, hex).
+func NewCertificateKey() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}

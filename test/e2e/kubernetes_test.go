@@ -1,0 +1,413 @@
+//go:build e2e
+
+// Package e2e proves hoist end to end on this one machine: the Kubernetes
+// base image built from sources, an app image FROM it, applied to kube
+// test bed nodes, grown, shrunk and deleted. `make e2e-kubernetes` runs it
+// (it is not part of `go test ./...`: the build tag keeps it out).
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoistdev/hoist/test/fixture"
+	"github.com/hoistdev/hoist/test/testbed"
+)
+
+func TestMain(m *testing.M) { fixture.Main(m) }
+
+const (
+	baseImage = "hoist.dev/kubernetes:v1.37.2"
+	helloRef  = "registry.example.com/e2e/hello:v1"
+)
+
+// repoRoot is the checkout, two levels up from test/e2e.
+func repoRoot(t *testing.T) string {
+	dir, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+type env struct {
+	t       *testing.T
+	hoist   string
+	root    string
+	kubectl string
+	dir     string
+}
+
+// run runs a command, its output streamed to the test log on failure.
+func (e *env) run(name string, args ...string) string {
+	e.t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = repoRoot(e.t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func (e *env) h(args ...string) string {
+	e.t.Helper()
+	return e.run(e.hoist, append([]string{"--root", e.root}, args...)...)
+}
+
+// kube runs kubectl against the cluster and decodes its JSON.
+func (e *env) kube(kubeconfig string, into any, args ...string) {
+	e.t.Helper()
+	out, err := exec.Command(e.kubectl, append([]string{"--kubeconfig", kubeconfig, "-o", "json"}, args...)...).Output()
+	if err != nil {
+		e.t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+	}
+	if err := json.Unmarshal(out, into); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+type nodeList struct {
+	Items []struct {
+		Metadata struct{ Name string }
+		Status   struct {
+			Addresses  []struct{ Type, Address string }
+			Conditions []struct{ Type, Status string }
+		}
+	}
+}
+
+type podList struct {
+	Items []struct {
+		Metadata struct{ Name, Namespace string }
+		Spec     struct{ NodeName string }
+		Status   struct {
+			Phase             string
+			ContainerStatuses []struct {
+				Image, ImageID string
+				Ready          bool
+			}
+		}
+	}
+}
+
+// readyNodes maps node addresses to readiness.
+func (e *env) readyNodes(kubeconfig string) map[string]bool {
+	var nodes nodeList
+	e.kube(kubeconfig, &nodes, "get", "nodes")
+	out := map[string]bool{}
+	for _, n := range nodes.Items {
+		ip := ""
+		for _, a := range n.Status.Addresses {
+			if a.Type == "InternalIP" {
+				ip = a.Address
+			}
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == "Ready" {
+				out[ip] = c.Status == "True"
+			}
+		}
+	}
+	return out
+}
+
+// waitPods waits until every pod of the cluster is Running (or Succeeded)
+// with its containers ready, and returns them.
+func (e *env) waitPods(kubeconfig string, timeout time.Duration) podList {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var pods podList
+		e.kube(kubeconfig, &pods, "get", "pods", "-A")
+		var bad []string
+		for _, p := range pods.Items {
+			ok := p.Status.Phase == "Succeeded" || p.Status.Phase == "Running"
+			for _, c := range p.Status.ContainerStatuses {
+				ok = ok && (c.Ready || p.Status.Phase == "Succeeded")
+			}
+			if !ok {
+				bad = append(bad, p.Metadata.Namespace+"/"+p.Metadata.Name+" "+p.Status.Phase)
+			}
+		}
+		if len(bad) == 0 && len(pods.Items) > 0 {
+			return pods
+		}
+		if time.Now().After(deadline) {
+			out, _ := exec.Command(e.kubectl, "--kubeconfig", kubeconfig, "get", "pods", "-A", "-o", "wide").CombinedOutput()
+			ev, _ := exec.Command(e.kubectl, "--kubeconfig", kubeconfig, "get", "events", "-A").CombinedOutput()
+			e.t.Fatalf("pods not healthy after %s: %v\n%s\n%s", timeout, bad, out, ev)
+		}
+		time.Sleep(3 * time.Second)
+	}
+}
+
+func TestKubernetesEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: kube test bed nodes (namespaces, mounts, cgroups; CI runs as root)")
+	}
+	e := &env{t: t, hoist: fixture.HoistBinary(t), dir: t.TempDir()}
+	// The store lives outside the test's temporary directory only when
+	// asked (HOIST_E2E_ROOT), to keep images between runs by hand.
+	e.root = os.Getenv("HOIST_E2E_ROOT")
+	if e.root == "" {
+		e.root = filepath.Join(e.dir, "root")
+		t.Cleanup(func() { exec.Command(e.hoist, "--root", e.root, "rmi", "--all", "--force").Run() })
+	}
+
+	start := time.Now()
+	t.Log("building the Kubernetes base image (images/kubernetes/build.sh)")
+	build := exec.Command("images/kubernetes/build.sh", baseImage)
+	build.Dir = repoRoot(t)
+	build.Env = append(os.Environ(), "HOIST="+e.hoist, "ROOT="+e.root)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("images/kubernetes/build.sh: %v\n%s", err, out)
+	}
+	bins := strings.TrimSpace(e.run("images/kubernetes/binaries.sh"))
+	e.kubectl = filepath.Join(bins, "bin", "kubectl")
+	t.Logf("base image built in %s", time.Since(start).Round(time.Second))
+
+	// The app's own image, built by hoist FROM scratch and served where
+	// its registry's mirror says, as a site mirror would.
+	e.buildHello()
+
+	app := fixture.Context(t, map[string]string{
+		"manifests/hello.yaml": helloManifest,
+		"Kubefile":             "FROM " + baseImage + "\nAPP hello local://manifests/hello.yaml\nLAUNCH [\"hello\"]\n",
+	})
+	e.h("build", "-q", "-t", "acme/hello-cluster:v1", "-f", filepath.Join(app, "Kubefile"), app)
+	// The digest the image bundled: what the pods must run.
+	var bundled []struct{ Ref, Digest string }
+	if err := json.Unmarshal([]byte(e.h("inspect", "--images", "--format", "json", "acme/hello-cluster:v1")), &bundled); err != nil {
+		t.Fatal(err)
+	}
+	helloDigest := ""
+	for _, b := range bundled {
+		if b.Ref == helloRef {
+			helloDigest = b.Digest
+		}
+	}
+	if helloDigest == "" {
+		t.Fatalf("the app image does not bundle %s: %v", helloRef, bundled)
+	}
+
+	bed, key := testbed.ForKubeTest(t, 3)
+	for _, n := range bed.Nodes {
+		t.Logf("%s %s", n.Name, n.IP)
+	}
+	sysctlsBefore, err := testbed.SavedSysctls()
+	if err != nil || sysctlsBefore == nil {
+		t.Fatalf("the host sysctls were not saved by the kube bed: %v", err)
+	}
+	clusterfile := filepath.Join(e.dir, "Clusterfile")
+	writeClusterfile := func(workers ...testbed.Node) {
+		var ips []string
+		for _, w := range workers {
+			ips = append(ips, w.IP)
+		}
+		cf := fmt.Sprintf(`apiVersion: hoist.dev/v1alpha1
+kind: Cluster
+metadata: {name: e2e}
+spec:
+  image: acme/hello-cluster:v1
+  ssh: {user: root, privateKey: %s}
+  hosts:
+  - ips: [%s]
+    roles: [master]
+  - ips: [%s]
+    roles: [node]
+    labels: {acme.example/tier: apps}
+---
+# The test bed's nodes have no br_netfilter sysfs, swap checks or
+# systemd to please kubeadm's preflight: merged over the image's defaults.
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+nodeRegistration:
+  ignorePreflightErrors: [all]
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+nodeRegistration:
+  ignorePreflightErrors: [all]
+`, key, bed.Nodes[0].IP, strings.Join(ips, ", "))
+		if err := os.WriteFile(clusterfile, []byte(cf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubeconfig := filepath.Join(e.dir, "admin.conf")
+	applied := func() {
+		t.Helper()
+		cmd := exec.Command(e.hoist, "--root", e.root, "apply", "-f", clusterfile, "--accept-new-host-keys")
+		out, err := cmd.CombinedOutput()
+		t.Logf("hoist apply:\n%s", out)
+		if err != nil {
+			t.Fatalf("hoist apply: %v", err)
+		}
+		if err := os.WriteFile(kubeconfig, []byte(e.h("kubeconfig", "-f", clusterfile)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// 1 master + 1 worker.
+	writeClusterfile(bed.Nodes[1])
+	t0 := time.Now()
+	applied()
+	applyToReady := time.Since(t0)
+	ready := e.readyNodes(kubeconfig)
+	for _, n := range bed.Nodes[:2] {
+		if !ready[n.IP] {
+			t.Errorf("node %s (%s) is not Ready: %v", n.Name, n.IP, ready)
+		}
+	}
+	pods := e.waitPods(kubeconfig, 5*time.Minute)
+	appPods, appRunning := 0, 0
+	for _, p := range pods.Items {
+		if p.Metadata.Namespace != "hello" {
+			continue
+		}
+		appPods++
+		if p.Status.Phase == "Running" {
+			appRunning++
+		}
+		if p.Spec.NodeName != bed.Nodes[1].Name {
+			t.Errorf("app pod %s runs on %q, want the worker %s", p.Metadata.Name, p.Spec.NodeName, bed.Nodes[1].Name)
+		}
+		for _, c := range p.Status.ContainerStatuses {
+			if !strings.HasSuffix(c.ImageID, "@"+helloDigest) || !strings.Contains(c.ImageID, "registry.example.com/e2e/hello") {
+				t.Errorf("app pod %s: image %s, ID %s: want %s@%s", p.Metadata.Name, c.Image, c.ImageID, helloRef, helloDigest)
+			}
+		}
+	}
+	if appPods != 2 {
+		t.Errorf("%d app pods, want 2", appPods)
+	}
+	// The pull went through the cluster's registry on the first master.
+	regLog, _ := os.ReadFile(filepath.Join(bed.Nodes[0].Upper, "var/lib/hoist/e2e/state/hoist-registry-e2e.log"))
+	if !strings.Contains(string(regLog), "e2e/hello/manifests") {
+		t.Errorf("the registry on the master logged no pull of the app image:\n%s", tail(string(regLog), 3000))
+	}
+	summary := fmt.Sprintf("nodes Ready: %d/%d, app pods Running: %d/%d", count(ready), 2, appRunning, appPods)
+	t.Logf("apply to Ready: %s", applyToReady.Round(time.Second))
+
+	// A second worker joins.
+	writeClusterfile(bed.Nodes[1], bed.Nodes[2])
+	applied()
+	if ready := e.readyNodes(kubeconfig); !ready[bed.Nodes[2].IP] || len(ready) != 3 {
+		t.Errorf("after adding %s: nodes %v, want 3 Ready", bed.Nodes[2].IP, ready)
+	}
+	// ... and leaves: drained, deleted, reset.
+	writeClusterfile(bed.Nodes[1])
+	applied()
+	if ready := e.readyNodes(kubeconfig); len(ready) != 2 {
+		t.Errorf("after removing %s: nodes %v, want 2", bed.Nodes[2].IP, ready)
+	}
+	if ps, err := bed.Processes(bed.Nodes[2]); err != nil || slices.ContainsFunc(ps, isClusterProcess) {
+		t.Errorf("the removed node still runs: %v %v", ps, err)
+	}
+
+	e.h("delete", "-f", clusterfile, "--force")
+	for _, n := range bed.Nodes {
+		if ps, err := bed.Processes(n); err != nil || slices.ContainsFunc(ps, isClusterProcess) {
+			t.Errorf("%s still runs after delete: %v %v", n.Name, ps, err)
+		}
+	}
+	bed.Destroy()
+	if saved, _ := testbed.SavedSysctls(); saved != nil {
+		// Another kube bed is up (another test binary): the restore is
+		// its Destroy's.
+		t.Logf("sysctls: another kube bed is up, restored when it goes")
+	} else if after, err := testbed.HostSysctls(); err != nil || !mapsEqual(sysctlsBefore, after) {
+		t.Errorf("host sysctls not restored: before %v, after %v (%v)", sysctlsBefore, after, err)
+	}
+	t.Logf("total %s", time.Since(start).Round(time.Second))
+	fmt.Println(summary)
+}
+
+const helloManifest = `apiVersion: v1
+kind: Namespace
+metadata: {name: hello}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello, namespace: hello}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      nodeSelector: {acme.example/tier: apps}
+      containers:
+      - name: hello
+        image: ` + helloRef + `
+        args: [sleep, "100000"]
+`
+
+// buildHello builds the app's image FROM scratch (busybox) and serves it
+// on loopback as the mirror of registry.example.com.
+func (e *env) buildHello() {
+	t := e.t
+	busybox, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("busybox-static (make deps installs it): %v", err)
+	}
+	ctx := fixture.Context(t, map[string]string{"busybox": string(busybox)})
+	os.Chmod(filepath.Join(ctx, "busybox"), 0o755)
+	kubefile := filepath.Join(ctx, "Kubefile")
+	os.WriteFile(kubefile, []byte("FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n"), 0o644)
+	e.h("build", "-q", "-t", helloRef, "-f", kubefile, ctx)
+	host := fixture.Registry(t, nil)
+	e.h("push", "-q", "--tls-verify=false", helloRef, host+"/registry.example.com/e2e/hello:v1")
+	conf := fmt.Sprintf("[[registry]]\nprefix = \"registry.example.com\"\nlocation = \"registry.example.com\"\n[[registry.mirror]]\nlocation = \"%s/registry.example.com\"\ninsecure = true\n", host)
+	dir := filepath.Join(e.root, "config", "registries.conf.d")
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "50-e2e-hello.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// isClusterProcess is a process a cluster left running.
+func isClusterProcess(cmdline string) bool {
+	for _, p := range []string{"kubelet", "containerd", "etcd", "kube-", "coredns", "pause", "hoist"} {
+		if strings.Contains(cmdline, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func count(m map[string]bool) int {
+	n := 0
+	for _, v := range m {
+		if v {
+			n++
+		}
+	}
+	return n
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
