@@ -96,6 +96,10 @@ func TestHoistClusterfile(t *testing.T) {
 	if c.Name != "demo" || c.Image != "acme/platform:v1" || c.DataRoot != "/data/hoist" {
 		t.Errorf("cluster = %+v", c)
 	}
+	// The kubeadm document is kept for the Kubernetes runtime.
+	if len(c.Kubeadm) != 1 || !strings.Contains(string(c.Kubeadm[0]), "100.64.0.0/10") {
+		t.Errorf("kubeadm documents = %s", c.Kubeadm)
+	}
 	var ips []string
 	for _, n := range c.Nodes {
 		ips = append(ips, n.IP.String())

@@ -333,18 +333,18 @@ func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Pre
 	}
 	if len(p.Plan.Apps) > 0 {
 		res.Nodes = append(res.Nodes, AppsNode)
+		var err error
 		switch {
 		case !nodesOK:
-			res.Errors[AppsNode] = errors.New("not launched: nodes failed")
-		default:
-			if r.kube != nil {
-				if err := r.useKubeconfig(ctx); err != nil {
-					res.Errors[AppsNode] = err
-					break
-				}
+			err = errors.New("not launched: nodes failed")
+		case r.kube != nil:
+			if err = r.useKubeconfig(ctx); err == nil {
+				err = r.launchApps(ctx, p.Plan.Apps)
 			}
-			res.Errors[AppsNode] = r.launchApps(ctx, p.Plan.Apps)
+		default:
+			err = r.launchApps(ctx, p.Plan.Apps)
 		}
+		res.Errors[AppsNode] = err
 	}
 	r.saveOnMaster(ctx)
 	return res, nil
