@@ -20,8 +20,9 @@
 # pause is a static C program (pause.c) either way. ETCD, CoreDNS, containerd
 # and crictl versions come from modules/*/go.mod in both modes.
 #
-# Cold, SOURCE=source, 2 cores: about 15 minutes (Kubernetes 10, CoreDNS 3,
-# containerd 1.5); with a warm Go build cache about 4; then instant. Parallel
+# Cold, SOURCE=source, 2 cores (empty Go build cache): about 10 minutes
+# (Kubernetes 7, CoreDNS 1.5, containerd 1.5, crictl 0.5); with a warm Go
+# build cache under a minute; then instant. Parallel
 # callers wait for one build (flock); a build is made in DIR.tmp.PID and
 # renamed when complete, so a killed run leaves nothing under DIR.
 # Progress goes to stderr, the directory alone to stdout. Run as root (apt-get,
@@ -192,30 +193,30 @@ source_build() {
 		die "modules/kubernetes/go.mod requires k8s.io/kubernetes $(modver kubernetes k8s.io/kubernetes), not $KUBERNETES_VERSION"
 
 	# The API server, controller-manager and etcd that test/kube/build.sh
-	# caches are built from the same module with the same flags: reuse them.
+	# caches are built from the same module with the same flags (the same
+	# bytes): reuse them.
 	k=k8s.io/kubernetes/cmd
-	pkgs="$k/kubeadm $k/kubelet $k/kubectl $k/kube-scheduler $k/kube-proxy go.etcd.io/etcd/etcdctl/v3"
+	pkgs="$k/kubeadm $k/kubelet $k/kubectl $k/kube-scheduler $k/kube-proxy"
 	tested=$CACHE/$KUBERNETES_VERSION
 	for b in kube-apiserver kube-controller-manager etcd; do
 		if [ -x "$tested/$b" ]; then
 			cp "$tested/$b" "$tmp/bin/$b"
-		elif [ $b = etcd ]; then
-			pkgs="$pkgs go.etcd.io/etcd/server/v3" # built as "server"
-		else
+		elif [ $b != etcd ]; then
 			pkgs="$pkgs $k/$b"
 		fi
 	done
-	progress "Kubernetes $KUBERNETES_VERSION and etcd $ETCD_VERSION from the Go module proxy (cold about 10 min, warm about 3)"
+	progress "Kubernetes $KUBERNETES_VERSION and etcd $ETCD_VERSION from the Go module proxy (cold about 7 min, warm under 1)"
 	v=$KUBERNETES_VERSION
 	minor=$(echo "$v" | cut -d. -f2)
 	# Without the version stamp the binaries report v0.0.0.
 	x=k8s.io/component-base/version
 	gobuild kubernetes -ldflags "-s -w -X $x.gitVersion=$v -X $x.gitMajor=1 -X $x.gitMinor=$minor -X $x.gitTreeState=clean" -o "$tmp/bin/" $pkgs
-	if [ -e "$tmp/bin/server" ]; then mv "$tmp/bin/server" "$tmp/bin/etcd"; fi
+	if [ ! -e "$tmp/bin/etcd" ]; then gobuild kubernetes -ldflags "-s -w" -o "$tmp/bin/etcd" go.etcd.io/etcd/server/v3; fi
+	gobuild kubernetes -ldflags "-s -w" -o "$tmp/bin/etcdctl" go.etcd.io/etcd/etcdctl/v3
 	got=$("$tmp/bin/kubeadm" version -o short)
 	[ "$got" = "$v" ] || die "kubeadm reports $got, not $v"
 
-	progress "CoreDNS $COREDNS_VERSION (cold about 3 min)"
+	progress "CoreDNS $COREDNS_VERSION (cold about 1.5 min)"
 	gobuild coredns -tags grpcnotrace -ldflags "-s -w -X github.com/coredns/coredns/coremain.gitTag=$COREDNS_VERSION" -o "$tmp/bin/coredns" .
 
 	progress "containerd $CONTAINERD_VERSION (cold about 1.5 min)"
@@ -299,7 +300,7 @@ iptables_tree() {
 
 if [ "$SOURCE" = source ]; then steps=7; else steps=4; fi
 echo "binaries.sh: making $OUT ($SOURCE; $(
-	if [ "$SOURCE" = source ]; then echo "cold about 15 minutes on 2 cores, warm about 4"; else echo "downloads about 400 MB"; fi))" >&2
+	if [ "$SOURCE" = source ]; then echo "cold about 10 minutes on 2 cores, warm under 1"; else echo "downloads about 400 MB"; fi))" >&2
 if [ "$SOURCE" = source ]; then source_build; else release; fi
 
 "$tmp/bin/kubeadm" config images list --kubernetes-version "$KUBERNETES_VERSION" > "$tmp/images.txt"
