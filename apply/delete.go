@@ -108,6 +108,13 @@ func (r *runner) removeNode(ctx context.Context, ip string) error {
 	if err != nil {
 		return err
 	}
+	return r.leave(ctx, n)
+}
+
+// leave takes a node out of the cluster: drained and deleted from
+// Kubernetes first, when hoist brought Kubernetes up, then cleaned.
+func (r *runner) leave(ctx context.Context, n Node) error {
+	ip := n.IP.String()
 	if r.kube != nil {
 		if err := r.drain(ctx, ip); err != nil {
 			r.report(progress.Event{Node: ip, Step: "drain", State: progress.StateNodeFailed, Error: err.Error()})
@@ -145,6 +152,11 @@ func DeleteNodes(c Cluster, j *Journal, only []netip.Addr) []string {
 func Delete(ctx context.Context, c Cluster, plugins []Plugin, j *Journal, nodes []string, force bool, opts Options) *Result {
 	r := &runner{c: c, opts: opts, journal: j, pool: ssh.NewPool(), plugins: plugins}
 	defer r.pool.Close()
+	if m := c.Masters(); len(m) > 0 && j.Done(m[0].IP.String(), StepKubeInit, "init") && !slices.Contains(nodes, m[0].IP.String()) {
+		// Some nodes of a Kubernetes cluster that stays: they leave it
+		// as removed hosts do, drained first.
+		r.kube = &kubernetes.Runtime{}
+	}
 	byIP := map[string]Node{}
 	for _, n := range c.Nodes {
 		byIP[n.IP.String()] = n
@@ -158,7 +170,7 @@ func Delete(ctx context.Context, c Cluster, plugins []Plugin, j *Journal, nodes 
 				return err
 			}
 		}
-		err := r.cleanNode(ctx, n)
+		err := r.leave(ctx, n)
 		var se *ssh.Error
 		var ne *NodeError
 		if err != nil && force && errors.As(err, &ne) && ne.Step == "connect" && errors.As(err, &se) {

@@ -47,6 +47,7 @@ func (r *runner) runKubeStep(ctx context.Context, e ssh.Executor, n Node, step s
 		return r.kube.PrepareNode(ctx, e, exports(r.nodeEnv(n)))
 	}
 	if step == StepKubeInit {
+		r.joined.Store(true)
 		return r.kube.Init(ctx, e, ip)
 	}
 	master, masterIP, err := r.master(ctx)
@@ -59,6 +60,7 @@ func (r *runner) runKubeStep(ctx context.Context, e ssh.Executor, n Node, step s
 		if err != nil {
 			return fmt.Errorf("on the first master %s: %w", masterIP, err)
 		}
+		r.joined.Store(true)
 		return r.kube.Join(ctx, e, ip, in)
 	case StepKubeNetwork:
 		// Every node that has joined, so far, gets a route here.

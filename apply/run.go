@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hoistdev/hoist/apply/progress"
@@ -114,8 +115,11 @@ type runner struct {
 	// registryHosts are the registry hosts bundled in the image.
 	registryHosts []string
 	noRegistry    bool
-	// kube is the Kubernetes runtime, for images that bring it up.
-	kube *kubernetes.Runtime
+	// kube is the Kubernetes runtime, for images that bring it up;
+	// joined tells that a node joined (or the first master initialised)
+	// during this apply.
+	kube   *kubernetes.Runtime
+	joined atomic.Bool
 
 	packMu sync.Mutex
 	packed map[bool]Packed // with registry/ → packed file
@@ -320,8 +324,7 @@ func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Pre
 		return nil, err
 	}
 
-	nodeErrs := r.runStages(ctx, byIP, p.Plan.Nodes)
-	removeErrs := ssh.ForEach(ctx, p.Plan.Remove, opts.Jobs, r.removeNode)
+	nodeErrs, removeErrs := r.runStages(ctx, byIP, p.Plan.Nodes, p.Plan.Remove)
 	nodesOK := true
 	for i, np := range p.Plan.Nodes {
 		res.Errors[np.Node] = nodeErrs[i]
@@ -371,15 +374,33 @@ func (r *runner) remoteHoist() string {
 // runStages runs the nodes' steps stage by stage: every node finishes a
 // stage before any starts the next. A node that fails stops there; the
 // others go on, except that nothing joins a cluster whose first master
-// failed. It returns each node's error, in the plan's order.
-func (r *runner) runStages(ctx context.Context, byIP map[string]Node, plans []NodePlan) []error {
+// failed. Nodes no longer listed are removed before the cluster stage, so
+// that the pod network is made for the nodes that stay. It returns each
+// node's error and each removal's, in the plan's order.
+func (r *runner) runStages(ctx context.Context, byIP map[string]Node, plans []NodePlan, remove []string) ([]error, []error) {
 	errs := make([]error, len(plans))
+	var removeErrs []error
 	start := time.Now()
 	first := ""
 	if m := r.c.Masters(); len(m) > 0 {
 		first = m[0].IP.String()
 	}
 	for stage := range stages {
+		if stage == stageCluster {
+			removeErrs = ssh.ForEach(ctx, remove, r.opts.Jobs, r.removeNode)
+			if r.kube != nil && (r.joined.Load() || len(remove) > 0) {
+				// A node that joined may have a new pod range (a node
+				// that rejoins gets a new one): every node's routes are
+				// made again.
+				for i := range plans {
+					for k := range plans[i].Steps {
+						if plans[i].Steps[k].Name == StepKubeNetwork {
+							plans[i].Steps[k].Done = false
+						}
+					}
+				}
+			}
+		}
 		var todo []int
 		for i := range plans {
 			if errs[i] != nil || !slices.ContainsFunc(plans[i].Steps, func(s PlannedStep) bool { return s.stage == stage }) {
@@ -420,7 +441,7 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]Node, plans []No
 		r.journal.SetFailed(np.Node, "", nil)
 		r.report(progress.Event{Node: np.Node, State: progress.StateNodeDone, Elapsed: time.Since(start).Seconds()})
 	}
-	return errs
+	return errs, removeErrs
 }
 
 // runSteps runs the node's steps of one stage, in order; a failure is a

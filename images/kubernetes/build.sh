@@ -20,7 +20,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 HOIST=${HOIST:-bin/hoist}
 ROOT=${ROOT:-/var/lib/hoist}
-ADDR=${KUBE_IMAGES_ADDR:-127.0.0.1:5098}
+# A free port on loopback unless given: builds may run side by side.
+ADDR=${KUBE_IMAGES_ADDR:-127.0.0.1:0}
 hoist() { "$HOIST" --root "$ROOT" "$@"; }
 
 BIN=$("$here/binaries.sh")
@@ -88,20 +89,21 @@ component "$repo/kube-proxy:$KUBERNETES_VERSION" Kubefile.kube-proxy bin/kube-pr
 component "$repo/coredns/coredns:$COREDNS_TAG" Kubefile.coredns bin/coredns
 component "$repo/pause:$PAUSE_VERSION" Kubefile.pause bin/pause
 
-echo "== served on $ADDR as the mirror of $repo" >&2
 mkdir -p "$ctx/registry"
 "$HOIST" registry serve --root "$ctx/registry" --addr "$ADDR" --read-only=false > "$ctx/registry.log" 2>&1 &
 registry_pid=$!
 i=0
-until curl -sf "http://$ADDR/v2/" > /dev/null; do
+# It says where it listens: "serving DIR on HOST:PORT (read-only: false)".
+until ADDR=$(sed -n 's/^serving .* on \([^ ]*\) (read-only.*/\1/p' "$ctx/registry.log") && [ -n "$ADDR" ]; do
 	i=$((i + 1))
 	if [ $i -gt 100 ] || ! kill -0 "$registry_pid" 2>/dev/null; then
-		echo "the registry on $ADDR did not start (port taken? set KUBE_IMAGES_ADDR):" >&2
+		echo "the registry for the component images did not start (set KUBE_IMAGES_ADDR):" >&2
 		cat "$ctx/registry.log" >&2
 		exit 1
 	fi
 	sleep 0.1
 done
+echo "== served on $ADDR as the mirror of $repo" >&2
 grep -v '^#' "$base/manifests/imageList" | while read -r ref; do
 	hoist push -q --tls-verify=false "$ref" "$ADDR/$ref"
 done

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -207,10 +208,14 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		t.Fatalf("the host sysctls were not saved by the kube bed: %v", err)
 	}
 	clusterfile := filepath.Join(e.dir, "Clusterfile")
-	writeClusterfile := func(workers ...testbed.Node) {
-		var ips []string
-		for _, w := range workers {
-			ips = append(ips, w.IP)
+	// joinExtra is laid over the JoinConfiguration, to make a join fail.
+	writeClusterfile := func(masters, workers []testbed.Node, joinExtra string) {
+		ips := func(nodes []testbed.Node) string {
+			var out []string
+			for _, n := range nodes {
+				out = append(out, n.IP)
+			}
+			return strings.Join(out, ", ")
 		}
 		cf := fmt.Sprintf(`apiVersion: hoist.dev/v1alpha1
 kind: Cluster
@@ -236,27 +241,31 @@ apiVersion: kubeadm.k8s.io/v1beta4
 kind: JoinConfiguration
 nodeRegistration:
   ignorePreflightErrors: [all]
-`, key, bed.Nodes[0].IP, strings.Join(ips, ", "))
+%s`, key, ips(masters), ips(workers), joinExtra)
 		if err := os.WriteFile(clusterfile, []byte(cf), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	kubeconfig := filepath.Join(e.dir, "admin.conf")
+	apply := func() (string, error) {
+		out, err := exec.Command(e.hoist, "--root", e.root, "apply", "-f", clusterfile, "--accept-new-host-keys").CombinedOutput()
+		t.Logf("hoist apply:\n%s", out)
+		return string(out), err
+	}
 	applied := func() {
 		t.Helper()
-		cmd := exec.Command(e.hoist, "--root", e.root, "apply", "-f", clusterfile, "--accept-new-host-keys")
-		out, err := cmd.CombinedOutput()
-		t.Logf("hoist apply:\n%s", out)
-		if err != nil {
+		if _, err := apply(); err != nil {
 			t.Fatalf("hoist apply: %v", err)
 		}
 		if err := os.WriteFile(kubeconfig, []byte(e.h("kubeconfig", "-f", clusterfile)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
+	master, worker, third := bed.Nodes[0], bed.Nodes[1], bed.Nodes[2]
+	one := []testbed.Node{master}
 
 	// 1 master + 1 worker.
-	writeClusterfile(bed.Nodes[1])
+	writeClusterfile(one, []testbed.Node{worker}, "")
 	t0 := time.Now()
 	applied()
 	applyToReady := time.Since(t0)
@@ -293,23 +302,71 @@ nodeRegistration:
 	if !strings.Contains(string(regLog), "e2e/hello/manifests") {
 		t.Errorf("the registry on the master logged no pull of the app image:\n%s", tail(string(regLog), 3000))
 	}
-	summary := fmt.Sprintf("nodes Ready: %d/%d, app pods Running: %d/%d", count(ready), 2, appRunning, appPods)
+	// The summary of the proof: 1 master + 1 worker, the app on it.
+	fmt.Printf("nodes Ready: %d/%d, app pods Running: %d/%d\n", count(ready), 2, appRunning, appPods)
 	t.Logf("apply to Ready: %s", applyToReady.Round(time.Second))
 
 	// A second worker joins.
-	writeClusterfile(bed.Nodes[1], bed.Nodes[2])
+	writeClusterfile(one, []testbed.Node{worker, third}, "")
 	applied()
-	if ready := e.readyNodes(kubeconfig); !ready[bed.Nodes[2].IP] || len(ready) != 3 {
-		t.Errorf("after adding %s: nodes %v, want 3 Ready", bed.Nodes[2].IP, ready)
+	if ready := e.readyNodes(kubeconfig); !ready[third.IP] || len(ready) != 3 {
+		t.Errorf("after adding %s: nodes %v, want 3 Ready", third.IP, ready)
 	}
 	// ... and leaves: drained, deleted, reset.
-	writeClusterfile(bed.Nodes[1])
+	writeClusterfile(one, []testbed.Node{worker}, "")
 	applied()
 	if ready := e.readyNodes(kubeconfig); len(ready) != 2 {
-		t.Errorf("after removing %s: nodes %v, want 2", bed.Nodes[2].IP, ready)
+		t.Errorf("after removing %s: nodes %v, want 2", third.IP, ready)
 	}
-	if ps, err := bed.Processes(bed.Nodes[2]); err != nil || slices.ContainsFunc(ps, isClusterProcess) {
+	if ps, err := bed.Processes(third); err != nil || slices.ContainsFunc(ps, isClusterProcess) {
 		t.Errorf("the removed node still runs: %v %v", ps, err)
+	}
+
+	// The reset node comes back as a second master; its first join fails
+	// (a node name kubeadm refuses), which fails that node only, and the
+	// next apply joins it.
+	writeClusterfile([]testbed.Node{master, third}, []testbed.Node{worker}, "  name: Not_A_Node_Name\n")
+	out, err := apply()
+	if err == nil || !strings.Contains(out, third.IP) || !strings.Contains(out, "kube-join") {
+		t.Errorf("a join that fails: error %v, output without %s and kube-join", err, third.IP)
+	}
+	for _, n := range []testbed.Node{master, worker} {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(n.IP) + `\s+ok$`).MatchString(out) {
+			t.Errorf("the failed join of %s failed %s too", third.IP, n.IP)
+		}
+	}
+	writeClusterfile([]testbed.Node{master, third}, []testbed.Node{worker}, "")
+	applied()
+	if ready := e.readyNodes(kubeconfig); !ready[third.IP] || len(ready) != 3 {
+		t.Errorf("after the retried join of %s: nodes %v, want 3 Ready", third.IP, ready)
+	}
+	// The rejoined node has a new pod range: the others route to it.
+	var nodes struct {
+		Items []struct {
+			Metadata struct{ Name string }
+			Spec     struct{ PodCIDR string }
+		}
+	}
+	e.kube(kubeconfig, &nodes, "get", "nodes")
+	for _, n := range nodes.Items {
+		if n.Metadata.Name != third.Name {
+			continue
+		}
+		for _, o := range []testbed.Node{master, worker} {
+			routes, _ := exec.Command("ip", "-n", o.NetNS, "route", "show", "proto", "77").Output()
+			if !strings.Contains(string(routes), n.Spec.PodCIDR+" via "+third.IP) {
+				t.Errorf("%s has no route to %s's pods (%s via %s):\n%s", o.Name, third.Name, n.Spec.PodCIDR, third.IP, routes)
+			}
+		}
+	}
+	var apiserver podList
+	e.kube(kubeconfig, &apiserver, "get", "pods", "-n", "kube-system", "-l", "component=kube-apiserver")
+	onThird := false
+	for _, p := range apiserver.Items {
+		onThird = onThird || (p.Spec.NodeName == third.Name && p.Status.Phase == "Running")
+	}
+	if !onThird {
+		t.Errorf("no kube-apiserver Running on the second master %s: %+v", third.Name, apiserver.Items)
 	}
 
 	e.h("delete", "-f", clusterfile, "--force")
@@ -327,7 +384,6 @@ nodeRegistration:
 		t.Errorf("host sysctls not restored: before %v, after %v (%v)", sysctlsBefore, after, err)
 	}
 	t.Logf("total %s", time.Since(start).Round(time.Second))
-	fmt.Println(summary)
 }
 
 const helloManifest = `apiVersion: v1

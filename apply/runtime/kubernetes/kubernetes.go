@@ -396,8 +396,12 @@ func (k *Runtime) Drain(ctx context.Context, master ssh.Executor, ip string) err
 		return nil
 	}
 	name := ssh.Quote(n.Name)
-	if err := master.Run(ctx, k.kubectl("drain "+name+" --ignore-daemonsets --delete-emptydir-data --force --timeout=180s >&2"), nil, nil); err != nil {
-		return fmt.Errorf("drain %s: %w", n.Name, err)
+	// A node that is not Ready (a dead machine) cannot let its pods go:
+	// deleting it is what moves them.
+	if n.Ready {
+		if err := master.Run(ctx, k.kubectl("drain "+name+" --ignore-daemonsets --delete-emptydir-data --force --timeout=180s >&2"), nil, nil); err != nil {
+			return fmt.Errorf("drain %s: %w", n.Name, err)
+		}
 	}
 	if err := master.Run(ctx, k.kubectl("delete node "+name+" >&2"), nil, nil); err != nil {
 		return fmt.Errorf("delete node %s: %w", n.Name, err)
