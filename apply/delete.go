@@ -22,18 +22,22 @@ const StepClean = "clean"
 // mirror files and the data directory, with whichever hoist the node holds (it
 // may be another version than this one); without one, nothing but the
 // directory can be there.
-func cleanScript(c Cluster) string {
+//
+// wholeCluster tells the image's script that every node goes: a master
+// then need not leave etcd (which, with the others going at once, could
+// not answer).
+func cleanScript(c Cluster, wholeCluster bool) string {
 	dir := NodeDir(c)
 	q := ssh.Quote
 	return fmt.Sprintf(`for b in %[1]s/bin/hoist-????????????????; do
   if [ -x "$b" ]; then
     if [ -f %[1]s/rootfs/%[5]s ]; then
-      (cd %[1]s/rootfs && HOIST="$b" HOIST_STATE=%[1]s/state sh %[5]s) >&2 || exit 1
+      (cd %[1]s/rootfs && HOIST="$b" HOIST_STATE=%[1]s/state HOIST_DELETE_CLUSTER=%[6]d sh %[5]s) >&2 || exit 1
     fi
     exec "$b" node clean --cluster %[2]s --dir %[1]s --certs-dir %[3]s --hosts-file %[4]s
   fi
 done
-rm -rf %[1]s`, q(dir), q(c.Name), q(CertsDir), q(HostsFile), kubernetes.CleanScript)
+rm -rf %[1]s`, q(dir), q(c.Name), q(CertsDir), q(HostsFile), kubernetes.CleanScript, b2i(wholeCluster))
 }
 
 // cleanNode runs the clean hooks around the clean itself on one node.
@@ -71,7 +75,7 @@ func (r *runner) cleanNode(ctx context.Context, n Node) (err error) {
 			return err
 		}
 	}
-	if err := run(StepClean, func() error { return exec.Run(ctx, cleanScript(r.c), nil, nil) }); err != nil {
+	if err := run(StepClean, func() error { return exec.Run(ctx, cleanScript(r.c, r.deleteCluster), nil, nil) }); err != nil {
 		return err
 	}
 	if len(HooksOf(r.plugins, PhasePostCleanHost, n.Roles)) > 0 {
@@ -152,10 +156,14 @@ func DeleteNodes(c Cluster, j *Journal, only []netip.Addr) []string {
 func Delete(ctx context.Context, c Cluster, plugins []Plugin, j *Journal, nodes []string, force bool, opts Options) *Result {
 	r := &runner{c: c, opts: opts, journal: j, pool: ssh.NewPool(), plugins: plugins}
 	defer r.pool.Close()
-	if m := c.Masters(); len(m) > 0 && j.Done(m[0].IP.String(), StepKubeInit, "init") && !slices.Contains(nodes, m[0].IP.String()) {
-		// Some nodes of a Kubernetes cluster that stays: they leave it
-		// as removed hosts do, drained first.
-		r.kube = &kubernetes.Runtime{}
+	if m := c.Masters(); len(m) > 0 && j.Done(m[0].IP.String(), StepKubeInit, "init") {
+		if slices.Contains(nodes, m[0].IP.String()) {
+			r.deleteCluster = true
+		} else {
+			// Some nodes of a Kubernetes cluster that stays: they
+			// leave it as removed hosts do, drained first.
+			r.kube = &kubernetes.Runtime{}
+		}
 	}
 	byIP := map[string]Node{}
 	for _, n := range c.Nodes {
@@ -183,4 +191,11 @@ func Delete(ctx context.Context, c Cluster, plugins []Plugin, j *Journal, nodes 
 		res.Errors[n] = errs[i]
 	}
 	return res
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -44,6 +44,7 @@ func (r *runner) master(ctx context.Context) (ssh.Executor, string, error) {
 func (r *runner) runKubeStep(ctx context.Context, e ssh.Executor, n Node, step string) error {
 	ip := n.IP.String()
 	if step == StepKubeNode {
+		r.setUp.Store(ip, true)
 		return r.kube.PrepareNode(ctx, e, exports(r.nodeEnv(n)))
 	}
 	if step == StepKubeInit {

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hoistdev/hoist/apply/node"
 	"github.com/hoistdev/hoist/apply/progress"
 	"github.com/hoistdev/hoist/apply/runtime/kubernetes"
 	"github.com/hoistdev/hoist/apply/ssh"
@@ -120,6 +121,9 @@ type runner struct {
 	// during this apply.
 	kube   *kubernetes.Runtime
 	joined atomic.Bool
+	setUp  sync.Map // nodes whose kube-node step ran in this apply
+	// deleteCluster: every node of the cluster is being deleted.
+	deleteCluster bool
 
 	packMu sync.Mutex
 	packed map[bool]Packed // with registry/ → packed file
@@ -388,15 +392,17 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]Node, plans []No
 	for stage := range stages {
 		if stage == stageCluster {
 			removeErrs = ssh.ForEach(ctx, remove, r.opts.Jobs, r.removeNode)
-			if r.kube != nil && (r.joined.Load() || len(remove) > 0) {
-				// A node that joined may have a new pod range (a node
-				// that rejoins gets a new one): every node's routes are
-				// made again.
-				for i := range plans {
-					for k := range plans[i].Steps {
-						if plans[i].Steps[k].Name == StepKubeNetwork {
-							plans[i].Steps[k].Done = false
-						}
+			// A node that joined may have a new pod range (a node that
+			// rejoins gets a new one): every node's routes are made
+			// again. A node set up again (it restarted and lost its
+			// services) also gets its routes again, and is waited for.
+			all := r.joined.Load() || len(remove) > 0
+			for i := range plans {
+				_, again := r.setUp.Load(plans[i].Node)
+				for k := range plans[i].Steps {
+					s := &plans[i].Steps[k]
+					if (s.Name == StepKubeNetwork && (all || again)) || (s.Name == StepKubeReady && again) {
+						s.Done = false
 					}
 				}
 			}
@@ -453,7 +459,7 @@ func (r *runner) runSteps(ctx context.Context, n Node, np *NodePlan, stage int) 
 		if s.stage != stage {
 			continue
 		}
-		if s.Done {
+		if s.Done && !r.lost(ctx, n, s.Name, &exec) {
 			r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateSkipped})
 			continue
 		}
@@ -476,6 +482,49 @@ func (r *runner) runSteps(ctx context.Context, n Node, np *NodePlan, stage int) 
 		r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateDone, Elapsed: time.Since(t).Seconds()})
 	}
 	return nil
+}
+
+// lostProbe is a command that exits with node.ExitNotRunning when what a
+// done step left on a node is gone: the services it started (a machine
+// that restarted without systemd), the routes it added (any restart).
+// "" for steps whose results stay on disk.
+func (r *runner) lostProbe(step string) string {
+	status := func(services ...string) string {
+		for i, s := range services {
+			services[i] = ssh.Quote(s)
+		}
+		return fmt.Sprintf("%s node service status %s --state-dir %s", ssh.Quote(r.remoteHoist()), strings.Join(services, " "),
+			ssh.Quote(path.Join(NodeDir(r.c), "state")))
+	}
+	switch step {
+	case StepRegistry:
+		return status("hoist-registry-" + r.c.Name)
+	case StepKubeNode:
+		return status("containerd", "kubelet")
+	case StepKubeNetwork:
+		return fmt.Sprintf(`[ -f %s ] && { [ %d -lt 2 ] || [ -n "$(ip route show proto %s)" ]; } || exit %d`,
+			kubernetes.CNIConf, len(r.c.Nodes), kubernetes.RouteProto, node.ExitNotRunning)
+	}
+	return ""
+}
+
+// lost tells whether what a done step left on the node is gone: the step
+// then runs again. A node that cannot be asked keeps its step done.
+func (r *runner) lost(ctx context.Context, n Node, step string, exec *ssh.Executor) bool {
+	probe := r.lostProbe(step)
+	if probe == "" {
+		return false
+	}
+	if *exec == nil {
+		e, err := r.pool.Get(ctx, r.access(n.IP.String(), n.SSH))
+		if err != nil {
+			return false
+		}
+		*exec = e
+	}
+	// Only the probe's own answer says so.
+	var exit *ssh.ExitError
+	return errors.As((*exec).Run(ctx, probe, nil, nil), &exit) && exit.Status == node.ExitNotRunning
 }
 
 func (r *runner) isRegistry(n Node) bool {

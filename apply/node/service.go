@@ -130,6 +130,20 @@ func (s Service) startSystemd(ctx context.Context) error {
 	return systemctl("restart", s.Name)
 }
 
+// ExitNotRunning is the exit status of `hoist node service status` when a
+// service does not run (LSB's "program is not running", as systemctl).
+const ExitNotRunning = 3
+
+// Running tells whether the service runs: a machine that restarted
+// without systemd has lost its supervised services.
+func (s Service) Running(ctx context.Context) bool {
+	if _, err := os.Stat(s.unitFile()); err == nil && HasSystemd() {
+		return exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", s.Name).Run() == nil
+	}
+	_, ok := s.running()
+	return ok
+}
+
 // running returns the supervisor's pid when it runs.
 func (s Service) running() (int, bool) {
 	data, err := os.ReadFile(s.pidFile())

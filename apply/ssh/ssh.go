@@ -329,20 +329,33 @@ func (c *Client) Close() error {
 	return c.client.Close()
 }
 
+// ExitError is a command that ran and exited non-zero.
+type ExitError struct {
+	Status int
+	Stderr string // its end, trimmed
+}
+
+func (e *ExitError) Error() string {
+	if e.Stderr == "" {
+		return fmt.Sprintf("exit status %d", e.Status)
+	}
+	return fmt.Sprintf("exit status %d: %s", e.Status, e.Stderr)
+}
+
 func commandError(err error, stderr string) error {
 	stderr = strings.TrimSpace(stderr)
+	if len(stderr) > 2000 {
+		stderr = "..." + stderr[len(stderr)-2000:]
+	}
 	var exit *ssh.ExitError
 	if errors.As(err, &exit) {
-		err = fmt.Errorf("exit status %d", exit.ExitStatus())
+		return &ExitError{Status: exit.ExitStatus(), Stderr: stderr}
 	}
 	var exitLocal *exec.ExitError
 	if errors.As(err, &exitLocal) {
-		err = fmt.Errorf("exit status %d", exitLocal.ExitCode())
+		return &ExitError{Status: exitLocal.ExitCode(), Stderr: stderr}
 	}
 	if stderr != "" {
-		if len(stderr) > 2000 {
-			stderr = "..." + stderr[len(stderr)-2000:]
-		}
 		return fmt.Errorf("%w: %s", err, stderr)
 	}
 	return err

@@ -143,6 +143,10 @@ func TestKeyAuthAndKnownHosts(t *testing.T) {
 	if err == nil || err.Error() != fmt.Sprintf("127.0.0.1:%d: exit status 3: oops", s.port) {
 		t.Errorf("failure: %v", err)
 	}
+	var exit *ExitError
+	if !errors.As(err, &exit) || exit.Status != 3 || exit.Stderr != "oops" {
+		t.Errorf("the status is not an ExitError: %#v", err)
+	}
 	// Cancelling stops a long command.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()

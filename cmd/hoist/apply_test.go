@@ -325,6 +325,31 @@ func TestApplyEndToEnd(t *testing.T) {
 		}
 	}
 
+	// The registry node restarts (no systemd: its registry is gone): apply
+	// again starts the registry, and only that; pulls work again.
+	bed.Crash(m)
+	if err := bed.Restart(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	restarted := &eventLog{}
+	if stderr, err := hoistStream(root, restarted, "apply", "-f", cf, "--format", "json"); err != nil {
+		t.Fatalf("apply after the registry node restarted: %v\n%s", err, stderr)
+	}
+	if got := strings.Join(restarted.started(), " "); got != m.IP+"/registry" {
+		t.Errorf("apply after the registry node restarted ran %q, want its registry step only", got)
+	}
+	{
+		img := bundled[0]
+		ref, _ := name.ParseReference(img.Ref)
+		host := ref.Context().RegistryStr()
+		if host == name.DefaultRegistry {
+			host = "docker.io"
+		}
+		if got := pullThroughMirror(t, w1.Upper, host, ref.Context().RepositoryStr(), ref.Identifier(), img.Digest, true); got != img.Digest {
+			t.Errorf("%s after the registry node restarted: %s, want %s", img.Ref, got, img.Digest)
+		}
+	}
+
 	// Scale down: w1 leaves the Clusterfile and is cleaned.
 	os.WriteFile(cf, []byte(clusterfile(key, m.IP, w2.IP)), 0o644)
 	if _, stderr, err := hoistAt(t, root, "", "apply", "-f", cf); err != nil {

@@ -277,9 +277,31 @@ func newNodeServiceCommand() *cobra.Command {
 			return svc.Stop(cmd.Context())
 		},
 	}
-	for _, c := range []*cobra.Command{start, stop} {
+	status := &cobra.Command{
+		Use:   "status NAME... --state-dir DIR",
+		Short: "Exit non-zero, naming them, when some of the services do not run",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var stopped []string
+			for _, name := range args {
+				svc, err := service(name, nil)
+				if err != nil {
+					return err
+				}
+				if !svc.Running(cmd.Context()) {
+					stopped = append(stopped, name)
+				}
+			}
+			if len(stopped) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "not running: %s\n", strings.Join(stopped, ", "))
+				os.Exit(node.ExitNotRunning)
+			}
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{start, stop, status} {
 		c.Flags().StringVar(&stateDir, "state-dir", "", "directory of the pid file and log (without systemd)")
 	}
-	cmd.AddCommand(start, stop)
+	cmd.AddCommand(start, stop, status)
 	return cmd
 }

@@ -7,6 +7,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -162,6 +163,9 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		e.root = filepath.Join(e.dir, "root")
 		t.Cleanup(func() { exec.Command(e.hoist, "--root", e.root, "rmi", "--all", "--force").Run() })
 	}
+	// The state of a cluster "e2e" left by an earlier run (whose nodes are
+	// gone) is not this run's.
+	os.RemoveAll(filepath.Join(e.root, "clusters", "e2e"))
 
 	start := time.Now()
 	t.Log("building the Kubernetes base image (images/kubernetes/build.sh)")
@@ -306,6 +310,34 @@ nodeRegistration:
 	fmt.Printf("nodes Ready: %d/%d, app pods Running: %d/%d\n", count(ready), 2, appRunning, appPods)
 	t.Logf("apply to Ready: %s", applyToReady.Round(time.Second))
 
+	// The worker's machine dies and comes back without its services (no
+	// systemd to start them): apply again finds them gone, starts them
+	// and waits for the node; its pods run again.
+	if err := bed.Crash(worker); err != nil {
+		t.Fatal(err)
+	}
+	if err := bed.Restart(context.Background(), worker); err != nil {
+		t.Fatal(err)
+	}
+	// Once the cluster has seen it go, so that Ready after the apply is
+	// the restarted kubelet's.
+	for deadline := time.Now().Add(3 * time.Minute); e.readyNodes(kubeconfig)[worker.IP]; time.Sleep(2 * time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still Ready 3 minutes after its machine died", worker.Name)
+		}
+	}
+	out, err := apply()
+	ran := func(ip, step string) bool {
+		return regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(ip) + `\s+` + step + `\s+done`).MatchString(out)
+	}
+	if err != nil || !ran(worker.IP, "kube-node") || !ran(worker.IP, "kube-ready") || ran(master.IP, "kube-node") {
+		t.Errorf("apply after %s restarted: %v; want kube-node and kube-ready run again on it, and not on %s", worker.Name, err, master.Name)
+	}
+	if ready := e.readyNodes(kubeconfig); !ready[worker.IP] {
+		t.Errorf("after apply, the restarted %s is not Ready: %v", worker.Name, ready)
+	}
+	e.waitPods(kubeconfig, 5*time.Minute)
+
 	// A second worker joins.
 	writeClusterfile(one, []testbed.Node{worker, third}, "")
 	applied()
@@ -326,7 +358,7 @@ nodeRegistration:
 	// (a node name kubeadm refuses), which fails that node only, and the
 	// next apply joins it.
 	writeClusterfile([]testbed.Node{master, third}, []testbed.Node{worker}, "  name: Not_A_Node_Name\n")
-	out, err := apply()
+	out, err = apply()
 	if err == nil || !strings.Contains(out, third.IP) || !strings.Contains(out, "kube-join") {
 		t.Errorf("a join that fails: error %v, output without %s and kube-join", err, third.IP)
 	}

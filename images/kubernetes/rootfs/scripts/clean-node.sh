@@ -10,7 +10,12 @@ set -u
 "$HOIST" node service stop kubelet --state-dir "$HOIST_STATE"
 if [ -x /usr/bin/kubeadm ]; then
 	# With containerd still up, reset also removes the pods' containers.
-	kubeadm reset -f --cri-socket unix:///run/containerd/containerd.sock >&2 || true
+	# When the whole cluster goes (HOIST_DELETE_CLUSTER=1), a master does
+	# not leave etcd: the other members are going at the same time.
+	skip=""
+	[ "${HOIST_DELETE_CLUSTER:-0}" = 1 ] && skip="--skip-phases=remove-etcd-member"
+	# shellcheck disable=SC2086 # empty or one flag
+	kubeadm reset -f $skip --cri-socket unix:///run/containerd/containerd.sock >&2 || true
 fi
 "$HOIST" node service stop containerd --state-dir "$HOIST_STATE"
 pkill -KILL -f /usr/bin/containerd-shim-runc-v2 2>/dev/null || true
