@@ -16,7 +16,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Also for the go commands that scripts and tests run.
 export GOFLAGS := -tags=$(subst $(space),$(comma),$(TAGS))
 
-.PHONY: all deps build example demo bench test vet fmt-check fuzz clean kube kubernetes-image e2e-kubernetes
+.PHONY: all deps build example demo demo-kubernetes bench test vet fmt-check fuzz clean kube kubernetes-image e2e-kubernetes
 
 all: build
 
@@ -73,6 +73,14 @@ kube:
 # component images and the base image built into $(ROOT).
 kubernetes-image: build
 	HOIST=bin/hoist ROOT=$(ROOT) images/kubernetes/build.sh
+
+# The Kubernetes base image applied to a local test bed of 3 kube nodes
+# (1 master, 2 workers): nodes and pods shown, then deleted. KEEP=1 leaves
+# the cluster up (test/testbed/clean.sh removes it).
+demo-kubernetes: kubernetes-image
+	KUBE_CACHE_DIR=$$(images/kubernetes/binaries.sh) $(GO) run ./test/demo --kubernetes \
+		--hoist bin/hoist --root $(ROOT) --image hoist.dev/kubernetes:v1.37.2 $(if $(KEEP),--keep)
+	$(if $(KEEP),,test/testbed/clean.sh)
 
 # The proof of the Kubernetes runtime: the base image and an app image
 # FROM it, applied to a master and a worker of the kube test bed, a worker

@@ -92,6 +92,7 @@ type podList struct {
 		Spec     struct{ NodeName string }
 		Status   struct {
 			Phase             string
+			PodIP             string
 			ContainerStatuses []struct {
 				Image, ImageID string
 				Ready          bool
@@ -301,6 +302,40 @@ nodeRegistration:
 	if appPods != 2 {
 		t.Errorf("%d app pods, want 2", appPods)
 	}
+	// Pods reach pods on other nodes (hoist's routes) and services
+	// (kube-proxy, CoreDNS): from an app pod on the worker, CoreDNS's
+	// health endpoint by pod IP (with nc: busybox's wget, static glibc,
+	// crashes in an image without NSS), and a name through the DNS
+	// service.
+	var dns podList
+	e.kube(kubeconfig, &dns, "get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")
+	var appPod string
+	for _, p := range pods.Items {
+		if p.Metadata.Namespace == "hello" {
+			appPod = p.Metadata.Name
+		}
+	}
+	exec1 := func(args ...string) (string, error) {
+		out, err := exec.Command(e.kubectl, append([]string{"--kubeconfig", kubeconfig, "exec", "-n", "hello", appPod, "--"}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	across := 0
+	for _, p := range dns.Items {
+		if p.Spec.NodeName == worker.Name {
+			continue
+		}
+		across++
+		if out, err := exec1("/bin/busybox", "sh", "-c", `printf 'GET /health HTTP/1.0\r\n\r\n' | /bin/busybox timeout 5 /bin/busybox nc `+p.Status.PodIP+` 8080`); err != nil || !strings.Contains(out, "OK") {
+			t.Errorf("from %s, CoreDNS on %s (%s): %v %s", worker.Name, p.Spec.NodeName, p.Status.PodIP, err, out)
+		}
+	}
+	if across == 0 {
+		t.Errorf("no CoreDNS pod outside %s to reach across nodes: %+v", worker.Name, dns.Items)
+	}
+	if out, err := exec1("/bin/busybox", "nslookup", "kubernetes.default.svc.cluster.local", "10.96.0.10"); err != nil || !strings.Contains(out, "10.96.0.1") {
+		t.Errorf("DNS through the service: %v %s", err, out)
+	}
+
 	// The pull went through the cluster's registry on the first master.
 	regLog, _ := os.ReadFile(filepath.Join(bed.Nodes[0].Upper, "var/lib/hoist/e2e/state/hoist-registry-e2e.log"))
 	if !strings.Contains(string(regLog), "e2e/hello/manifests") {
