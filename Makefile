@@ -69,7 +69,7 @@ kube:
 	test/kube/build.sh
 
 # The Kubernetes base image (images/kubernetes): binaries cached by version
-# in /var/cache/hoist-kube (cold: about 15 minutes from sources), then the
+# in /var/cache/hoist-kube (cold: about 10 minutes from sources), then the
 # component images and the base image built into $(ROOT).
 kubernetes-image: build
 	HOIST=bin/hoist ROOT=$(ROOT) images/kubernetes/build.sh
