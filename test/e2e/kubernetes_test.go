@@ -303,12 +303,12 @@ nodeRegistration:
 		t.Errorf("%d app pods, want 2", appPods)
 	}
 	// Pods reach pods on other nodes (hoist's routes) and services
-	// (kube-proxy, CoreDNS): from an app pod on the worker, CoreDNS's
-	// health endpoint by pod IP (with nc: busybox's wget, static glibc,
-	// crashes in an image without NSS), and a name through the DNS
+	// (kube-proxy, CoreDNS): from an app pod on the worker, the probe's web
+	// server on the master by pod IP (with nc: busybox's wget, static
+	// glibc, crashes in an image without NSS), and a name through the DNS
 	// service.
-	var dns podList
-	e.kube(kubeconfig, &dns, "get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")
+	var probe podList
+	e.kube(kubeconfig, &probe, "get", "pods", "-n", "probe")
 	var appPod string
 	for _, p := range pods.Items {
 		if p.Metadata.Namespace == "hello" {
@@ -319,18 +319,14 @@ nodeRegistration:
 		out, err := exec.Command(e.kubectl, append([]string{"--kubeconfig", kubeconfig, "exec", "-n", "hello", appPod, "--"}, args...)...).CombinedOutput()
 		return string(out), err
 	}
-	across := 0
-	for _, p := range dns.Items {
-		if p.Spec.NodeName == worker.Name {
-			continue
+	if len(probe.Items) != 1 || probe.Items[0].Spec.NodeName != master.Name {
+		t.Errorf("the probe pod is not on %s: %+v", master.Name, probe.Items)
+	} else {
+		ip := probe.Items[0].Status.PodIP
+		out, err := exec1("/bin/busybox", "sh", "-c", `printf 'GET / HTTP/1.0\r\n\r\n' | /bin/busybox timeout 5 /bin/busybox nc `+ip+` 8080`)
+		if err != nil || !strings.HasPrefix(out, "HTTP/1.") {
+			t.Errorf("from %s, the probe on %s (%s): %v %q", worker.Name, master.Name, ip, err, out)
 		}
-		across++
-		if out, err := exec1("/bin/busybox", "sh", "-c", `printf 'GET /health HTTP/1.0\r\n\r\n' | /bin/busybox timeout 5 /bin/busybox nc `+p.Status.PodIP+` 8080`); err != nil || !strings.Contains(out, "OK") {
-			t.Errorf("from %s, CoreDNS on %s (%s): %v %s", worker.Name, p.Spec.NodeName, p.Status.PodIP, err, out)
-		}
-	}
-	if across == 0 {
-		t.Errorf("no CoreDNS pod outside %s to reach across nodes: %+v", worker.Name, dns.Items)
 	}
 	if out, err := exec1("/bin/busybox", "nslookup", "kubernetes.default.svc.cluster.local", "10.96.0.10"); err != nil || !strings.Contains(out, "10.96.0.1") {
 		t.Errorf("DNS through the service: %v %s", err, out)
@@ -471,6 +467,28 @@ spec:
       - name: hello
         image: ` + helloRef + `
         args: [sleep, "100000"]
+---
+# A web server on the master, for the app's pods on the worker to reach
+# across nodes, wherever the scheduler put CoreDNS.
+apiVersion: v1
+kind: Namespace
+metadata: {name: probe}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: probe, namespace: probe}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: probe}}
+  template:
+    metadata: {labels: {app: probe}}
+    spec:
+      nodeSelector: {node-role.kubernetes.io/control-plane: ""}
+      tolerations: [{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}]
+      containers:
+      - name: probe
+        image: ` + helloRef + `
+        args: [httpd, -f, -p, "8080", -h, /]
 `
 
 // buildHello builds the app's image FROM scratch (busybox) and serves it
