@@ -32,63 +32,106 @@ func main() {
 	apps := flag.String("apps", "monitoring,web", "apps to launch (the example's CMDS wait for pods, which need kubelets: left out)")
 	kube := flag.Bool("kubernetes", false, "kube nodes, and an image that brings Kubernetes up (1 master, 2 workers)")
 	flag.Parse()
-	if *kube {
-		err := runKubernetes(*hoist, *root, *image, *keep)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := func() error {
+		d, tearDown, err := setUp(ctx, *hoist, *root, *kube, *keep)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "demo:", err)
-			os.Exit(1)
+			return err
 		}
-		return
-	}
-	if err := run(*hoist, *root, *image, *apps, *keep); err != nil {
+		defer tearDown()
+		if *kube {
+			return d.runKubernetes(*image, *keep)
+		}
+		return d.run(*image, *apps, *keep)
+	}()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(hoist, root, image, apps string, keep bool) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// demo is what both demos share: a bed of 3 nodes whose root accepts a key
+// made for it, a work directory, and hoist on this machine.
+type demo struct {
+	ctx                   context.Context
+	hoist, root, dir, key string
+	bed                   *testbed.Bed
+}
+
+// setUp makes the work directory, the key and the bed (kube nodes with
+// kube). The function it returns takes them down, unless keep.
+func setUp(ctx context.Context, hoist, root string, kube, keep bool) (*demo, func(), error) {
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("needs root: the test bed is network namespaces and mounts")
+		return nil, nil, fmt.Errorf("needs root: the test bed is namespaces, mounts and cgroups")
 	}
-	hoist, err := filepath.Abs(hoist)
+	d := &demo{ctx: ctx, root: root}
+	var err error
+	if d.hoist, err = filepath.Abs(hoist); err != nil {
+		return nil, nil, err
+	}
+	if d.dir, err = os.MkdirTemp("", "hoist-demo-"); err != nil {
+		return nil, nil, err
+	}
+	tearDown := func() {
+		if keep {
+			return
+		}
+		if d.bed != nil {
+			d.bed.Destroy()
+		}
+		os.RemoveAll(d.dir)
+	}
+	d.key = filepath.Join(d.dir, "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d.key).CombinedOutput(); err != nil {
+		tearDown()
+		return nil, nil, fmt.Errorf("ssh-keygen: %v: %s", err, out)
+	}
+	pub, err := os.ReadFile(d.key + ".pub")
 	if err != nil {
-		return err
+		tearDown()
+		return nil, nil, err
 	}
-	fmt.Println("== a test bed of 3 nodes (the Debian tree is cached in", testbed.CacheDir()+")")
-	base, err := testbed.BaseRootfs(ctx)
-	if err != nil {
-		return err
+	kind := "nodes"
+	if kube {
+		kind = "kube nodes"
 	}
-	dir, err := os.MkdirTemp("", "hoist-demo-")
-	if err != nil {
-		return err
+	fmt.Printf("== a test bed of 3 %s (the Debian tree is cached in %s)\n", kind, testbed.CacheDir())
+	// Create picks the Debian tree for the kind of node.
+	if d.bed, err = testbed.Create(ctx, testbed.Options{Nodes: 3, AuthorizedKey: string(pub), Kube: kube}); err != nil {
+		tearDown()
+		return nil, nil, err
 	}
-	if !keep {
-		defer os.RemoveAll(dir)
-	}
-	key := filepath.Join(dir, "id_ed25519")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		return fmt.Errorf("ssh-keygen: %v: %s", err, out)
-	}
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		return err
-	}
-	bed, err := testbed.Create(ctx, testbed.Options{Nodes: 3, AuthorizedKey: string(pub), Base: base})
-	if err != nil {
-		return err
-	}
-	if !keep {
-		defer bed.Destroy()
-	}
-	for _, n := range bed.Nodes {
+	for _, n := range d.bed.Nodes {
 		fmt.Printf("   %s  %s\n", n.Name, n.IP)
 	}
+	return d, tearDown, nil
+}
+
+// clusterfile writes and shows the Clusterfile.
+func (d *demo) clusterfile(content string) (string, error) {
+	file := filepath.Join(d.dir, "Clusterfile")
+	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+		return "", err
+	}
+	fmt.Printf("== %s\n%s", file, content)
+	return file, nil
+}
+
+// h runs hoist on the demo's store, its output shown.
+func (d *demo) h(args ...string) error {
+	fmt.Println("== hoist", args)
+	cmd := exec.CommandContext(d.ctx, d.hoist, append([]string{"--root", d.root}, args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	return cmd.Run()
+}
+
+// run applies the image to the bed and its apps to an API server on
+// loopback.
+func (d *demo) run(image, apps string, keep bool) error {
 	fmt.Println("== a Kubernetes API server on loopback for the apps (test/kube; built once, 5 to 10 minutes cold)")
-	kubeDir := filepath.Join(dir, "kube")
-	start := exec.CommandContext(ctx, "test/kube/start.sh", kubeDir)
+	kubeDir := filepath.Join(d.dir, "kube")
+	start := exec.CommandContext(d.ctx, "test/kube/start.sh", kubeDir)
 	start.Stderr = os.Stderr
 	out, err := start.Output()
 	if err != nil {
@@ -100,8 +143,8 @@ func run(hoist, root, image, apps string, keep bool) error {
 	kubeconfig := strings.TrimSpace(string(out))
 	kubeconfig = kubeconfig[strings.LastIndexByte(kubeconfig, '\n')+1:]
 
-	clusterfile := filepath.Join(dir, "Clusterfile")
-	cf := fmt.Sprintf(`apiVersion: hoist.dev/v1alpha1
+	nodes := d.bed.Nodes
+	clusterfile, err := d.clusterfile(fmt.Sprintf(`apiVersion: hoist.dev/v1alpha1
 kind: Cluster
 metadata: {name: demo}
 spec:
@@ -113,75 +156,33 @@ spec:
     roles: [master]
   - ips: [%s, %s]
     roles: [node]
-`, image, kubeconfig, key, bed.Nodes[0].IP, bed.Nodes[1].IP, bed.Nodes[2].IP)
-	if err := os.WriteFile(clusterfile, []byte(cf), 0o644); err != nil {
+`, image, kubeconfig, d.key, nodes[0].IP, nodes[1].IP, nodes[2].IP))
+	if err != nil {
 		return err
 	}
-	fmt.Printf("== %s\n%s", clusterfile, cf)
-	h := func(args ...string) error {
-		fmt.Println("== hoist", args)
-		cmd := exec.CommandContext(ctx, hoist, append([]string{"--root", root}, args...)...)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-		return cmd.Run()
-	}
-	if err := h("apply", "-f", clusterfile, "--dry-run", "--apps", apps); err != nil {
+	if err := d.h("apply", "-f", clusterfile, "--dry-run", "--apps", apps); err != nil {
 		return err
 	}
-	applyErr := h("apply", "-f", clusterfile, "--accept-new-host-keys", "--apps", apps)
-	if err := h("status", "-f", clusterfile); err != nil {
+	applyErr := d.h("apply", "-f", clusterfile, "--accept-new-host-keys", "--apps", apps)
+	if err := d.h("status", "-f", clusterfile); err != nil {
 		return err
 	}
 	if applyErr != nil {
-		h("delete", "-f", clusterfile, "--force")
+		d.h("delete", "-f", clusterfile, "--force")
 		return applyErr
 	}
 	if keep {
-		fmt.Printf("== kept: hoist --root %s status -f %s; remove with hoist --root %[1]s delete -f %[2]s --force && test/testbed/clean.sh\n", root, clusterfile)
+		fmt.Printf("== kept: hoist --root %s status -f %s; remove with hoist --root %[1]s delete -f %[2]s --force && test/testbed/clean.sh\n", d.root, clusterfile)
 		return nil
 	}
-	return h("delete", "-f", clusterfile, "--force")
+	return d.h("delete", "-f", clusterfile, "--force")
 }
 
-// runKubernetes applies an image that brings Kubernetes up to a bed of 3
-// kube nodes, shows the nodes and pods, then deletes it.
-func runKubernetes(hoist, root, image string, keep bool) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("needs root: the test bed is namespaces, mounts and cgroups")
-	}
-	hoist, err := filepath.Abs(hoist)
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "hoist-demo-")
-	if err != nil {
-		return err
-	}
-	if !keep {
-		defer os.RemoveAll(dir)
-	}
-	key := filepath.Join(dir, "id_ed25519")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		return fmt.Errorf("ssh-keygen: %v: %s", err, out)
-	}
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		return err
-	}
-	fmt.Println("== a test bed of 3 kube nodes (the Debian tree is cached in", testbed.CacheDir()+")")
-	bed, err := testbed.Create(ctx, testbed.Options{Nodes: 3, AuthorizedKey: string(pub), Kube: true})
-	if err != nil {
-		return err
-	}
-	if !keep {
-		defer bed.Destroy()
-	}
-	for _, n := range bed.Nodes {
-		fmt.Printf("   %s  %s\n", n.Name, n.IP)
-	}
-	clusterfile := filepath.Join(dir, "Clusterfile")
-	cf := fmt.Sprintf(`apiVersion: hoist.dev/v1alpha1
+// runKubernetes applies an image that brings Kubernetes up to the bed,
+// shows the nodes and pods, then deletes it.
+func (d *demo) runKubernetes(image string, keep bool) error {
+	nodes := d.bed.Nodes
+	clusterfile, err := d.clusterfile(fmt.Sprintf(`apiVersion: hoist.dev/v1alpha1
 kind: Cluster
 metadata: {name: demo-kube}
 spec:
@@ -202,24 +203,17 @@ nodeRegistration: {ignorePreflightErrors: [all]}
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: JoinConfiguration
 nodeRegistration: {ignorePreflightErrors: [all]}
-`, image, key, bed.Nodes[0].IP, bed.Nodes[1].IP, bed.Nodes[2].IP)
-	if err := os.WriteFile(clusterfile, []byte(cf), 0o644); err != nil {
+`, image, d.key, nodes[0].IP, nodes[1].IP, nodes[2].IP))
+	if err != nil {
 		return err
 	}
-	fmt.Printf("== %s\n%s", clusterfile, cf)
-	h := func(args ...string) error {
-		fmt.Println("== hoist", args)
-		cmd := exec.CommandContext(ctx, hoist, append([]string{"--root", root}, args...)...)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-		return cmd.Run()
-	}
-	if err := h("apply", "-f", clusterfile, "--dry-run"); err != nil {
+	if err := d.h("apply", "-f", clusterfile, "--dry-run"); err != nil {
 		return err
 	}
-	applyErr := h("apply", "-f", clusterfile, "--accept-new-host-keys")
+	applyErr := d.h("apply", "-f", clusterfile, "--accept-new-host-keys")
 	if applyErr == nil {
-		kubeconfig := filepath.Join(dir, "admin.conf")
-		out, err := exec.CommandContext(ctx, hoist, "--root", root, "kubeconfig", "-f", clusterfile).Output()
+		kubeconfig := filepath.Join(d.dir, "admin.conf")
+		out, err := exec.CommandContext(d.ctx, d.hoist, "--root", d.root, "kubeconfig", "-f", clusterfile).Output()
 		if err != nil {
 			return fmt.Errorf("hoist kubeconfig: %w", err)
 		}
@@ -233,19 +227,19 @@ nodeRegistration: {ignorePreflightErrors: [all]}
 		}
 		for _, args := range [][]string{{"get", "nodes", "-o", "wide"}, {"wait", "--for=condition=Ready", "pod", "--all", "-A", "--timeout=180s"}, {"get", "pods", "-A", "-o", "wide"}} {
 			fmt.Println("== kubectl", strings.Join(args, " "))
-			cmd := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+			cmd := exec.CommandContext(d.ctx, kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...)
 			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 			cmd.Run()
 		}
 		if keep {
-			fmt.Printf("== kept: kubectl --kubeconfig %s get pods -A; remove with hoist --root %s delete -f %s --force && test/testbed/clean.sh\n", kubeconfig, root, clusterfile)
+			fmt.Printf("== kept: kubectl --kubeconfig %s get pods -A; remove with hoist --root %s delete -f %s --force && test/testbed/clean.sh\n", kubeconfig, d.root, clusterfile)
 			return nil
 		}
 	}
-	if err := h("status", "-f", clusterfile); err != nil {
+	if err := d.h("status", "-f", clusterfile); err != nil {
 		return err
 	}
-	if delErr := h("delete", "-f", clusterfile, "--force"); applyErr == nil {
+	if delErr := d.h("delete", "-f", clusterfile, "--force"); applyErr == nil {
 		return delErr
 	}
 	return applyErr
