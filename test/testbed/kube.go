@@ -273,23 +273,14 @@ func (b *Bed) startKube(node Node) error {
 		"cd /",
 		"mount --make-rshared /",
 		"hostname "+node.Name,
-		"exec /usr/bin/tini -- /usr/sbin/sshd -D -e -o ListenAddress="+node.IP+
-			" -o HostKey=/etc/ssh/ssh_host_ed25519_key -o PermitRootLogin=prohibit-password -o UsePAM=no",
+		"exec /usr/bin/tini -- "+sshd(node),
 	)
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+node.NetNS,
+	exited, err := b.startLogged(node, exec.Command("nsenter", "--net=/run/netns/"+node.NetNS,
 		"unshare", "--mount", "--uts", "--pid", "--fork", "--propagation", "private",
-		"sh", "-c", strings.Join(lines, "\n"))
-	logFile, err := os.OpenFile(filepath.Join(root, "sshd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		"sh", "-c", strings.Join(lines, "\n")))
 	if err != nil {
 		return err
 	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return err
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); logFile.Close(); close(exited) }()
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if _, _, ok := readRecord(record); ok {
 			return nil

@@ -326,21 +326,34 @@ func (b *Bed) start(node Node) error {
 		"mount -t tmpfs tmpfs " + merged + "/tmp",
 		"mkdir -p " + merged + "/run/sshd",
 		"hostname " + node.Name,
-		"exec chroot " + merged + " /usr/sbin/sshd -D -e -o ListenAddress=" + node.IP +
-			" -o HostKey=/etc/ssh/ssh_host_ed25519_key -o PermitRootLogin=prohibit-password -o UsePAM=no",
+		"exec chroot " + merged + " " + sshd(node),
 	}, "\n")
-	cmd := exec.Command("ip", "netns", "exec", node.NetNS, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", script)
-	logFile, err := os.OpenFile(filepath.Join(root, "sshd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	_, err := b.startLogged(node, exec.Command("ip", "netns", "exec", node.NetNS, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", script))
+	return err
+}
+
+// sshd is the node's sshd command: in the foreground, on the node's
+// address, with the node's own host key.
+func sshd(node Node) string {
+	return "/usr/sbin/sshd -D -e -o ListenAddress=" + node.IP +
+		" -o HostKey=/etc/ssh/ssh_host_ed25519_key -o PermitRootLogin=prohibit-password -o UsePAM=no"
+}
+
+// startLogged starts the command that is a node's machine, its output
+// appended to the node's log (Log); the channel closes when it exits.
+func (b *Bed) startLogged(node Node, cmd *exec.Cmd) (<-chan struct{}, error) {
+	logFile, err := os.OpenFile(filepath.Join(b.dir, node.Name, "sshd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return err
+		return nil, err
 	}
-	go func() { cmd.Wait(); logFile.Close() }()
-	return nil
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); logFile.Close(); close(exited) }()
+	return exited, nil
 }
 
 // Crash kills every process of a node, as a machine that dies: its sshd,
