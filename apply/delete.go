@@ -156,7 +156,7 @@ func DeleteNodes(c Cluster, j *Journal, only []netip.Addr) []string {
 func Delete(ctx context.Context, c Cluster, plugins []Plugin, j *Journal, nodes []string, force bool, opts Options) *Result {
 	r := &runner{c: c, opts: opts, journal: j, pool: ssh.NewPool(), plugins: plugins}
 	defer r.pool.Close()
-	if m := c.Masters(); len(m) > 0 && j.Done(m[0].IP.String(), StepKubeInit, "init") {
+	if m := c.Masters(); len(m) > 0 && j.Done(m[0].IP.String(), StepKubeInit, kubeInitKey) {
 		if slices.Contains(nodes, m[0].IP.String()) {
 			r.deleteCluster = true
 		} else {

@@ -1,7 +1,6 @@
 package apply
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -40,9 +39,8 @@ func RemoteHoist(dir, digest string) string { return path.Join(dir, "hoist-"+dig
 // whether it had to upload.
 func InstallSelf(ctx context.Context, node ssh.Executor, binary, digest, dir string) (string, bool, error) {
 	remote := RemoteHoist(dir, digest)
-	var out bytes.Buffer
 	q := ssh.Quote
-	if err := node.Run(ctx, fmt.Sprintf("if [ -x %[1]s ]; then %[1]s node digest %[1]s; fi", q(remote)), nil, &out); err == nil && strings.TrimSpace(out.String()) == digest {
+	if out, err := ssh.Output(ctx, node, fmt.Sprintf("if [ -x %[1]s ]; then %[1]s node digest %[1]s; fi", q(remote))); err == nil && strings.TrimSpace(string(out)) == digest {
 		return remote, false, nil
 	}
 	f, err := os.Open(binary)
@@ -54,11 +52,11 @@ func InstallSelf(ctx context.Context, node ssh.Executor, binary, digest, dir str
 	if err := node.Run(ctx, fmt.Sprintf("mkdir -p %s && cat > %s && chmod 755 %s", q(dir), q(tmp), q(tmp)), f, nil); err != nil {
 		return "", false, fmt.Errorf("uploading hoist: %w", err)
 	}
-	out.Reset()
-	if err := node.Run(ctx, q(tmp)+" node digest "+q(tmp), nil, &out); err != nil {
+	out, err := ssh.Output(ctx, node, q(tmp)+" node digest "+q(tmp))
+	if err != nil {
 		return "", false, fmt.Errorf("checking the uploaded hoist: %w", err)
 	}
-	if got := strings.TrimSpace(out.String()); got != digest {
+	if got := strings.TrimSpace(string(out)); got != digest {
 		return "", false, fmt.Errorf("the uploaded hoist has digest %s, expected %s", got, digest)
 	}
 	if err := node.Run(ctx, "mv -f "+q(tmp)+" "+q(remote), nil, nil); err != nil {
@@ -100,11 +98,11 @@ func Pack(dir, tmpDir string, exclude ...string) (Packed, error) {
 // whether it sent anything. progress, when not nil, is told the bytes sent
 // so far and the total.
 func Distribute(ctx context.Context, node ssh.Executor, remoteHoist string, packed Packed, digest, dest string, progress func(sent, total int64)) (bool, error) {
-	var out bytes.Buffer
-	if err := node.Run(ctx, "cat "+ssh.Quote(path.Join(dest, unpack.Marker))+" 2>/dev/null || true", nil, &out); err != nil {
+	out, err := ssh.Output(ctx, node, "cat "+ssh.Quote(path.Join(dest, unpack.Marker))+" 2>/dev/null || true")
+	if err != nil {
 		return false, err
 	}
-	if strings.TrimSpace(out.String()) == digest {
+	if strings.TrimSpace(string(out)) == digest {
 		return false, nil
 	}
 	f, err := os.Open(packed.File)

@@ -67,7 +67,7 @@ func (r *runner) runKubeStep(ctx context.Context, e ssh.Executor, n Node, step s
 		// Every node that has joined, so far, gets a route here.
 		var joined []string
 		for _, o := range r.c.Nodes {
-			if r.journal.Done(o.IP.String(), StepKubeInit, "init") || r.journal.Done(o.IP.String(), StepKubeJoin, r.joinKey(o)) {
+			if r.journal.Done(o.IP.String(), StepKubeInit, kubeInitKey) || r.journal.Done(o.IP.String(), StepKubeJoin, joinKey(o)) {
 				joined = append(joined, o.IP.String())
 			}
 		}
@@ -83,13 +83,6 @@ func (r *runner) runKubeStep(ctx context.Context, e ssh.Executor, n Node, step s
 		return r.kube.Configure(ctx, master, ip, n.Labels, n.Taints)
 	}
 	return fmt.Errorf("unknown step %q", step)
-}
-
-func (r *runner) joinKey(n Node) string {
-	if n.IsMaster() {
-		return "control-plane"
-	}
-	return "worker"
 }
 
 // nodeEnv is what the image's scripts and the hooks see: the cluster's
@@ -116,7 +109,7 @@ func (r *runner) useKubeconfig(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the first master: %w", err)
 	}
-	data, err := r.kube.Kubeconfig(ctx, master)
+	data, err := kubernetes.Kubeconfig(ctx, master)
 	if err != nil {
 		return fmt.Errorf("the admin kubeconfig: %w", err)
 	}
@@ -141,7 +134,7 @@ func Kubeconfig(ctx context.Context, c Cluster, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := ssh.Output(ctx, e, "cat "+kubernetes.AdminConf)
+	data, err := kubernetes.Kubeconfig(ctx, e)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", masters[0].IP, err)
 	}

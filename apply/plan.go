@@ -141,13 +141,13 @@ func MakePlan(c Cluster, j *Journal, in PlanInput) Plan {
 			switch {
 			case n.IP == firstMaster:
 				stage = stageInit
-				add(StepKubeInit, "init")
+				add(StepKubeInit, kubeInitKey)
 			case n.IsMaster():
 				stage = stageJoinMasters
-				add(StepKubeJoin, "control-plane")
+				add(StepKubeJoin, joinKey(n))
 			default:
 				stage = stageJoinWorkers
-				add(StepKubeJoin, "worker")
+				add(StepKubeJoin, joinKey(n))
 			}
 			stage = stageCluster
 			if in.HoistNetwork {
@@ -172,6 +172,18 @@ func MakePlan(c Cluster, j *Journal, in PlanInput) Plan {
 		}
 	}
 	return p
+}
+
+// kubeInitKey is the key of kube-init: a done init is never redone.
+const kubeInitKey = "init"
+
+// joinKey is the key of a node's kube-join: its role, so that a node that
+// changes role joins again.
+func joinKey(n Node) string {
+	if n.IsMaster() {
+		return "control-plane"
+	}
+	return "worker"
 }
 
 // pluginsKey is the digest of the hooks of a phase that apply to the node,

@@ -116,12 +116,22 @@ func (k *Runtime) Init(ctx context.Context, e ssh.Executor, ip string) error {
 	if err != nil {
 		return err
 	}
-	file := path.Join(k.State, "kubeadm-init.yaml")
+	return k.runWithConfig(ctx, e, "kubeadm-init.yaml", cfg, func(file string) string {
+		return k.resetIfStarted() + "kubeadm init --config " + file + " --upload-certs --skip-token-print >&2"
+	})
+}
+
+// runWithConfig writes a kubeadm configuration, which holds secrets (a
+// certificate key, a join token), to the node's state directory, runs the
+// script that command makes of the file's (quoted) path, and removes the
+// file whatever the script's outcome.
+func (k *Runtime) runWithConfig(ctx context.Context, e ssh.Executor, name string, cfg []byte, command func(file string) string) error {
+	file := path.Join(k.State, name)
 	if err := ssh.WriteFile(ctx, e, file, cfg); err != nil {
 		return err
 	}
-	// The file holds the certificate key: it goes once init is over.
-	return e.Run(ctx, k.resetIfStarted()+fmt.Sprintf("kubeadm init --config %[1]s --upload-certs --skip-token-print >&2; s=$?; rm -f %[1]s; exit $s", ssh.Quote(file)), nil, nil)
+	q := ssh.Quote(file)
+	return e.Run(ctx, command(q)+"; s=$?; rm -f "+q+"; exit $s", nil, nil)
 }
 
 // JoinInput is what a node needs to join: secrets, kept in memory.
@@ -156,11 +166,10 @@ func (k *Runtime) NewJoinInput(ctx context.Context, master ssh.Executor, masterI
 	if err != nil {
 		return in, err
 	}
-	file := path.Join(k.State, "kubeadm-upload-certs.yaml")
-	if err := ssh.WriteFile(ctx, master, file, cfg); err != nil {
-		return in, err
-	}
-	if err := master.Run(ctx, fmt.Sprintf("kubeadm init phase upload-certs --upload-certs --config %[1]s >/dev/null; s=$?; rm -f %[1]s; exit $s", ssh.Quote(file)), nil, nil); err != nil {
+	err = k.runWithConfig(ctx, master, "kubeadm-upload-certs.yaml", cfg, func(file string) string {
+		return "kubeadm init phase upload-certs --upload-certs --config " + file + " >/dev/null"
+	})
+	if err != nil {
 		return in, fmt.Errorf("kubeadm init phase upload-certs: %w", err)
 	}
 	return in, nil
@@ -172,15 +181,13 @@ func (k *Runtime) Join(ctx context.Context, e ssh.Executor, ip string, in JoinIn
 	if err != nil {
 		return err
 	}
-	file := path.Join(k.State, "kubeadm-join.yaml")
-	if err := ssh.WriteFile(ctx, e, file, cfg); err != nil {
-		return err
-	}
-	return e.Run(ctx, k.resetIfStarted()+fmt.Sprintf("kubeadm join --config %[1]s >&2; s=$?; rm -f %[1]s; exit $s", ssh.Quote(file)), nil, nil)
+	return k.runWithConfig(ctx, e, "kubeadm-join.yaml", cfg, func(file string) string {
+		return k.resetIfStarted() + "kubeadm join --config " + file + " >&2"
+	})
 }
 
 // Kubeconfig returns the cluster's admin kubeconfig, from a master.
-func (k *Runtime) Kubeconfig(ctx context.Context, master ssh.Executor) ([]byte, error) {
+func Kubeconfig(ctx context.Context, master ssh.Executor) ([]byte, error) {
 	return ssh.Output(ctx, master, "cat "+AdminConf)
 }
 
