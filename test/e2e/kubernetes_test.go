@@ -86,20 +86,20 @@ type nodeList struct {
 	}
 }
 
-type podList struct {
-	Items []struct {
-		Metadata struct{ Name, Namespace string }
-		Spec     struct{ NodeName string }
-		Status   struct {
-			Phase             string
-			PodIP             string
-			ContainerStatuses []struct {
-				Image, ImageID string
-				Ready          bool
-			}
+type pod struct {
+	Metadata struct{ Name, Namespace string }
+	Spec     struct{ NodeName string }
+	Status   struct {
+		Phase             string
+		PodIP             string
+		ContainerStatuses []struct {
+			Image, ImageID string
+			Ready          bool
 		}
 	}
 }
+
+type podList struct{ Items []pod }
 
 // readyNodes maps node addresses to readiness.
 func (e *env) readyNodes(kubeconfig string) map[string]bool {
@@ -422,14 +422,18 @@ nodeRegistration:
 			}
 		}
 	}
+	// Its static kube-apiserver pod's status follows the node's Ready by
+	// a few seconds: wait for it.
 	var apiserver podList
-	e.kube(kubeconfig, &apiserver, "get", "pods", "-n", "kube-system", "-l", "component=kube-apiserver")
-	onThird := false
-	for _, p := range apiserver.Items {
-		onThird = onThird || (p.Spec.NodeName == third.Name && p.Status.Phase == "Running")
-	}
-	if !onThird {
-		t.Errorf("no kube-apiserver Running on the second master %s: %+v", third.Name, apiserver.Items)
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(2 * time.Second) {
+		e.kube(kubeconfig, &apiserver, "get", "pods", "-n", "kube-system", "-l", "component=kube-apiserver")
+		if slices.ContainsFunc(apiserver.Items, func(p pod) bool { return p.Spec.NodeName == third.Name && p.Status.Phase == "Running" }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("no kube-apiserver Running on the second master %s after 2m: %+v", third.Name, apiserver.Items)
+			break
+		}
 	}
 
 	e.h("delete", "-f", clusterfile, "--force")
