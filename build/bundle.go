@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -108,12 +109,27 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 	staging := clusterimage.TreeLayer{
 		Name: "registry",
 		Fill: func(dir string) error {
+			// Several at once, as registry.Extract does: an image is
+			// dozens of directories and small files, and where creating
+			// each costs the filesystem more than its data (ext4 here,
+			// ~0.8 ms of CPU each) one writer would trail the pulls.
+			var mu sync.Mutex
 			var errs []error
-			for p := range fetched {
-				if err := registry.ExtractImage(cache, dir, p); err != nil {
-					errs = append(errs, err)
-				}
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for p := range fetched {
+						if err := registry.ExtractImage(cache, dir, p); err != nil {
+							mu.Lock()
+							errs = append(errs, err)
+							mu.Unlock()
+						}
+					}
+				}()
 			}
+			wg.Wait()
 			if err := errors.Join(errs...); err != nil {
 				return fmt.Errorf("writing the registry layer: %w", err)
 			}

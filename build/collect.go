@@ -56,16 +56,16 @@ type collected struct {
 	Pinned  []registry.Pinned
 }
 
-// cacheDir is the registry directory every build of a store pulls into:
-// blobs are shared between builds, and a build interrupted during pulls
-// finds what it fetched.
+// cacheDir is the blob cache (registry.CachedBlob) every build of a store
+// pulls into: blobs are shared between builds, and a build interrupted
+// during pulls finds what it fetched.
 func cacheDir(store *clusterimage.Store) string {
-	return filepath.Join(store.Root, "cache", "registry")
+	return filepath.Join(store.Root, "cache", "blobs")
 }
 
 // collect copies every wanted image, for the build's platforms, into the
-// store's registry cache, a directory in the Distribution layout. Images the
-// parent's registry layer holds are not fetched again.
+// store's blob cache. Images the parent's registry layer holds are not
+// fetched again.
 func collect(ctx context.Context, store *clusterimage.Store, images []wanted, parent *metadata.Metadata, opts collectOptions) (*collected, error) {
 	out := &collected{}
 	inParent := map[string]metadata.Image{}
@@ -177,7 +177,7 @@ func fetch(ctx context.Context, store *clusterimage.Store, policy *signature.Pol
 	if tagged, ok := named.(dockerref.Tagged); ok {
 		tag = tagged.Tag()
 	}
-	destRef := registry.NewLayoutReference(cache, repo, tag, opts.Stored)
+	destRef := registry.NewBlobReference(cache, opts.Stored)
 	srcSys := store.SystemContext()
 	if !opts.TLSVerify {
 		srcSys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue

@@ -2,7 +2,6 @@ package build
 
 import (
 	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
@@ -72,11 +71,7 @@ func (l *layerStreamer) run() {
 		if failed {
 			continue // drain: the layer will be hashed the slow way
 		}
-		rel, err := filepath.Rel(l.cache, registry.BlobPath(l.cache, d))
-		if err == nil {
-			err = l.stream.Add(l.cache, rel, nil)
-		}
-		if err != nil {
+		if err := l.stream.Add(registry.CachedBlob(l.cache, d), registry.BlobPath("", d), nil); err != nil {
 			l.mu.Lock()
 			l.err = err
 			l.mu.Unlock()

@@ -16,86 +16,86 @@ import (
 
 // Writing into a registry directory through a Distribution server costs an
 // HTTP round trip per blob and a second hash of every upload (the server
-// checks what it stored). The layout destination below writes the same
-// files directly: containers/image already verifies each blob's digest as
-// it streams it, so every byte is written once and hashed once.
+// checks what it stored). The blob destination below writes the same files
+// directly: containers/image already verifies each blob's digest as it
+// streams it, so every byte is written once and hashed once.
+//
+// It stores blobs only (manifests included), in a blob cache (CachedBlob),
+// and no repository: Extract reads nothing else, and on some filesystems
+// each directory or small file created costs as much as a megabyte of data
+// (the repository links and blob directories were most of the files a pull
+// made when the cache was a registry directory).
 
-// NewLayoutReference is a containers/image reference that writes an image
-// (or an index with its images) into the registry directory root, as the
-// repository repo, tagged tag ("" for none).
+// NewBlobReference is a containers/image reference that writes the blobs of
+// an image (or of an index and its images) into the blob cache root;
+// Extract then makes a registry directory of them.
 //
 // stored, when not nil, is told each blob (manifests included) the copy
 // stores or finds in the directory, as soon as it is there.
-func NewLayoutReference(root, repo, tag string, stored func(digest.Digest)) types.ImageReference {
-	return &layoutRef{root: root, repo: repo, tag: tag, stored: stored}
+func NewBlobReference(root string, stored func(digest.Digest)) types.ImageReference {
+	return &blobRef{root: root, stored: stored}
 }
 
-// BlobPath is where the directory at root keeps a blob's data.
-func BlobPath(root string, d digest.Digest) string { return blobData(root, d) }
+type blobTransport struct{}
 
-type layoutTransport struct{}
-
-func (layoutTransport) Name() string { return "hoist-registry-layout" }
-func (layoutTransport) ParseReference(string) (types.ImageReference, error) {
-	return nil, errors.New("hoist-registry-layout references are made in code")
+func (blobTransport) Name() string { return "hoist-registry-blobs" }
+func (blobTransport) ParseReference(string) (types.ImageReference, error) {
+	return nil, errors.New("hoist-registry-blobs references are made in code")
 }
-func (layoutTransport) ValidatePolicyConfigurationScope(string) error { return nil }
+func (blobTransport) ValidatePolicyConfigurationScope(string) error { return nil }
 
-type layoutRef struct {
-	root, repo, tag string
-	stored          func(digest.Digest)
+type blobRef struct {
+	root   string
+	stored func(digest.Digest)
 }
 
-func (r *layoutRef) notify(d digest.Digest) {
+func (r *blobRef) notify(d digest.Digest) {
 	if r.stored != nil {
 		r.stored(d)
 	}
 }
 
-func (r *layoutRef) Transport() types.ImageTransport { return layoutTransport{} }
-func (r *layoutRef) StringWithinTransport() string {
-	return r.root + ":" + r.repo + ":" + r.tag
+func (r *blobRef) Transport() types.ImageTransport         { return blobTransport{} }
+func (r *blobRef) StringWithinTransport() string           { return r.root }
+func (r *blobRef) DockerReference() reference.Named        { return nil }
+func (r *blobRef) PolicyConfigurationIdentity() string     { return r.root }
+func (r *blobRef) PolicyConfigurationNamespaces() []string { return nil }
+func (r *blobRef) NewImage(context.Context, *types.SystemContext) (types.ImageCloser, error) {
+	return nil, errors.New("hoist-registry-blobs is a destination only")
 }
-func (r *layoutRef) DockerReference() reference.Named        { return nil }
-func (r *layoutRef) PolicyConfigurationIdentity() string     { return r.root + ":" + r.repo }
-func (r *layoutRef) PolicyConfigurationNamespaces() []string { return nil }
-func (r *layoutRef) NewImage(context.Context, *types.SystemContext) (types.ImageCloser, error) {
-	return nil, errors.New("hoist-registry-layout is a destination only")
+func (r *blobRef) NewImageSource(context.Context, *types.SystemContext) (types.ImageSource, error) {
+	return nil, errors.New("hoist-registry-blobs is a destination only")
 }
-func (r *layoutRef) NewImageSource(context.Context, *types.SystemContext) (types.ImageSource, error) {
-	return nil, errors.New("hoist-registry-layout is a destination only")
-}
-func (r *layoutRef) NewImageDestination(context.Context, *types.SystemContext) (types.ImageDestination, error) {
-	if err := os.MkdirAll(filepath.Join(r.root, v2, "blobs"), 0o755); err != nil {
+func (r *blobRef) NewImageDestination(context.Context, *types.SystemContext) (types.ImageDestination, error) {
+	if err := os.MkdirAll(filepath.Join(r.root, digest.Canonical.String()), 0o755); err != nil {
 		return nil, err
 	}
-	return &layoutDest{ref: r}, nil
+	return &blobDest{ref: r}, nil
 }
-func (r *layoutRef) DeleteImage(context.Context, *types.SystemContext) error {
-	return errors.New("hoist-registry-layout does not delete")
-}
-
-type layoutDest struct {
-	ref      *layoutRef
-	manifest digest.Digest // the top-level manifest, tagged at commit
+func (r *blobRef) DeleteImage(context.Context, *types.SystemContext) error {
+	return errors.New("hoist-registry-blobs does not delete")
 }
 
-func (d *layoutDest) Reference() types.ImageReference { return d.ref }
-func (d *layoutDest) Close() error                    { return nil }
+type blobDest struct {
+	ref *blobRef
+}
+
+func (d *blobDest) Reference() types.ImageReference { return d.ref }
+func (d *blobDest) Close() error                    { return nil }
 
 // Any manifest type, lists included: the directory stores bytes as given.
-func (d *layoutDest) SupportedManifestMIMETypes() []string { return nil }
-func (d *layoutDest) SupportsSignatures(context.Context) error {
+func (d *blobDest) SupportedManifestMIMETypes() []string { return nil }
+func (d *blobDest) SupportsSignatures(context.Context) error {
 	return errors.New("a registry directory stores no signatures")
 }
-func (d *layoutDest) DesiredLayerCompression() types.LayerCompression { return types.PreserveOriginal }
-func (d *layoutDest) AcceptsForeignLayerURLs() bool                   { return true }
-func (d *layoutDest) MustMatchRuntimeOS() bool                        { return false }
-func (d *layoutDest) IgnoresEmbeddedDockerReference() bool            { return true }
-func (d *layoutDest) HasThreadSafePutBlob() bool                      { return true }
+func (d *blobDest) DesiredLayerCompression() types.LayerCompression { return types.PreserveOriginal }
+func (d *blobDest) AcceptsForeignLayerURLs() bool                   { return true }
+func (d *blobDest) MustMatchRuntimeOS() bool                        { return false }
+func (d *blobDest) IgnoresEmbeddedDockerReference() bool            { return true }
+func (d *blobDest) HasThreadSafePutBlob() bool                      { return true }
 
-func (d *layoutDest) PutBlob(ctx context.Context, stream io.Reader, info types.BlobInfo, _ types.BlobInfoCache, _ bool) (types.BlobInfo, error) {
-	tmp, err := os.CreateTemp(filepath.Join(d.ref.root, v2, "blobs"), ".upload-*")
+func (d *blobDest) PutBlob(ctx context.Context, stream io.Reader, info types.BlobInfo, _ types.BlobInfoCache, _ bool) (types.BlobInfo, error) {
+	tmp, err := os.CreateTemp(filepath.Join(d.ref.root, digest.Canonical.String()), ".upload-*")
 	if err != nil {
 		return types.BlobInfo{}, err
 	}
@@ -106,7 +106,12 @@ func (d *layoutDest) PutBlob(ctx context.Context, stream io.Reader, info types.B
 	// Writes of 1 MiB: the file's own ReadFrom would copy 32 KiB at a
 	// time, a read and a write system call each, which for gigabytes of
 	// blobs cost more than the data itself.
-	bw := bufio.NewWriterSize(writerOnly{tmp}, 1<<20)
+	// Manifests and configs are small: no megabyte for them.
+	bufSize := 1 << 20
+	if info.Size >= 0 && info.Size < int64(bufSize) {
+		bufSize = max(int(info.Size), 4096)
+	}
+	bw := bufio.NewWriterSize(writerOnly{tmp}, bufSize)
 	w := io.Writer(bw)
 	if info.Digest == "" {
 		digester = digest.Canonical.Digester()
@@ -136,38 +141,32 @@ func (d *layoutDest) PutBlob(ctx context.Context, stream io.Reader, info types.B
 	return types.BlobInfo{Digest: d2, Size: size}, nil
 }
 
-func (d *layoutDest) storeBlob(tmp string, dg digest.Digest) error {
-	final := blobData(d.ref.root, dg)
+func (d *blobDest) storeBlob(tmp string, dg digest.Digest) error {
+	final := CachedBlob(d.ref.root, dg)
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		return err
-	}
-	return writeLink(filepath.Join(repoDir(d.ref.root, d.ref.repo), "_layers", dg.Algorithm().String(), dg.Encoded(), "link"), dg)
+	return os.Rename(tmp, final)
 }
 
-func (d *layoutDest) TryReusingBlob(_ context.Context, info types.BlobInfo, _ types.BlobInfoCache, _ bool) (bool, types.BlobInfo, error) {
+func (d *blobDest) TryReusingBlob(_ context.Context, info types.BlobInfo, _ types.BlobInfoCache, _ bool) (bool, types.BlobInfo, error) {
 	if info.Digest == "" {
 		return false, types.BlobInfo{}, nil
 	}
-	st, err := os.Stat(blobData(d.ref.root, info.Digest))
+	st, err := os.Stat(CachedBlob(d.ref.root, info.Digest))
 	if err != nil {
 		return false, types.BlobInfo{}, nil
-	}
-	if err := writeLink(filepath.Join(repoDir(d.ref.root, d.ref.repo), "_layers", info.Digest.Algorithm().String(), info.Digest.Encoded(), "link"), info.Digest); err != nil {
-		return false, types.BlobInfo{}, err
 	}
 	d.ref.notify(info.Digest)
 	return true, types.BlobInfo{Digest: info.Digest, Size: st.Size()}, nil
 }
 
-func (d *layoutDest) PutManifest(_ context.Context, manifest []byte, instanceDigest *digest.Digest) error {
+func (d *blobDest) PutManifest(_ context.Context, manifest []byte, instanceDigest *digest.Digest) error {
 	dg := digest.FromBytes(manifest)
 	if instanceDigest != nil && *instanceDigest != dg {
 		return fmt.Errorf("manifest digest %s, expected %s", dg, *instanceDigest)
 	}
-	final := blobData(d.ref.root, dg)
+	final := CachedBlob(d.ref.root, dg)
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return err
 	}
@@ -187,32 +186,20 @@ func (d *layoutDest) PutManifest(_ context.Context, manifest []byte, instanceDig
 			return err
 		}
 	}
-	if instanceDigest == nil {
-		d.manifest = dg
-	}
 	d.ref.notify(dg)
-	return writeLink(filepath.Join(repoDir(d.ref.root, d.ref.repo), "_manifests", "revisions", dg.Algorithm().String(), dg.Encoded(), "link"), dg)
+	return nil
 }
 
-func (d *layoutDest) PutSignatures(_ context.Context, signatures [][]byte, _ *digest.Digest) error {
+func (d *blobDest) PutSignatures(_ context.Context, signatures [][]byte, _ *digest.Digest) error {
 	if len(signatures) > 0 {
 		return errors.New("a registry directory stores no signatures")
 	}
 	return nil
 }
 
-// Commit tags the image: the last step, so an interrupted copy leaves
-// blobs (reused next time) but no tag pointing at an incomplete image.
-func (d *layoutDest) Commit(context.Context, types.UnparsedImage) error {
-	if d.ref.tag == "" || d.manifest == "" {
-		return nil
-	}
-	tags := filepath.Join(repoDir(d.ref.root, d.ref.repo), "_manifests", "tags", d.ref.tag)
-	if err := writeLink(filepath.Join(tags, "index", d.manifest.Algorithm().String(), d.manifest.Encoded(), "link"), d.manifest); err != nil {
-		return err
-	}
-	return writeLink(filepath.Join(tags, "current", "link"), d.manifest)
-}
+// Commit has nothing to do: the blobs are in place, and no tag is written
+// (the build records the digest the copy returns).
+func (d *blobDest) Commit(context.Context, types.UnparsedImage) error { return nil }
 
 // writerOnly hides a file's ReadFrom from bufio, which would hand the copy
 // back to it.

@@ -28,15 +28,29 @@ func blobData(root string, d digest.Digest) string {
 	return filepath.Join(root, v2, "blobs", d.Algorithm().String(), d.Encoded()[:2], d.Encoded(), "data")
 }
 
+// BlobPath is where the registry directory at root keeps a blob's data
+// (relative to it when root is "").
+func BlobPath(root string, d digest.Digest) string { return blobData(root, d) }
+
+// CachedBlob is where the blob cache at dir keeps a blob: dir/<algorithm>/<hex>,
+// the blobs directory of an OCI image layout. One file per blob and no
+// directory per blob, unlike a registry directory: where the filesystem
+// makes creating a directory cost as much as writing a megabyte (ext4 on
+// the machine this was measured on), the cache is written at the cost of
+// its data.
+func CachedBlob(dir string, d digest.Digest) string {
+	return filepath.Join(dir, d.Algorithm().String(), d.Encoded())
+}
+
 func repoDir(root, repo string) string {
 	return filepath.Join(root, v2, "repositories", filepath.FromSlash(repo))
 }
 
 // Extract writes into dst a registry directory holding exactly the given
-// images of the registry directory src: their manifests, configs and layers
-// (for an index, the instances src holds), and their tags. Blobs are hard
-// links to src's where the filesystem allows, copies otherwise, so that
-// extracting from a large cache costs no data copy.
+// images of the blob cache src (see CachedBlob): their manifests, configs
+// and layers (for an index, the instances src holds), and their tags. Blobs
+// are hard links to src's where the filesystem allows, copies otherwise, so
+// that extracting from a large cache costs no data copy.
 //
 // Images are extracted in parallel: the work is hundreds of small
 // filesystem operations (links, directories, link files), each waiting on
@@ -75,7 +89,7 @@ func ExtractImage(src, dst string, img Pinned) error {
 }
 
 func extractManifest(src, dst, repo string, d digest.Digest, top bool) error {
-	raw, err := os.ReadFile(blobData(src, d))
+	raw, err := os.ReadFile(CachedBlob(src, d))
 	if err != nil {
 		if !top && errors.Is(err, fs.ErrNotExist) {
 			return nil // an instance of an index that was not copied (another platform)
@@ -121,7 +135,7 @@ func extractManifest(src, dst, repo string, d digest.Digest, top bool) error {
 }
 
 func linkBlob(src, dst string, d digest.Digest) error {
-	from, to := blobData(src, d), blobData(dst, d)
+	from, to := CachedBlob(src, d), blobData(dst, d)
 	if _, err := os.Stat(to); err == nil {
 		return nil
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
@@ -144,22 +146,28 @@ func TestHtpasswd(t *testing.T) {
 }
 
 func TestExtractSubset(t *testing.T) {
-	cache := t.TempDir()
-	host := serve(t, cache, Options{})
-	keep, _ := random.Image(1024, 2)
-	drop, _ := random.Image(1024, 2)
-	keepDigest := push(t, host, "docker.io/acme/keep:v1", keep)
-	push(t, host, "docker.io/acme/drop:v1", drop)
-	// An index of two images, of which the cache holds both.
-	idx, _ := random.Index(256, 1, 2)
-	idxRef, _ := name.ParseReference(host+"/quay.io/acme/multi:v2", name.Insecure)
-	if err := remote.WriteIndex(idxRef, idx); err != nil {
+	// The cache is the blobs directory of an OCI layout: go-containerregistry
+	// writes one.
+	oci := t.TempDir()
+	cache := filepath.Join(oci, "blobs")
+	lp, err := layout.Write(oci, empty.Index)
+	if err != nil {
 		t.Fatal(err)
 	}
+	keep, _ := random.Image(1024, 2)
+	drop, _ := random.Image(1024, 2)
+	keepDigest, _ := keep.Digest()
+	// An index of two images, of which the cache holds both.
+	idx, _ := random.Index(256, 1, 2)
 	idxDigest, _ := idx.Digest()
+	for _, err := range []error{lp.AppendImage(keep), lp.AppendImage(drop), lp.AppendIndex(idx)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	out := t.TempDir()
-	err := Extract(cache, out, []Pinned{
+	err = Extract(cache, out, []Pinned{
 		{Repo: "docker.io/acme/keep", Digest: digest.Digest(keepDigest.String()), Tag: "v1"},
 		{Repo: "quay.io/acme/multi", Digest: digest.Digest(idxDigest.String()), Tag: "v2"},
 	})

@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	tarstorage "github.com/vbatts/tar-split/tar/storage"
@@ -34,6 +35,7 @@ type Stream struct {
 	tw      *tar.Writer
 	packer  tarstorage.Packer
 	buf     []byte
+	start   time.Time       // the time of the directories the stream makes
 	added   map[string]bool // entry names (dirs end with /)
 	addedFs []string        // files added before Finish, to check against the tree
 }
@@ -63,7 +65,7 @@ var crcTable = crc64.MakeTable(crc64.ISO)
 func NewStream(prefix string, split io.Writer) *Stream {
 	out := &capture{sum: sha256.New()}
 	return &Stream{prefix: prefix, out: out, tw: tar.NewWriter(out), packer: tarstorage.NewJSONPacker(split),
-		buf: make([]byte, 1<<20), added: map[string]bool{}}
+		buf: make([]byte, 1<<20), start: time.Now().Truncate(time.Second), added: map[string]bool{}}
 }
 
 func (s *Stream) flushSegment() error {
@@ -92,60 +94,76 @@ func (s *Stream) entry(file, name string, info fs.FileInfo, crc []byte) error {
 	h.Name = name
 	h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
 	h.Format = tar.FormatPAX
+	if !info.Mode().IsRegular() || h.Size == 0 {
+		return s.header(h)
+	}
 	if err := s.tw.WriteHeader(h); err != nil {
 		return err
 	}
 	if err := s.flushSegment(); err != nil {
 		return err
 	}
-	var sum []byte
-	if info.Mode().IsRegular() && h.Size > 0 {
-		f, err := os.Open(file)
-		if err != nil {
-			return err
-		}
-		var w io.Writer = s.tw
-		var sum64 hash.Hash64
-		if crc == nil {
-			sum64 = crc64.New(crcTable)
-			w = io.MultiWriter(s.tw, sum64)
-		}
-		s.out.payload = true
-		n, err := io.CopyBuffer(w, readerOnly{f}, s.buf)
-		s.out.payload = false
-		f.Close()
-		if err != nil {
-			return err
-		}
-		if n != h.Size {
-			return fmt.Errorf("%s changed while read (%d bytes, not %d)", file, n, h.Size)
-		}
-		sum = crc
-		if sum64 != nil {
-			sum = sum64.Sum(nil)
-		}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
 	}
-	e := tarstorage.Entry{Type: tarstorage.FileType, Size: h.Size, Payload: sum}
+	var w io.Writer = s.tw
+	var sum64 hash.Hash64
+	if crc == nil {
+		sum64 = crc64.New(crcTable)
+		w = io.MultiWriter(s.tw, sum64)
+	}
+	s.out.payload = true
+	n, err := io.CopyBuffer(w, readerOnly{f}, s.buf)
+	s.out.payload = false
+	f.Close()
+	if err != nil {
+		return err
+	}
+	if n != h.Size {
+		return fmt.Errorf("%s changed while read (%d bytes, not %d)", file, n, h.Size)
+	}
+	if sum64 != nil {
+		crc = sum64.Sum(nil)
+	}
+	return s.record(name, h.Size, crc)
+}
+
+// header writes an entry without data.
+func (s *Stream) header(h *tar.Header) error {
+	if err := s.tw.WriteHeader(h); err != nil {
+		return err
+	}
+	if err := s.flushSegment(); err != nil {
+		return err
+	}
+	return s.record(h.Name, 0, nil)
+}
+
+// record adds the tar-split file entry of name.
+func (s *Stream) record(name string, size int64, crc []byte) error {
+	e := tarstorage.Entry{Type: tarstorage.FileType, Size: size, Payload: crc}
 	e.SetName(name)
-	_, err = s.packer.AddEntry(e)
+	_, err := s.packer.AddEntry(e)
 	s.added[name] = true
 	return err
 }
 
-// Add writes the file src/rel as rel in the tree, after the directories
-// above it not written yet (their headers from src's). crc is the file's
-// crc64 (ISO) when the caller has it, nil otherwise. Adding a name twice is
-// an error.
-func (s *Stream) Add(src, rel string, crc []byte) error {
+// Add writes file as rel in the tree, after the directories above rel not
+// written yet. Those are written as the stream makes them (mode 0755, the
+// stream's start time): file may live elsewhere than in the tree (a blob
+// in a cache, named by its place in the registry directory). crc is the
+// file's crc64 (ISO) when the caller has it, nil otherwise. Adding a name
+// twice is an error.
+func (s *Stream) Add(file, rel string, crc []byte) error {
 	rel = filepath.ToSlash(rel)
-	if err := s.dirs(src, path.Dir(rel)); err != nil {
+	if err := s.dirs(path.Dir(rel)); err != nil {
 		return err
 	}
 	name := path.Join(s.prefix, rel)
 	if s.added[name] {
 		return fmt.Errorf("%s added twice", name)
 	}
-	file := filepath.Join(src, filepath.FromSlash(rel))
 	info, err := os.Lstat(file)
 	if err != nil {
 		return err
@@ -162,7 +180,7 @@ func (s *Stream) Add(src, rel string, crc []byte) error {
 
 // dirs writes the prefix and the directories down to dir (relative), those
 // not written yet.
-func (s *Stream) dirs(src, dir string) error {
+func (s *Stream) dirs(dir string) error {
 	parts := []string{"."}
 	if dir != "." {
 		cur := ""
@@ -176,12 +194,8 @@ func (s *Stream) dirs(src, dir string) error {
 		if s.added[name] {
 			continue
 		}
-		file := filepath.Join(src, filepath.FromSlash(d))
-		info, err := os.Lstat(file)
-		if err != nil {
-			return err
-		}
-		if err := s.entry(file, name, info, nil); err != nil {
+		h := &tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755, ModTime: s.start, Format: tar.FormatPAX}
+		if err := s.header(h); err != nil {
 			return err
 		}
 	}

@@ -42,15 +42,19 @@ func TestStreamGivesTheTarBack(t *testing.T) {
 	writeTree(t, dir, files)
 	os.Symlink("v2/empty", filepath.Join(dir, "docker/registry/latest"))
 
+	// The blobs are read from a cache outside the tree, as a build does.
+	cache := t.TempDir()
+	writeTree(t, cache, map[string]string{"bbbb": files["docker/registry/v2/blobs/sha256/bb/bbbb/data"], "aaaa": "blob a"})
+
 	var split bytes.Buffer
 	s := NewStream("registry", &split)
 	// The big blob first, then the small one: not the walk's order.
-	for _, rel := range []string{"docker/registry/v2/blobs/sha256/bb/bbbb/data", "docker/registry/v2/blobs/sha256/aa/aaaa/data"} {
-		if err := s.Add(dir, rel, nil); err != nil {
+	for _, b := range []string{"bb/bbbb", "aa/aaaa"} {
+		if err := s.Add(filepath.Join(cache, filepath.Base(b)), "docker/registry/v2/blobs/sha256/"+b+"/data", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Add(dir, "docker/registry/v2/blobs/sha256/aa/aaaa/data", nil); err == nil {
+	if err := s.Add(filepath.Join(cache, "aaaa"), "docker/registry/v2/blobs/sha256/aa/aaaa/data", nil); err == nil {
 		t.Error("a file added twice was accepted")
 	}
 	d, size, err := s.Finish(dir)
@@ -77,6 +81,9 @@ func TestStreamGivesTheTarBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		seen[h.Name]++
+		if h.Typeflag == tar.TypeDir && h.Mode&0o777 != 0o755 {
+			t.Errorf("%s: mode %o", h.Name, h.Mode)
+		}
 		if h.Typeflag == tar.TypeReg {
 			content, _ := io.ReadAll(tr)
 			rel := h.Name[len("registry/"):]
@@ -112,7 +119,7 @@ func TestStreamRefusesATreeWithoutAStreamedFile(t *testing.T) {
 	writeTree(t, src, map[string]string{"blobs/x/data": "x"})
 	writeTree(t, dir, map[string]string{"other": "y"})
 	s := NewStream("registry", io.Discard)
-	if err := s.Add(src, "blobs/x/data", nil); err != nil {
+	if err := s.Add(filepath.Join(src, "blobs/x/data"), "blobs/x/data", nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.Finish(dir); !errors.Is(err, ErrNotInTree) {
