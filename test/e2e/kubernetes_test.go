@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoistdev/hoist/clusterimage"
 	"github.com/hoistdev/hoist/test/fixture"
 	"github.com/hoistdev/hoist/test/testbed"
 )
@@ -162,7 +163,10 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	e.root = os.Getenv("HOIST_E2E_ROOT")
 	if e.root == "" {
 		e.root = filepath.Join(e.dir, "root")
-		t.Cleanup(func() { exec.Command(e.hoist, "--root", e.root, "rmi", "--all", "--force").Run() })
+		t.Cleanup(func() {
+			exec.Command(e.hoist, "--root", e.root, "rmi", "--all", "--force").Run()
+			os.RemoveAll(clusterimage.RunRoot(e.root))
+		})
 	}
 	// The state of a cluster "e2e" left by an earlier run (whose nodes are
 	// gone) is not this run's.
