@@ -218,7 +218,7 @@ hosts removed from it are cleaned.`,
 func newRunCommand(g *globalOptions) *cobra.Command {
 	var masters, nodes, user, password, key, passphrase, kubeconfig, target string
 	var port int
-	var tlsVerify, rewrite bool
+	var tlsVerify, rewrite, passwordStdin bool
 	var env []string
 	var f applyFlags
 	cmd := &cobra.Command{
@@ -230,6 +230,15 @@ addresses or ranges (10.0.0.2-10.0.0.9).`,
 		Example: `  hoist run acme/platform:v1 --masters 10.0.0.2 --nodes 10.0.0.3-10.0.0.5 --pk ~/.ssh/id_ed25519 --accept-new-host-keys`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if passwordStdin {
+				if password != "" {
+					return errors.New("--passwd and --passwd-stdin cannot be given together")
+				}
+				var err error
+				if password, err = readPassword(cmd.InOrStdin()); err != nil {
+					return fmt.Errorf("--passwd-stdin: %w", err)
+				}
+			}
 			c, err := apply.ClusterFromFlags(args[0], masters, nodes, kubeconfig, apply.SSH{User: user, Port: port, Password: password, PrivateKey: key, Passphrase: passphrase}, env)
 			if err != nil {
 				return err
@@ -248,7 +257,8 @@ addresses or ranges (10.0.0.2-10.0.0.9).`,
 	fl.StringVarP(&masters, "masters", "m", "", "master addresses")
 	fl.StringVarP(&nodes, "nodes", "n", "", "worker addresses")
 	fl.StringVarP(&user, "user", "u", apply.DefaultUser, "SSH user (sudo is used when not root)")
-	fl.StringVarP(&password, "passwd", "p", "", "SSH password")
+	fl.StringVarP(&password, "passwd", "p", "", "SSH password (prefer --passwd-stdin: arguments are visible to other users)")
+	fl.BoolVar(&passwordStdin, "passwd-stdin", false, "read the SSH password from standard input (its first line)")
 	fl.StringVar(&key, "pk", "", "SSH private key file")
 	fl.StringVar(&passphrase, "pk-passwd", "", "passphrase of the private key")
 	fl.IntVar(&port, "port", apply.DefaultPort, "SSH port")
@@ -259,6 +269,20 @@ addresses or ranges (10.0.0.2-10.0.0.9).`,
 	fl.StringArrayVarP(&env, "env", "e", nil, "cluster env, KEY=VALUE (repeatable)")
 	f.add(cmd)
 	return cmd
+}
+
+// readPassword reads a password as docker login --password-stdin does:
+// the first line, without its line ending.
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("no password on standard input")
+	}
+	return line, nil
 }
 
 // nodeStatus is one row of hoist status.

@@ -545,3 +545,34 @@ func TestApplyAsSudoUser(t *testing.T) {
 		t.Errorf("the failure does not say sudo:\n%s", status)
 	}
 }
+
+// TestRunPasswordStdin: the SSH password of hoist run can come from
+// standard input instead of the command line, where other users see it.
+func TestRunPasswordStdin(t *testing.T) {
+	root := fixture.Root(t)
+	for _, c := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"s3cret\n", []string{"-p", "x", "--passwd-stdin"}, "--passwd and --passwd-stdin cannot be given together"},
+		{"", []string{"--passwd-stdin"}, "--passwd-stdin: no password on standard input"},
+		{"\n", []string{"--passwd-stdin"}, "--passwd-stdin: no password on standard input"},
+		// Read, the password lets the command go on to the image.
+		{"s3cret\n", []string{"--passwd-stdin"}, "acme/absent:v1"},
+	} {
+		args := append([]string{"run", "acme/absent:v1", "--masters", "10.0.0.2"}, c.args...)
+		_, _, err := hoistAt(t, root, c.stdin, args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q with %q on stdin: %v, want %q", args, c.stdin, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+	for in, want := range map[string]string{"s3cret": "s3cret", "s3cret\r\nnext\n": "s3cret", " two words \n": " two words "} {
+		if got, err := readPassword(strings.NewReader(in)); err != nil || got != want {
+			t.Errorf("readPassword(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
