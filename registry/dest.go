@@ -83,10 +83,10 @@ type blobDest struct {
 func (d *blobDest) Reference() types.ImageReference { return d.ref }
 func (d *blobDest) Close() error                    { return nil }
 
-// Any manifest type, lists included: the directory stores bytes as given.
+// Any manifest type, lists included: the cache stores bytes as given.
 func (d *blobDest) SupportedManifestMIMETypes() []string { return nil }
 func (d *blobDest) SupportsSignatures(context.Context) error {
-	return errors.New("a registry directory stores no signatures")
+	return errors.New("the blob cache stores no signatures")
 }
 func (d *blobDest) DesiredLayerCompression() types.LayerCompression { return types.PreserveOriginal }
 func (d *blobDest) AcceptsForeignLayerURLs() bool                   { return true }
@@ -192,7 +192,7 @@ func (d *blobDest) PutManifest(_ context.Context, manifest []byte, instanceDiges
 
 func (d *blobDest) PutSignatures(_ context.Context, signatures [][]byte, _ *digest.Digest) error {
 	if len(signatures) > 0 {
-		return errors.New("a registry directory stores no signatures")
+		return errors.New("the blob cache stores no signatures")
 	}
 	return nil
 }
