@@ -80,20 +80,10 @@ func (s *Stream) flushSegment() error {
 // entry writes one header, and the file's data for a regular file; crc,
 // when known, is the data's crc64 (ISO), computed here otherwise.
 func (s *Stream) entry(file, name string, info fs.FileInfo, crc []byte) error {
-	link := ""
-	if info.Mode()&fs.ModeSymlink != 0 {
-		var err error
-		if link, err = os.Readlink(file); err != nil {
-			return err
-		}
-	}
-	h, err := tar.FileInfoHeader(info, link)
+	h, err := header(file, name, info)
 	if err != nil {
 		return err
 	}
-	h.Name = name
-	h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
-	h.Format = tar.FormatPAX
 	if !info.Mode().IsRegular() || h.Size == 0 {
 		return s.header(h)
 	}

@@ -12,7 +12,31 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 )
+
+// header is the tar header of the file at p (info, its Lstat) named name:
+// owned by root, in PAX format, and without the access and change times
+// that archive/tar takes from the file, as docker's archive leaves them
+// out: reading a file changes them, and so the tar of the same tree.
+func header(p, name string, info fs.FileInfo) (*tar.Header, error) {
+	link := ""
+	if info.Mode()&fs.ModeSymlink != 0 {
+		var err error
+		if link, err = os.Readlink(p); err != nil {
+			return nil, err
+		}
+	}
+	h, err := tar.FileInfoHeader(info, link)
+	if err != nil {
+		return nil, err
+	}
+	h.Name = name
+	h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
+	h.AccessTime, h.ChangeTime = time.Time{}, time.Time{}
+	h.Format = tar.FormatPAX
+	return h, nil
+}
 
 // Write writes the tree at dir as a tar to w, its names under prefix (""
 // for none; with a prefix the tree's root is an entry too): directories,
@@ -43,22 +67,14 @@ func Write(w io.Writer, dir, prefix string, skip func(rel string) bool) error {
 		if err != nil {
 			return err
 		}
-		link := ""
-		if info.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
+		name := filepath.ToSlash(filepath.Join(prefix, rel))
+		if info.IsDir() {
+			name += "/"
 		}
-		h, err := tar.FileInfoHeader(info, link)
+		h, err := header(p, name, info)
 		if err != nil {
 			return err
 		}
-		h.Name = filepath.ToSlash(filepath.Join(prefix, rel))
-		if info.IsDir() {
-			h.Name += "/"
-		}
-		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
-		h.Format = tar.FormatPAX
 		if err := tw.WriteHeader(h); err != nil {
 			return err
 		}
