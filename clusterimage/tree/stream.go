@@ -85,7 +85,7 @@ func (s *Stream) entry(file, name string, info fs.FileInfo, crc []byte) error {
 		return err
 	}
 	if !info.Mode().IsRegular() || h.Size == 0 {
-		return s.header(h)
+		return s.noData(h)
 	}
 	if err := s.tw.WriteHeader(h); err != nil {
 		return err
@@ -119,8 +119,8 @@ func (s *Stream) entry(file, name string, info fs.FileInfo, crc []byte) error {
 	return s.record(name, h.Size, crc)
 }
 
-// header writes an entry without data.
-func (s *Stream) header(h *tar.Header) error {
+// noData writes an entry without data.
+func (s *Stream) noData(h *tar.Header) error {
 	if err := s.tw.WriteHeader(h); err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func (s *Stream) dirs(dir string) error {
 			continue
 		}
 		h := &tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755, ModTime: s.start, Format: tar.FormatPAX}
-		if err := s.header(h); err != nil {
+		if err := s.noData(h); err != nil {
 			return err
 		}
 	}
