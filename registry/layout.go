@@ -57,23 +57,40 @@ func repoDir(root, repo string) string {
 // can cost the kernel more than copying a megabyte (inode allocation on
 // ext4), so one writer would leave a core idle.
 func Extract(src, dst string, images []Pinned) error {
-	errs := make([]error, len(images))
-	sem := make(chan struct{}, 8)
+	ch := make(chan Pinned, len(images))
+	for _, img := range images {
+		ch <- img
+	}
+	close(ch)
+	return ExtractFrom(src, dst, ch, 8)
+}
+
+// ExtractFrom is Extract for images that arrive on a channel (as they are
+// fetched), workers at a time; it returns once the channel is closed and
+// every image received is in dst.
+func ExtractFrom(src, dst string, images <-chan Pinned, workers int) error {
+	var mu sync.Mutex
+	var errs []error
 	var wg sync.WaitGroup
-	for i, img := range images {
+	for range workers {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			errs[i] = ExtractImage(src, dst, img)
+			defer wg.Done()
+			for img := range images {
+				if err := extractImage(src, dst, img); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// ExtractImage adds one image to dst, as Extract does.
-func ExtractImage(src, dst string, img Pinned) error {
+// extractImage adds one image to dst.
+func extractImage(src, dst string, img Pinned) error {
 	if err := extractManifest(src, dst, img.Repo, img.Digest, true); err != nil {
 		return fmt.Errorf("%s@%s: %w", img.Repo, img.Digest, err)
 	}
