@@ -16,6 +16,7 @@ require (
 	github.com/opencontainers/image-spec v1.1.1
 	github.com/openshift/imagebuilder v1.2.19
 	github.com/sirupsen/logrus v1.9.4
+	github.com/skeema/knownhosts v1.3.2
 	github.com/spf13/cobra v1.10.2
 	github.com/vbatts/tar-split v0.12.1
 	github.com/vbauerster/mpb/v8 v8.10.2

@@ -1,8 +1,9 @@
 // Package ssh is how hoist reaches the machines of a cluster: SSH sessions
 // with host keys checked against hoist's own known_hosts, key, password or
-// agent authentication, sudo for users other than root, one connection per
-// host reused by every command, and bounded parallel fan-out. A host that is
-// this machine is reached without SSH.
+// agent authentication, sudo for users other than root, commands that never
+// show on a command line of the host, one connection per host reused by
+// every command, and bounded parallel fan-out. A host that is this machine
+// is reached without SSH.
 package ssh
 
 import (
@@ -20,8 +21,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	hostkeys "github.com/skeema/knownhosts"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -52,6 +55,9 @@ type Config struct {
 type Executor interface {
 	// Run runs a shell command; stdin, stdout and stderr may be nil. Its
 	// error names the host and, on failure, ends with the command's stderr.
+	// The command may hold secrets: it is never on a command line of the
+	// host (see bootstrap), but what it passes to its own commands as
+	// arguments is.
 	Run(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) error
 	Close() error
 }
@@ -91,7 +97,7 @@ func dialSSH(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fail(err)
 	}
-	hostKey, err := hostKeyCallback(cfg)
+	hostKey, hostKeyAlgorithms, err := hostKeyCheck(cfg, hostport)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -108,16 +114,24 @@ func dialSSH(ctx context.Context, cfg Config) (*Client, error) {
 	// speaks SSH must not hang an apply.
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	c, chans, reqs, err := ssh.NewClientConn(conn, hostport, &ssh.ClientConfig{
-		User:            cfg.User,
-		Auth:            auth,
-		HostKeyCallback: hostKey,
-		Timeout:         timeout,
+		User:              cfg.User,
+		Auth:              auth,
+		HostKeyCallback:   hostKey,
+		HostKeyAlgorithms: hostKeyAlgorithms,
+		Timeout:           timeout,
 	})
 	if err != nil {
 		conn.Close()
+		var negotiation *ssh.AlgorithmNegotiationError
 		switch {
 		case errors.Is(err, ErrHostKeyChanged), errors.Is(err, ErrUnknownHost):
 			return nil, fail(unwrapHostKey(err))
+		case errors.As(err, &negotiation) && negotiation.What == "host key":
+			// Only the types of the recorded keys were offered: a host
+			// that has none of them cannot prove it is the one recorded.
+			return nil, fail(&hostKeyError{err: ErrHostKeyChanged, msg: fmt.Sprintf(
+				"host key changed: the host has no key of the types %s records for it (%s), only %s; if the machine was reinstalled, delete its lines and apply again",
+				cfg.KnownHosts, strings.Join(hostKeyAlgorithms, ", "), strings.Join(negotiation.RequestedAlgorithms, ", "))})
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, fail(fmt.Errorf("authentication failed for user %s (%s)", cfg.User, authName(cfg)))
 		}
@@ -230,37 +244,68 @@ type hostKeyError struct {
 func (e *hostKeyError) Error() string { return e.msg }
 func (e *hostKeyError) Unwrap() error { return e.err }
 
-// knownHostsMu serialises appends to known_hosts files within the process.
+// knownHostsMu serialises reads of known_hosts files and appends to them
+// within the process.
 var knownHostsMu sync.Mutex
 
-func hostKeyCallback(cfg Config) (ssh.HostKeyCallback, error) {
+// hostKeyCheck returns the check of the key of the host at hostport
+// against known_hosts, and the host key algorithms to ask it for: those of
+// the keys known_hosts records for it. A host has several keys (ed25519,
+// ECDSA, RSA) and presents the one of the first type the client asks for;
+// x/crypto/ssh asks for ECDSA first, OpenSSH for ed25519, so a host recorded
+// by OpenSSH (or ssh-keyscan) would present a key of another type than the
+// recorded one, which looks like a changed key. No algorithms (any) for a
+// host that known_hosts does not know.
+//
+// skeema/knownhosts reads the recorded keys out of x/crypto's check (which
+// does not tell them otherwise), so the algorithms follow the same matching
+// as the check itself: hashed names, [host]:port, patterns. It gives the
+// certificate algorithm for an @cert-authority line; a host that presents a
+// plain key still gets its plain-key line matched.
+func hostKeyCheck(cfg Config, hostport string) (ssh.HostKeyCallback, []string, error) {
 	if cfg.KnownHosts == "" {
-		return nil, errors.New("no known_hosts file: host keys must be checked")
+		return nil, nil, errors.New("no known_hosts file: host keys must be checked")
 	}
 	if err := os.MkdirAll(filepath.Dir(cfg.KnownHosts), 0o700); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := os.OpenFile(cfg.KnownHosts, os.O_CREATE|os.O_RDONLY, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f.Close()
+	knownHostsMu.Lock()
+	db, err := hostkeys.NewDB(cfg.KnownHosts)
+	knownHostsMu.Unlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	algorithms := db.HostKeyAlgorithms(hostport)
 	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		knownHostsMu.Lock()
 		defer knownHostsMu.Unlock()
-		check, err := knownhosts.New(cfg.KnownHosts)
+		// Read again: another dial may have recorded this host since.
+		db, err := hostkeys.NewDB(cfg.KnownHosts)
 		if err != nil {
 			return err
 		}
-		err = check(hostname, remote, key)
+		err = db.HostKeyCallback()(hostname, remote, key)
 		var keyErr *knownhosts.KeyError
 		if !errors.As(err, &keyErr) {
 			return err
 		}
 		if len(keyErr.Want) > 0 {
+			// Name the line of the presented key's type, if one is.
+			want := keyErr.Want[0]
+			for _, w := range keyErr.Want {
+				if w.Key.Type() == key.Type() {
+					want = w
+					break
+				}
+			}
 			return &hostKeyError{err: ErrHostKeyChanged, msg: fmt.Sprintf(
 				"host key changed: the host presents %s %s, but %s records another (%s:%d); if the machine was reinstalled, delete that line and apply again",
-				key.Type(), ssh.FingerprintSHA256(key), cfg.KnownHosts, keyErr.Want[0].Filename, keyErr.Want[0].Line)}
+				key.Type(), ssh.FingerprintSHA256(key), cfg.KnownHosts, want.Filename, want.Line)}
 		}
 		if !cfg.AcceptNew {
 			return &hostKeyError{err: ErrUnknownHost, msg: fmt.Sprintf(
@@ -275,7 +320,7 @@ func hostKeyCallback(cfg Config) (ssh.HostKeyCallback, error) {
 		defer af.Close()
 		_, err = af.WriteString(line + "\n")
 		return err
-	}, nil
+	}, algorithms, nil
 }
 
 // Client is an SSH connection to one host, shared by its commands.
@@ -289,7 +334,8 @@ type Client struct {
 }
 
 // Run runs command with sh on the host, through sudo when the user is not
-// root. Cancelling ctx closes the session.
+// root. The command goes on the session's stdin, ahead of stdin, never on
+// its command line (see bootstrap). Cancelling ctx closes the session.
 func (c *Client) Run(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) error {
 	session, err := c.client.NewSession()
 	if err != nil {
@@ -300,13 +346,9 @@ func (c *Client) Run(ctx context.Context, command string, stdin io.Reader, stdou
 	}
 	defer session.Close()
 	var stderr bytes.Buffer
-	session.Stdin, session.Stdout, session.Stderr = stdin, stdout, &stderr
-	line := "sh -c " + shellQuote(command)
-	if c.sudo {
-		line = "sudo -n " + line
-	}
+	session.Stdin, session.Stdout, session.Stderr = scriptStdin(command, stdin), stdout, &stderr
 	done := make(chan error, 1)
-	go func() { done <- session.Run(line) }()
+	go func() { done <- session.Run(commandLine(c.sudo)) }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -372,10 +414,20 @@ func shellQuote(s string) string {
 // local runs commands on this machine, for a host that is this machine.
 type local struct{ host string }
 
+// Local returns an executor of commands on this machine, with the same
+// contract as a host's: the command never on a command line.
+func Local() Executor { return &local{host: "localhost"} }
+
+// Run runs command as Client.Run does, the command on stdin (see
+// bootstrap). Cancelling ctx kills the command's process group: sh runs the
+// script's commands as its children, which would otherwise outlive it and
+// hold its output open.
 func (l *local) Run(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) error {
-	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	cmd := exec.CommandContext(ctx, "sh", "-c", bootstrap)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var stderr bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, &stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = scriptStdin(command, stdin), stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return &Error{Host: l.host, Err: ctx.Err()}

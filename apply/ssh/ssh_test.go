@@ -18,14 +18,22 @@ import (
 
 // sshd is a real OpenSSH server on loopback, for root with a key.
 type sshd struct {
-	port    int
-	dir     string
-	key     string // client private key
-	hostKey string
-	pid     int
+	port     int
+	dir      string
+	key      string            // client private key
+	hostKeys map[string]string // key type (ed25519, ecdsa, rsa) => private key file
+	pid      int
 }
 
+// startSSHD starts an sshd with one host key, of type ed25519.
 func startSSHD(t *testing.T) *sshd {
+	t.Helper()
+	return startSSHDWith(t, "ed25519")
+}
+
+// startSSHDWith starts an sshd with a host key of each type given (as
+// ssh-keygen -t names them).
+func startSSHDWith(t *testing.T, hostKeyTypes ...string) *sshd {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs a real sshd (CI runs as root)")
@@ -34,15 +42,16 @@ func startSSHD(t *testing.T) *sshd {
 		t.Fatal("openssh-server is not installed (make deps installs it)")
 	}
 	dir := t.TempDir()
-	keygen := func(file, passphrase string) {
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", file).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen: %v %s", err, out)
-		}
+	s := &sshd{dir: dir, key: filepath.Join(dir, "client"), hostKeys: map[string]string{}}
+	var hostKeyLines string
+	for _, typ := range hostKeyTypes {
+		file := filepath.Join(dir, "host_"+typ)
+		keygen(t, typ, file, "")
+		s.hostKeys[typ] = file
+		hostKeyLines += "HostKey " + file + "\n"
 	}
-	s := &sshd{dir: dir, key: filepath.Join(dir, "client"), hostKey: filepath.Join(dir, "host")}
-	keygen(s.hostKey, "")
-	keygen(s.key, "")
-	keygen(filepath.Join(dir, "locked"), "open sesame")
+	keygen(t, "ed25519", s.key, "")
+	keygen(t, "ed25519", filepath.Join(dir, "locked"), "open sesame")
 	var auth []byte
 	for _, k := range []string{"client.pub", "locked.pub"} {
 		pub, _ := os.ReadFile(filepath.Join(dir, k))
@@ -57,15 +66,14 @@ func startSSHD(t *testing.T) *sshd {
 	ln.Close()
 	conf := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
-HostKey %s
-PidFile %s/sshd.pid
+%sPidFile %s/sshd.pid
 AuthorizedKeysFile %s/authorized_keys
 PermitRootLogin yes
 PasswordAuthentication yes
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
-`, s.port, s.hostKey, dir, dir)
+`, s.port, hostKeyLines, dir, dir)
 	os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o600)
 	os.MkdirAll("/run/sshd", 0o755)
 	cmd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
@@ -89,6 +97,19 @@ StrictModes no
 			t.Fatalf("sshd did not start: %s", log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// keygen makes a key pair of type typ (as ssh-keygen -t names it): file
+// and file.pub.
+func keygen(t *testing.T, typ, file, passphrase string) {
+	t.Helper()
+	args := []string{"-q", "-t", typ, "-N", passphrase, "-f", file}
+	if typ == "rsa" {
+		args = append(args, "-b", "2048") // the default 3072 bits is slow to make
+	}
+	if out, err := exec.Command("ssh-keygen", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
 	}
 }
 
@@ -240,7 +261,10 @@ func TestPoolAndForEach(t *testing.T) {
 	}
 }
 
-func TestLocalExecutor(t *testing.T) {
+// localExecutor dials an address of this machine, which gives the
+// executor that runs commands without SSH.
+func localExecutor(t *testing.T) (Executor, string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: adds an address to this machine (CI runs as root)")
 	}
@@ -258,6 +282,11 @@ func TestLocalExecutor(t *testing.T) {
 	if _, ok := e.(*local); !ok {
 		t.Fatalf("%s is this machine, but got %T", host, e)
 	}
+	return e, host
+}
+
+func TestLocalExecutor(t *testing.T) {
+	e, host := localExecutor(t)
 	if got := run(t, e, "echo local"); got != "local\n" {
 		t.Errorf("got %q", got)
 	}
