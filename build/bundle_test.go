@@ -299,3 +299,37 @@ func TestBundleOnVFS(t *testing.T) {
 		t.Errorf("digest %s, want %s", digestOf(t, pulled), digestOf(t, img))
 	}
 }
+
+// TestBundleAllMissing: with --allow-missing, a build whose bundled images
+// are all missing builds too, recording them without a digest, on either
+// driver (overlay stages the registry layer, vfs writes it as a tar).
+func TestBundleAllMissing(t *testing.T) {
+	fixture.Store(t) // skips when not root
+	src := fixture.Registry(t, nil)
+	ctx := fixture.Context(t, map[string]string{"Kubefile": "FROM scratch\nIMAGE " + src + "/library/gone:v1 " + src + "/library/lost:v2\n"})
+	for _, driver := range []string{clusterimage.DriverOverlay, clusterimage.DriverVFS} {
+		t.Run(driver, func(t *testing.T) {
+			store, err := clusterimage.Open(fixture.Root(t), clusterimage.OpenOptions{Driver: driver})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { store.Close() })
+			var warnings strings.Builder
+			if _, err := Build(context.Background(), store, Options{ContextDir: ctx, Tags: []string{"test/none:v1"}, TLSNoVerify: true, AllowMissing: true, Err: &warnings}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := store.Inspect(context.Background(), "test/none:v1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Metadata.Images) != 2 {
+				t.Fatalf("records %+v", d.Metadata.Images)
+			}
+			for _, img := range d.Metadata.Images {
+				if img.Digest != "" || !strings.Contains(warnings.String(), img.Ref) {
+					t.Errorf("record %+v; warnings:\n%s", img, warnings.String())
+				}
+			}
+		})
+	}
+}

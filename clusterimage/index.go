@@ -1,16 +1,15 @@
 package clusterimage
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/hoistdev/hoist/clusterimage/archive"
 	"github.com/hoistdev/hoist/clusterimage/tree"
+	"github.com/hoistdev/hoist/scratch"
 	"github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/common/libimage"
@@ -112,38 +111,12 @@ func (s *Store) storeIndex(raw []byte, instances map[digest.Digest]string, name 
 	return img.ID, nil
 }
 
-// indexInArchive tells whether a tar archive is an OCI layout whose
-// index.json names an index, reading only index.json.
-func indexInArchive(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if filepath.Clean(h.Name) != "index.json" {
-			continue
-		}
-		var top imgspecv1.Index
-		if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(&top); err != nil {
-			return false, nil // not an OCI layout: the ordinary load reports it
-		}
-		return len(top.Manifests) == 1 && manifest.MIMETypeIsMultiImage(top.Manifests[0].MediaType), nil
-	}
-}
-
-// loadIndexArchive loads an oci-archive holding an index: each of its
-// images, then the index.
+// loadIndexArchive loads an oci-archive holding an index (archive.Check
+// said so): each of its images, then the index.
 func (s *Store) loadIndexArchive(ctx context.Context, path string, copts CopyOptions) ([]string, error) {
-	dir, err := os.MkdirTemp(s.TmpDir(), "load-")
+	// Removed below, on failure too; one a killed load left is removed by
+	// the next (scratch.Dir).
+	dir, err := scratch.Dir(s.TmpDir(), "load-")
 	if err != nil {
 		return nil, err
 	}
@@ -151,33 +124,19 @@ func (s *Store) loadIndexArchive(ctx context.Context, path string, copts CopyOpt
 	if err := Untar(path, dir); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	idx, err := archive.ReadIndex(func(name string) ([]byte, error) {
+		data, err := archive.ReadJSON(filepath.Join(dir, filepath.FromSlash(name)))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return data, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	var top imgspecv1.Index
-	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, fmt.Errorf("index.json: %w", err)
-	}
-	desc := top.Manifests[0]
-	raw, err := os.ReadFile(blobPath(dir, desc.Digest))
+	named, err := normalizedName(idx.Name)
 	if err != nil {
 		return nil, err
-	}
-	if digest.FromBytes(raw) != desc.Digest {
-		return nil, errors.New("the archive's index does not match its digest")
-	}
-	name := desc.Annotations[imgspecv1.AnnotationRefName]
-	if name == "" {
-		return nil, errors.New("the archive's index has no name (org.opencontainers.image.ref.name)")
-	}
-	named, err := normalizedName(name)
-	if err != nil {
-		return nil, err
-	}
-	var index imgspecv1.Index
-	if err := json.Unmarshal(raw, &index); err != nil {
-		return nil, fmt.Errorf("the archive's index: %w", err)
 	}
 	policy, err := signature.NewPolicyFromFile(s.PolicyPath())
 	if err != nil {
@@ -189,7 +148,7 @@ func (s *Store) loadIndexArchive(ctx context.Context, path string, copts CopyOpt
 	}
 	defer pc.Destroy()
 	instances := map[digest.Digest]string{}
-	for i, inst := range index.Manifests {
+	for i, inst := range idx.Index.Manifests {
 		// A layout of this one image, sharing the blobs: the store takes
 		// single images only.
 		one := filepath.Join(dir, fmt.Sprintf("instance-%d", i))
@@ -201,7 +160,8 @@ func (s *Store) loadIndexArchive(ctx context.Context, path string, copts CopyOpt
 			return nil, err
 		}
 		// The store wants a name for a new image: a temporary one, removed
-		// once the image is found by digest.
+		// once the image is found by digest. (The digest was validated:
+		// its hex is at least 64 characters long.)
 		temp, err := reference.ParseNormalizedNamed("localhost/hoist-load-instance:" + inst.Digest.Encoded()[:16])
 		if err != nil {
 			return nil, err
@@ -227,14 +187,10 @@ func (s *Store) loadIndexArchive(ctx context.Context, path string, copts CopyOpt
 			_ = img.Untag(temp.String())
 		}
 	}
-	if _, err := s.storeIndex(raw, instances, named.String()); err != nil {
+	if _, err := s.storeIndex(idx.Raw, instances, named.String()); err != nil {
 		return nil, err
 	}
 	return []string{named.String()}, nil
-}
-
-func blobPath(dir string, d digest.Digest) string {
-	return filepath.Join(dir, "blobs", d.Algorithm().String(), d.Encoded())
 }
 
 func writeSingleLayout(dir, shared string, desc imgspecv1.Descriptor) error {

@@ -1,7 +1,6 @@
 package clusterimage
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
 
+	"github.com/hoistdev/hoist/clusterimage/archive"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 
@@ -300,12 +300,15 @@ func (s *Store) Save(ctx context.Context, name, format, path string, copts CopyO
 }
 
 // Load reads an oci-archive, docker-archive (docker save) or OCI layout and
-// returns the names it loaded.
+// returns the names it loaded. The archive is checked first (package
+// archive): nothing is unpacked from one that could write outside the
+// store.
 func (s *Store) Load(ctx context.Context, path string, copts CopyOptions) ([]string, error) {
-	if err := checkArchive(path); err != nil {
+	checked, err := archive.Check(path)
+	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
-	if isIndex, err := indexInArchive(path); err == nil && isIndex {
+	if checked.Index {
 		names, err := s.loadIndexArchive(ctx, path, copts)
 		if err != nil {
 			return nil, fmt.Errorf("loading %s: %w", path, err)
@@ -321,46 +324,12 @@ func (s *Store) Load(ctx context.Context, path string, copts CopyOptions) ([]str
 		first, _, _ := strings.Cut(err.Error(), "\n")
 		return nil, fmt.Errorf("loading %s: not an image archive (oci-archive, docker-archive or OCI layout): %s", path, strings.TrimSuffix(first, ":"))
 	}
+	// libimage's docker-archive reader loads every image manifest.json
+	// lists, and so succeeds for a list of none.
+	if len(names) == 0 {
+		return nil, fmt.Errorf("loading %s: the archive holds no image", path)
+	}
 	return names, nil
-}
-
-// checkArchive reads a tar archive through to its end, so that a truncated
-// or corrupted file is reported as such before anything is stored.
-func checkArchive(path string) error {
-	info, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if info.IsDir() {
-		return nil // an OCI layout directory
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	entries := 0
-	for {
-		_, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err == nil {
-			_, err = io.Copy(io.Discard, tr)
-		}
-		if err != nil {
-			if entries == 0 && !errors.Is(err, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("not a tar archive: %w", err)
-			}
-			return fmt.Errorf("the archive is truncated or corrupted (after %d files): %w", entries, err)
-		}
-		entries++
-	}
-	if entries == 0 {
-		return errors.New("the archive is empty")
-	}
-	return nil
 }
 
 // Push copies an image or a whole index to a registry (dest defaults to

@@ -1,8 +1,10 @@
 package clusterimage_test
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -12,16 +14,20 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/hoistdev/hoist/build"
 	"github.com/hoistdev/hoist/build/kubefile"
 	"github.com/hoistdev/hoist/clusterimage"
+	"github.com/hoistdev/hoist/clusterimage/archive/archivetest"
 	"github.com/hoistdev/hoist/test/fixture"
 )
 
@@ -383,5 +389,216 @@ func TestSkopeoReadsSavedImage(t *testing.T) {
 	}
 	if info.Labels["io.hoist.image.type"] != "cluster" || info.Digest != digestOf(t, store, "test/app:v1") {
 		t.Errorf("skopeo sees %+v", info)
+	}
+}
+
+// TestLoadWritesOnlyInsideTheStore: an entry below a symlink that leads out
+// of the archive is refused before anything unpacks it, whatever else the
+// archive holds, and the same archives without it still load.
+func TestLoadWritesOnlyInsideTheStore(t *testing.T) {
+	store := fixture.Store(t)
+	ctx := context.Background()
+	images := map[string][]archivetest.Entry{
+		"oci-archive": archivetest.OCIArchive(t, "test/esc:v1"),
+		"index":       archivetest.IndexArchive(t, "test/esc-index:v1", nil),
+		"docker save": archivetest.DockerSave(t, "docker.io/acme/esc:v1"),
+	}
+	for name, good := range images {
+		for _, where := range []string{"alone", "before", "after"} {
+			t.Run(name+" "+where, func(t *testing.T) {
+				outside := t.TempDir()
+				escape := []archivetest.Entry{
+					{Name: "esc", Type: tar.TypeSymlink, Link: outside},
+					{Name: "esc/file", Body: "written outside the store\n"},
+				}
+				entries := escape
+				switch where {
+				case "before":
+					entries = append(append([]archivetest.Entry{}, escape...), good...)
+				case "after":
+					entries = append(append([]archivetest.Entry{}, good...), escape...)
+				}
+				_, err := store.Load(ctx, archivetest.WriteTar(t, entries...), clusterimage.CopyOptions{})
+				if err == nil || !strings.Contains(err.Error(), `"esc"`) || strings.Contains(err.Error(), "\n") {
+					t.Errorf("err = %v, want one line naming the entry \"esc\"", err)
+				}
+				if files, _ := os.ReadDir(outside); len(files) != 0 {
+					t.Fatalf("load wrote %s outside the store", filepath.Join(outside, files[0].Name()))
+				}
+			})
+		}
+	}
+	if list, _ := store.List(ctx, true); len(list) != 0 {
+		t.Errorf("refused archives stored %d images", len(list))
+	}
+	for name, good := range images {
+		if names, err := store.Load(ctx, archivetest.WriteTar(t, good...), clusterimage.CopyOptions{}); err != nil || len(names) != 1 {
+			t.Errorf("%s without the escape: %v %v", name, names, err)
+		}
+	}
+	fixture.AssertClean(t, store)
+}
+
+// TestLoadArchiveWithoutImage: an archive that holds no image is an error
+// that says so, not a load of nothing.
+func TestLoadArchiveWithoutImage(t *testing.T) {
+	store := fixture.Store(t)
+	for name, tc := range map[string]struct {
+		entries []archivetest.Entry
+		want    string
+	}{
+		"no layout":                {[]archivetest.Entry{{Name: "notes.txt", Body: "hello\n"}}, "holds no image"},
+		"empty manifest.json":      {[]archivetest.Entry{{Name: "manifest.json", Body: "[]"}}, "manifest.json lists no image"},
+		"index.json without image": {[]archivetest.Entry{archivetest.OCILayout, archivetest.IndexJSON(t)}, "index.json lists no image"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			names, err := store.Load(context.Background(), archivetest.WriteTar(t, tc.entries...), clusterimage.CopyOptions{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("names %v, err = %v, want %q", names, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestLoadCraftedIndexArchives: what hoist reads itself of an index
+// archive is checked before use: no panic, an error naming the culprit.
+func TestLoadCraftedIndexArchives(t *testing.T) {
+	store := fixture.Store(t)
+	instance := func(d digest.Digest) func([]imgspecv1.Descriptor) []imgspecv1.Descriptor {
+		return func(descs []imgspecv1.Descriptor) []imgspecv1.Descriptor {
+			descs[0].Digest = d
+			return descs
+		}
+	}
+	missing := digest.FromString("not in the archive")
+	twoIndexes := append(archivetest.IndexArchive(t, "test/a:v1", nil), archivetest.IndexJSON(t))
+	for name, tc := range map[string]struct {
+		entries []archivetest.Entry
+		want    string
+	}{
+		"short instance digest":     {archivetest.IndexArchive(t, "test/x:v1", instance("sha256:abc")), `"sha256:abc"`},
+		"instance digest without :": {archivetest.IndexArchive(t, "test/x:v1", instance("sha256abc")), `"sha256abc"`},
+		"instance digest leaving":   {archivetest.IndexArchive(t, "test/x:v1", instance("sha256:../../../etc/passwd")), `sha256:../../../etc/passwd`},
+		"missing instance":          {archivetest.IndexArchive(t, "test/x:v1", instance(missing)), missing.String() + " is not in the archive"},
+		"no instance":               {archivetest.IndexArchive(t, "test/x:v1", func([]imgspecv1.Descriptor) []imgspecv1.Descriptor { return nil }), "lists no image"},
+		"two index.json":            {twoIndexes, `"index.json"`},
+		"index.json short digest":   {[]archivetest.Entry{archivetest.OCILayout, archivetest.IndexJSON(t, imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageIndex, Digest: "sha256:abc", Size: 2})}, `"sha256:abc"`},
+		"index.json missing blob":   {[]archivetest.Entry{archivetest.OCILayout, archivetest.IndexJSON(t, imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageIndex, Digest: missing, Size: 2})}, missing.String() + " is not in the archive"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := store.Load(context.Background(), archivetest.WriteTar(t, tc.entries...), clusterimage.CopyOptions{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("err = %v, want one line with %q", err, tc.want)
+			}
+		})
+	}
+	if list, _ := store.List(context.Background(), true); len(list) != 0 {
+		t.Errorf("refused archives stored %d images", len(list))
+	}
+}
+
+// TestLoadLayoutDirectory: an OCI layout directory is checked as an archive
+// is: its blobs are files of the layout, not links to elsewhere.
+func TestLoadLayoutDirectory(t *testing.T) {
+	store := fixture.Store(t)
+	ctx := context.Background()
+	layout := func(t *testing.T) (string, string) {
+		dir := t.TempDir()
+		if err := clusterimage.Untar(archivetest.WriteTar(t, archivetest.OCIArchive(t, "test/dir:v1")...), dir); err != nil {
+			t.Fatal(err)
+		}
+		var idx imgspecv1.Index
+		data, _ := os.ReadFile(filepath.Join(dir, "index.json"))
+		json.Unmarshal(data, &idx)
+		return dir, filepath.Join("blobs", "sha256", idx.Manifests[0].Digest.Encoded())
+	}
+	t.Run("good", func(t *testing.T) {
+		dir, _ := layout(t)
+		if names, err := store.Load(ctx, dir, clusterimage.CopyOptions{}); err != nil || len(names) != 1 {
+			t.Errorf("load: %v %v", names, err)
+		}
+	})
+	t.Run("blob linked elsewhere", func(t *testing.T) {
+		dir, manifest := layout(t)
+		elsewhere := filepath.Join(t.TempDir(), "manifest")
+		os.Rename(filepath.Join(dir, manifest), elsewhere)
+		os.Symlink(elsewhere, filepath.Join(dir, manifest))
+		if _, err := store.Load(ctx, dir, clusterimage.CopyOptions{}); err == nil || !strings.Contains(err.Error(), manifest) {
+			t.Errorf("err = %v, want it to name %s", err, manifest)
+		}
+	})
+	t.Run("blob linked to /dev/zero", func(t *testing.T) {
+		dir, manifest := layout(t)
+		os.Remove(filepath.Join(dir, manifest))
+		os.Symlink("/dev/zero", filepath.Join(dir, manifest))
+		if _, err := store.Load(ctx, dir, clusterimage.CopyOptions{}); err == nil || !strings.Contains(err.Error(), manifest) {
+			t.Errorf("err = %v, want it to name %s", err, manifest)
+		}
+	})
+	t.Run("blob a fifo", func(t *testing.T) {
+		dir, manifest := layout(t)
+		os.Remove(filepath.Join(dir, manifest))
+		if err := syscall.Mkfifo(filepath.Join(dir, manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Load(ctx, dir, clusterimage.CopyOptions{}); err == nil || !strings.Contains(err.Error(), manifest) {
+			t.Errorf("err = %v, want it to name %s", err, manifest)
+		}
+	})
+	t.Run("index.json linked to /dev/zero", func(t *testing.T) {
+		dir, _ := layout(t)
+		os.Remove(filepath.Join(dir, "index.json"))
+		os.Symlink("/dev/zero", filepath.Join(dir, "index.json"))
+		if _, err := store.Load(ctx, dir, clusterimage.CopyOptions{}); err == nil || !strings.Contains(err.Error(), "index.json") {
+			t.Errorf("err = %v, want it to name index.json", err)
+		}
+	})
+	t.Run("huge index.json", func(t *testing.T) {
+		dir, _ := layout(t)
+		data, _ := os.ReadFile(filepath.Join(dir, "index.json"))
+		// Valid JSON, padded past the limit.
+		padded := append(data[:len(data)-1:len(data)-1], []byte(`,"x":"`+strings.Repeat("x", 5<<20)+`"}`)...)
+		os.WriteFile(filepath.Join(dir, "index.json"), padded, 0o644)
+		if _, err := store.Load(ctx, dir, clusterimage.CopyOptions{}); err == nil || !strings.Contains(err.Error(), "larger than") {
+			t.Errorf("err = %v, want a size limit", err)
+		}
+	})
+}
+
+// TestLoadSweepsScratchDirs: an index archive is unpacked in a load-*
+// directory of the store's tmp, removed after a failure too, and those of
+// killed runs go on the next load.
+func TestLoadSweepsScratchDirs(t *testing.T) {
+	store := fixture.Store(t)
+	ctx := context.Background()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(store.TmpDir(), fmt.Sprintf("load-%d-killed", cmd.Process.Pid))
+	if err := os.MkdirAll(filepath.Join(stale, "blobs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// An index whose second image's layer does not match its digest: the
+	// archive was unpacked, and the first image copied, before the failure.
+	broken := archivetest.IndexArchive(t, "test/broken:v1", nil)
+	layer := []byte(broken[5].Body) // oci-layout, then amd64's config, layer, manifest, then arm64's
+	layer[len(layer)-1024] ^= 0xff
+	broken[5].Body = string(layer)
+	if _, err := store.Load(ctx, archivetest.WriteTar(t, broken...), clusterimage.CopyOptions{}); err == nil || !strings.Contains(err.Error(), "arm64") {
+		t.Errorf("corrupted layer: %v", err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the killed run's %s is still there: %v", filepath.Base(stale), err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(store.TmpDir(), "load-*")); len(left) != 0 {
+		t.Errorf("a failed load left %v", left)
+	}
+	if _, err := store.Load(ctx, archivetest.WriteTar(t, archivetest.IndexArchive(t, "test/idx:v1", nil)...), clusterimage.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(store.TmpDir(), "load-*"))
+	if len(left) != 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }

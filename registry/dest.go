@@ -95,6 +95,14 @@ func (d *blobDest) IgnoresEmbeddedDockerReference() bool            { return tru
 func (d *blobDest) HasThreadSafePutBlob() bool                      { return true }
 
 func (d *blobDest) PutBlob(ctx context.Context, stream io.Reader, info types.BlobInfo, _ types.BlobInfoCache, _ bool) (types.BlobInfo, error) {
+	// The source's digest names the file: checked before anything is
+	// written (containers/image does not check the form of those a
+	// manifest lists).
+	if info.Digest != "" {
+		if err := checkDigest(info.Digest); err != nil {
+			return types.BlobInfo{}, fmt.Errorf("storing a blob: %w", err)
+		}
+	}
 	tmp, err := os.CreateTemp(filepath.Join(d.ref.root, digest.Canonical.String()), ".upload-*")
 	if err != nil {
 		return types.BlobInfo{}, err
@@ -142,7 +150,10 @@ func (d *blobDest) PutBlob(ctx context.Context, stream io.Reader, info types.Blo
 }
 
 func (d *blobDest) storeBlob(tmp string, dg digest.Digest) error {
-	final := CachedBlob(d.ref.root, dg)
+	final, err := cachedBlob(d.ref.root, dg)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return err
 	}
@@ -153,7 +164,11 @@ func (d *blobDest) TryReusingBlob(_ context.Context, info types.BlobInfo, _ type
 	if info.Digest == "" {
 		return false, types.BlobInfo{}, nil
 	}
-	st, err := os.Stat(CachedBlob(d.ref.root, info.Digest))
+	path, err := cachedBlob(d.ref.root, info.Digest)
+	if err != nil {
+		return false, types.BlobInfo{}, fmt.Errorf("reusing a blob: %w", err)
+	}
+	st, err := os.Stat(path)
 	if err != nil {
 		return false, types.BlobInfo{}, nil
 	}
@@ -162,11 +177,19 @@ func (d *blobDest) TryReusingBlob(_ context.Context, info types.BlobInfo, _ type
 }
 
 func (d *blobDest) PutManifest(_ context.Context, manifest []byte, instanceDigest *digest.Digest) error {
+	if instanceDigest != nil {
+		if err := checkDigest(*instanceDigest); err != nil {
+			return fmt.Errorf("storing a manifest: %w", err)
+		}
+	}
 	dg := digest.FromBytes(manifest)
 	if instanceDigest != nil && *instanceDigest != dg {
 		return fmt.Errorf("manifest digest %s, expected %s", dg, *instanceDigest)
 	}
-	final := CachedBlob(d.ref.root, dg)
+	final, err := cachedBlob(d.ref.root, dg)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return err
 	}
