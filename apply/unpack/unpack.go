@@ -75,15 +75,15 @@ func Unpack(r io.Reader, dest, digest, streamDigest string) error {
 	h := sha256.New()
 	in := io.TeeReader(r, h)
 	if err := extract(in, tmp); err != nil {
-		return err
+		return fmt.Errorf("unpacking into %s: %w", dest, err)
 	}
 	// The zstd reader may stop before the stream's end (padding, a
 	// trailing frame): the digest covers every byte sent.
 	if _, err := io.Copy(io.Discard, in); err != nil {
-		return err
+		return fmt.Errorf("unpacking into %s: %w", dest, err)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != streamDigest {
-		return fmt.Errorf("the stream received has digest %s, not %s: it was cut short or corrupted", got, streamDigest)
+		return fmt.Errorf("unpacking into %s: the stream received has digest %s, not %s: it was cut short or corrupted", dest, got, streamDigest)
 	}
 	if err := os.WriteFile(filepath.Join(tmp, Marker), []byte(digest+"\n"), 0o644); err != nil {
 		return err
@@ -107,8 +107,12 @@ func swap(tmp, dest string) error {
 	return os.RemoveAll(tmp) // now the old tree
 }
 
+// maxWindow bounds the memory a stream can make the decoder hold (a frame
+// names its window, up to 512 MiB by default): Pack's encoder uses 8 MiB.
+const maxWindow = 64 << 20
+
 func extract(r io.Reader, dir string) error {
-	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindow))
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ package tree
 
 import (
 	"archive/tar"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -97,7 +98,15 @@ func Write(w io.Writer, dir, prefix string, skip func(rel string) bool) error {
 
 // Extract reads a tar from r into dir. Every entry stays inside dir:
 // absolute names, .. and writes through symlinks are refused (os.Root
-// enforces the last). Devices and fifos are left out.
+// enforces the last). Devices and fifos are left out; sparse files are
+// refused, since a few bytes of one can stand for terabytes of zeros and
+// hoist never writes them.
+//
+// Files and directories get the tar's mode exactly, setuid, setgid and
+// sticky bits included: the process's umask would narrow the mode given at
+// creation (a node's umask 077 would make a rootfs unreadable to the
+// services that run from it), so the mode is set again once the entry is
+// made. Directories above an entry that the tar does not list get 0755.
 func Extract(r io.Reader, dir string) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -106,6 +115,7 @@ func Extract(r io.Reader, dir string) error {
 	defer root.Close()
 	tr := tar.NewReader(r)
 	buf := make([]byte, 1<<20)
+	made := map[string]bool{} // directories known to exist
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -121,24 +131,33 @@ func Extract(r io.Reader, dir string) error {
 		if name == "." {
 			continue
 		}
-		mode := fs.FileMode(h.Mode).Perm()
-		if parent := path.Dir(name); parent != "." {
-			if err := root.MkdirAll(parent, 0o755); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
+		if isSparse(h) {
+			return fmt.Errorf("%s: sparse files are not supported", name)
+		}
+		mode := h.FileInfo().Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		if err := mkdirs(root, path.Dir(name), made); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		switch h.Typeflag {
 		case tar.TypeDir:
-			if err := root.MkdirAll(name, mode); err != nil {
+			if err := root.MkdirAll(name, 0o700); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			_ = root.Chmod(name, mode)
+			if err := root.Chmod(name, mode); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			made[name] = true
 		case tar.TypeReg:
-			f, err := root.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+			// Made 0600 and given its mode once written: a setuid file is
+			// never there half written, nor open to others before its time.
+			f, err := root.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			_, err = io.CopyBuffer(writerOnly{f}, tr, buf)
+			if err == nil {
+				err = f.Chmod(mode)
+			}
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
@@ -161,10 +180,47 @@ func Extract(r io.Reader, dir string) error {
 	}
 }
 
+// mkdirs makes dir and the directories above it, those not in made, with
+// mode 0755 whatever the umask, and records them in made: one map look-up
+// instead of a walk of the path for each entry of a directory.
+func mkdirs(root *os.Root, dir string, made map[string]bool) error {
+	if dir == "." || made[dir] {
+		return nil
+	}
+	if err := mkdirs(root, path.Dir(dir), made); err != nil {
+		return err
+	}
+	// An existing name that is not a directory fails the entry below it;
+	// one that is a symlink is followed by os.Root only inside the tree.
+	switch err := root.Mkdir(dir, 0o755); {
+	case err == nil:
+		if err := root.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+	case !errors.Is(err, fs.ErrExist):
+		return err
+	}
+	made[dir] = true
+	return nil
+}
+
+// isSparse tells a GNU sparse file, old style or PAX.
+func isSparse(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
 // cleanName refuses names that leave the tree.
 func cleanName(name string) (string, error) {
 	clean := path.Clean(strings.TrimPrefix(name, "./"))
-	if path.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") {
+	if path.IsAbs(name) || path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
 		return "", fmt.Errorf("%q leaves the target directory", name)
 	}
 	return clean, nil
