@@ -6,17 +6,21 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"go.podman.io/storage/pkg/ioutils"
 )
 
 // TLS is the cluster's registry PKI: a CA every node trusts, and the
@@ -35,14 +39,48 @@ func (t TLS) Digest() string {
 // when the registry's names changed. The CA key signs once and is thrown
 // away: a change of names makes a new CA, which the plan then installs on
 // every node, so no CA key lies around to be stolen.
+//
+// A set that does not hold together (a key that is not the certificate's,
+// a certificate the CA did not sign, a file cut short) is made anew too,
+// rather than refused: without the CA key no file of it can be mended
+// alone, hoist alone writes it, and what leaves it so is a write cut short
+// (a crash between two files). A new set is installed on the nodes as for
+// a change of names, where an error would only make someone delete the
+// directory, and serving the set as it is would fail on every node.
 func LoadTLS(dir string, c Cluster) (TLS, error) {
-	names := []string{c.Registry.Domain}
-	var ips []net.IP
-	for _, a := range c.Registry.Nodes {
-		ips = append(ips, net.IP(a.AsSlice()))
+	t, ok, err := ReadTLS(dir, c)
+	if err != nil || ok {
+		return t, err
 	}
-	var t TLS
-	var err error
+	names, ips := registryNames(c)
+	t, err = newTLS(c.Name, names, ips)
+	if err != nil {
+		return TLS{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return TLS{}, err
+	}
+	// Each file is a new one renamed into place, 0600 whatever was there:
+	// a file cut short by a crash is never read, and a symlink planted at a
+	// file's name is replaced rather than written through. A crash between
+	// two files leaves a set that does not hold together, made anew by the
+	// next load.
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"registry.key", t.Key}, {"registry.crt", t.Cert}, {"ca.crt", t.CA}} {
+		name := filepath.Join(dir, f.name)
+		if err := ioutils.AtomicWriteFile(name, f.data, 0o600); err != nil {
+			return TLS{}, fmt.Errorf("writing %s: %w", name, err)
+		}
+	}
+	return t, nil
+}
+
+// ReadTLS returns the cluster's PKI from dir, writing nothing (a dry run):
+// ok is false when LoadTLS would make a new one (missing, for other names,
+// or not holding together).
+func ReadTLS(dir string, c Cluster) (t TLS, ok bool, err error) {
 	read := func(name string) []byte {
 		data, e := os.ReadFile(filepath.Join(dir, name))
 		if e != nil && err == nil {
@@ -51,25 +89,42 @@ func LoadTLS(dir string, c Cluster) (TLS, error) {
 		return data
 	}
 	t.CA, t.Cert, t.Key = read("ca.crt"), read("registry.crt"), read("registry.key")
-	if err == nil && certCovers(t.Cert, names, ips) {
-		return t, nil
+	if errors.Is(err, os.ErrNotExist) {
+		return TLS{}, false, nil
 	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return TLS{}, err
-	}
-	t, err = newTLS(c.Name, names, ips)
 	if err != nil {
-		return TLS{}, err
+		return TLS{}, false, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return TLS{}, err
+	names, ips := registryNames(c)
+	if !certCovers(t.Cert, names, ips) || !t.holdsTogether() {
+		return TLS{}, false, nil
 	}
-	for name, data := range map[string][]byte{"ca.crt": t.CA, "registry.crt": t.Cert, "registry.key": t.Key} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			return TLS{}, err
-		}
+	return t, true, nil
+}
+
+// registryNames are what the registry's certificate names: its domain and
+// the registry nodes' addresses.
+func registryNames(c Cluster) ([]string, []net.IP) {
+	var ips []net.IP
+	for _, a := range c.Registry.Nodes {
+		ips = append(ips, net.IP(a.AsSlice()))
 	}
-	return t, nil
+	return []string{c.Registry.Domain}, ips
+}
+
+// holdsTogether tells whether the key is the certificate's, and the
+// certificate one the CA signed for serving.
+func (t TLS) holdsTogether() bool {
+	pair, err := tls.X509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return false
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(t.CA) {
+		return false
+	}
+	_, err = pair.Leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err == nil
 }
 
 // certCovers tells whether the certificate names exactly these, and has a
