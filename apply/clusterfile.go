@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"path"
 	"slices"
 	"sort"
 	"strconv"
@@ -15,6 +16,8 @@ import (
 	"github.com/distribution/reference"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/hoistdev/hoist/apply/node"
 )
 
 // API versions a Clusterfile may use.
@@ -227,6 +230,9 @@ func parseDocuments(name string, data []byte, wantCluster bool) (*Clusterfile, e
 			clusters++
 			if clusters > 1 {
 				return nil, fe("", errors.New("a Clusterfile holds one Cluster"))
+			}
+			if err := node.CheckClusterName(h.Metadata.Name); err != nil {
+				return nil, fe("metadata.name", err)
 			}
 			c, err := parseCluster(raw, h.APIVersion == SealerClusterAPI, fe)
 			if err != nil {
@@ -453,6 +459,14 @@ func parseCluster(raw json.RawMessage, sealer bool, fe func(string, error) error
 	if !strings.HasPrefix(c.DataRoot, "/") {
 		return nil, fe("spec.dataRoot", fmt.Errorf("%q is not an absolute path", c.DataRoot))
 	}
+	// The cluster's directory, <dataRoot>/<name>, is what delete removes:
+	// never a directory directly under /.
+	if c.DataRoot = path.Clean(c.DataRoot); c.DataRoot == "/" {
+		return nil, fe("spec.dataRoot", errors.New("/ is not a data root: give a directory such as "+DefaultDataRoot))
+	}
+	if err := checkEnvNames(spec.Env); err != nil {
+		return nil, fe("spec.env", err)
+	}
 	defaults, err := resolveSSH(SSH{User: DefaultUser, Port: DefaultPort}, spec.SSH)
 	if err != nil {
 		return nil, fe("spec.ssh", err)
@@ -481,6 +495,9 @@ func parseCluster(raw json.RawMessage, sealer bool, fe func(string, error) error
 		ssh, err := resolveSSH(defaults, h.SSH)
 		if err != nil {
 			return nil, fe(at+".ssh", err)
+		}
+		if err := checkEnvNames(h.Env); err != nil {
+			return nil, fe(at+".env", err)
 		}
 		if len(h.IPs) == 0 {
 			return nil, fe(at+".ips", errors.New("no addresses"))
@@ -563,6 +580,39 @@ func resolveSSH(base SSH, s sshSpec) (SSH, error) {
 		return SSH{}, errors.New("passphrase given without privateKey")
 	}
 	return base, nil
+}
+
+// IsEnvName tells whether key is a shell variable name
+// ([A-Za-z_][A-Za-z0-9_]*): only such keys are exported to the scripts and
+// hooks that run on the nodes.
+func IsEnvName(key string) bool {
+	if key == "" {
+		return false
+	}
+	for i, r := range key {
+		letter := r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r == '_'
+		if !letter && (i == 0 || r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkEnvNames refuses a Clusterfile env whose keys are not shell names:
+// they are exported on every node, where a key such as
+// "X=1; touch /x; Y" would be a command.
+func checkEnvNames(env envSpec) error {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !IsEnvName(k) {
+			return fmt.Errorf("key %q is not a variable name ([A-Za-z_][A-Za-z0-9_]*): the env is exported to the nodes' shells", k)
+		}
+	}
+	return nil
 }
 
 // checkTaint accepts key[=value]:Effect, as kubectl taint does.
@@ -755,6 +805,8 @@ func flagName(field string) string {
 		return "ssh flags"
 	case field == "spec.image":
 		return "IMAGE"
+	case field == "spec.env":
+		return "-e"
 	}
 	return field
 }

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/hoistdev/hoist/apply/node"
 )
 
 const hoistClusterfile = `apiVersion: hoist.dev/v1alpha1
@@ -200,6 +202,17 @@ func TestClusterfileErrors(t *testing.T) {
 		{"plugin scope", plugin("  type: SHELL\n  phase: pre-install\n  scope: [boss]\n  data: x\n"), `spec.scope: "boss" is not a role`},
 		{"duplicate plugin", plugin("  type: SHELL\n  phase: pre-install\n  data: x\n") + "---\napiVersion: hoist.dev/v1alpha1\nkind: Plugin\nmetadata: {name: p}\nspec: {type: SHELL, phase: pre-install, data: y}\n", `two plugins are named "p"`},
 		{"sealer external registry", "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: c}\nspec:\n  image: a/b:v1\n" + hosts + "  registry:\n    externalRegistry: {domain: x}\n", "spec.registry.externalRegistry: not supported"},
+		{"name escapes", strings.Replace(base("  image: a/b:v1\n"+hosts), "{name: c}", "{name: ../../x}", 1), `document 1 (Cluster "../../x"): metadata.name: "../../x" is not a DNS-1123 label`},
+		{"no name", strings.Replace(base("  image: a/b:v1\n"+hosts), "metadata: {name: c}\n", "", 1), "document 1 (Cluster): metadata.name: empty: a cluster needs a name"},
+		{"upper-case name", strings.Replace(base("  image: a/b:v1\n"+hosts), "{name: c}", "{name: Prod}", 1), `metadata.name: "Prod" is not a DNS-1123 label`},
+		{"sealer name escapes", "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: /etc}\nspec:\n  image: a/b:v1\n" + hosts, `metadata.name: "/etc" is not a DNS-1123 label`},
+		{"env key is a command", base("  image: a/b:v1\n  env: {'X=1; touch /x; Y': v}\n" + hosts), `spec.env: key "X=1; touch /x; Y" is not a variable name`},
+		{"sealer env key is a command", base("  image: a/b:v1\n  env: ['A$(touch /x)=1']\n" + hosts), `spec.env: key "A$(touch /x)" is not a variable name`},
+		{"env key with a dot", base("  image: a/b:v1\n  env: {image.tag: v}\n" + hosts), `spec.env: key "image.tag" is not a variable name`},
+		{"env key starts with a digit", base("  image: a/b:v1\n  env: {1A: v}\n" + hosts), `spec.env: key "1A" is not a variable name`},
+		{"host env key", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n      env: {'a b': v}\n"), `spec.hosts[0].env: key "a b" is not a variable name`},
+		{"data root /", base("  image: a/b:v1\n  dataRoot: /\n" + hosts), "spec.dataRoot: / is not a data root"},
+		{"data root / uncleaned", base("  image: a/b:v1\n  dataRoot: /var/..\n" + hosts), "spec.dataRoot: / is not a data root"},
 		{"sealer cmd", "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: c}\nspec:\n  image: a/b:v1\n  cmd: [x]\n" + hosts, "spec.cmd: sealer's cmd and appNames overrides are not supported yet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,6 +251,8 @@ func TestClusterFromFlags(t *testing.T) {
 		{"", "10.0.0.10", nil, "--masters/--nodes: no host has the master role"},
 		{"10.0.0.x", "", nil, `--masters/--nodes: "10.0.0.x" is not an IP address`},
 		{"10.0.0.2", "", []string{"novalue"}, `-e "novalue": want KEY=VALUE`},
+		{"10.0.0.2", "", []string{"A;touch /x=1"}, `-e: key "A;touch /x" is not a variable name`},
+		{"10.0.0.2", "", []string{"A B=2"}, `-e: key "A B" is not a variable name`},
 	} {
 		if _, err := ClusterFromFlags("acme/platform:v1", tc.masters, tc.nodes, "", SSH{User: "root", Port: 22}, tc.env); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v", tc, err)
@@ -259,6 +274,10 @@ func FuzzClusterfile(f *testing.F) {
 	f.Add([]byte(hoistClusterfile))
 	f.Add([]byte(sealerClusterfile))
 	f.Add([]byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nspec: {image: a, hosts: [{ips: ['1.1.1.1-1.1.1.3'], roles: [master]}]}\n"))
+	f.Add([]byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: ../../x}\nspec: {image: a, hosts: [{ips: ['1.1.1.1'], roles: [master]}]}\n"))
+	f.Add([]byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nspec: {image: a, hosts: [{ips: ['1.1.1.1'], roles: [master]}]}\n"))
+	f.Add([]byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec: {image: a, env: {'X=1; touch /x; Y': v}, hosts: [{ips: ['1.1.1.1'], roles: [master]}]}\n"))
+	f.Add([]byte("apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: c}\nspec: {image: a, dataRoot: /, hosts: [{ips: ['1.1.1.1'], roles: [master], env: ['A B=1']}]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cf, err := ParseClusterfile("Clusterfile", data)
 		if err != nil {
@@ -267,8 +286,27 @@ func FuzzClusterfile(f *testing.F) {
 			}
 			return
 		}
-		if len(cf.Cluster.Nodes) == 0 || len(cf.Cluster.Masters()) == 0 || len(cf.Cluster.Registry.Nodes) == 0 {
-			t.Fatalf("accepted a cluster without nodes, masters or registry nodes: %+v", cf.Cluster)
+		c := cf.Cluster
+		if c.Kubeconfig == "" && (len(c.Nodes) == 0 || len(c.Masters()) == 0 || len(c.Registry.Nodes) == 0) {
+			t.Fatalf("accepted a cluster without nodes, masters or registry nodes: %+v", c)
+		}
+		if err := node.CheckClusterDir(NodeDir(c), c.Name); err != nil {
+			t.Fatalf("accepted a cluster whose directory clean would refuse: %v", err)
+		}
+		for _, env := range append([]map[string]string{c.Env}, nodeEnvs(c)...) {
+			for k := range env {
+				if !IsEnvName(k) {
+					t.Fatalf("accepted env key %q", k)
+				}
+			}
 		}
 	})
+}
+
+func nodeEnvs(c Cluster) []map[string]string {
+	var out []map[string]string
+	for _, n := range c.Nodes {
+		out = append(out, n.Env)
+	}
+	return out
 }

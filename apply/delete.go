@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hoistdev/hoist/apply/node"
 	"github.com/hoistdev/hoist/apply/progress"
 	"github.com/hoistdev/hoist/apply/runtime/kubernetes"
 	"github.com/hoistdev/hoist/apply/ssh"
@@ -26,8 +27,11 @@ const StepClean = "clean"
 // wholeCluster tells the image's script that every node goes: a master
 // then need not leave etcd (which, with the others going at once, could
 // not answer).
-func cleanScript(c Cluster, wholeCluster bool) string {
+func cleanScript(c Cluster, wholeCluster bool) (string, error) {
 	dir := NodeDir(c)
+	if err := node.CheckClusterDir(dir, c.Name); err != nil {
+		return "", err
+	}
 	q := ssh.Quote
 	return fmt.Sprintf(`for b in %[1]s/bin/hoist-????????????????; do
   if [ -x "$b" ]; then
@@ -37,7 +41,7 @@ func cleanScript(c Cluster, wholeCluster bool) string {
     exec "$b" node clean --cluster %[2]s --dir %[1]s --certs-dir %[3]s --hosts-file %[4]s
   fi
 done
-rm -rf %[1]s`, q(dir), q(c.Name), q(CertsDir), q(HostsFile), kubernetes.CleanScript, b2i(wholeCluster))
+rm -rf %[1]s`, q(dir), q(c.Name), q(CertsDir), q(HostsFile), kubernetes.CleanScript, b2i(wholeCluster)), nil
 }
 
 // cleanNode runs the clean hooks around the clean itself on one node.
@@ -53,6 +57,11 @@ func (r *runner) cleanNode(ctx context.Context, n Node) (err error) {
 		}
 		r.report(progress.Event{Node: node, State: progress.StateNodeDone, Elapsed: time.Since(start).Seconds()})
 	}()
+	step = StepClean
+	script, err := cleanScript(r.c, r.deleteCluster)
+	if err != nil {
+		return err
+	}
 	step = "connect"
 	exec, err := r.pool.Get(ctx, r.access(node, n.SSH))
 	if err != nil {
@@ -75,7 +84,7 @@ func (r *runner) cleanNode(ctx context.Context, n Node) (err error) {
 			return err
 		}
 	}
-	if err := run(StepClean, func() error { return exec.Run(ctx, cleanScript(r.c, r.deleteCluster), nil, nil) }); err != nil {
+	if err := run(StepClean, func() error { return exec.Run(ctx, script, nil, nil) }); err != nil {
 		return err
 	}
 	if len(HooksOf(r.plugins, PhasePostCleanHost, n.Roles)) > 0 {
