@@ -98,9 +98,18 @@ test: deps fmt-check vet kube
 	if [ $$status = 0 ]; then $(MAKE) --no-print-directory e2e-kubernetes || status=$$?; fi; \
 	exit $$status
 
-# Fuzz the Kubefile parser (not part of `make test`: it runs until FUZZTIME).
+# Every fuzz target of the repository (func Fuzz... in a _test.go), one
+# after the other, each for FUZZTIME (not part of `make test`, which runs
+# their seed corpora). Minimizing a new input is capped: with the default
+# 60 s it can take most of a short run.
+FUZZFLAGS ?= -fuzzminimizetime 10x
 fuzz: deps
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./build/kubefile
+	@for file in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "== ./$$(dirname $$file) $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./$$(dirname $$file) || exit 1; \
+		done; \
+	done
 
 clean:
 	rm -rf bin

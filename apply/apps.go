@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"github.com/hoistdev/hoist/apply/runtime"
 	"github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/clusterimage/tree"
+	"github.com/hoistdev/hoist/scratch"
 )
 
 // launchApps launches the planned apps, in order, into the cluster: the
@@ -44,10 +44,11 @@ func (r *runner) launchApps(ctx context.Context, steps []PlannedStep) error {
 		report(progress.Event{State: progress.StateNodeDone})
 		return nil
 	}
-	shell, err := r.appShell(ctx)
+	shell, cleanup, err := r.appShell(ctx)
 	if err != nil {
 		return fail("apps", err)
 	}
+	defer cleanup()
 	l, err := launcher(r.c, r.image, r.opts, r.tmpDir)
 	if err != nil {
 		return fail("apps", err)
@@ -106,37 +107,52 @@ func (r *runner) launchApps(ctx context.Context, steps []PlannedStep) error {
 }
 
 // appShell is where shell apps and commands run: the first master, or
-// this machine for a cluster without hosts.
-func (r *runner) appShell(ctx context.Context) (runtime.Shell, error) {
+// this machine for a cluster without hosts. cleanup removes what it put on
+// the master: the cluster's admin kubeconfig stays there only while the
+// apps run.
+func (r *runner) appShell(ctx context.Context) (shell runtime.Shell, cleanup func(), err error) {
 	masters := r.c.Masters()
 	if len(masters) == 0 {
-		return &localShell{rootfs: r.image.Rootfs, work: filepath.Join(r.tmpDir, "rootfs"), kubeconfig: r.c.Kubeconfig}, nil
+		return &localShell{rootfs: r.image.Rootfs, work: filepath.Join(r.tmpDir, "rootfs"), kubeconfig: r.c.Kubeconfig}, func() {}, nil
 	}
 	m := masters[0]
 	exec, err := r.pool.Get(ctx, r.access(m.IP.String(), m.SSH))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sh := &sshShell{exec: exec, rootfs: path.Join(NodeDir(r.c), "rootfs")}
-	if r.c.Kubeconfig != "" {
-		// Scripts on the master reach the cluster with its kubeconfig.
-		data, err := os.ReadFile(r.c.Kubeconfig)
-		if err != nil {
-			return nil, err
-		}
-		sh.kubeconfig = path.Join(NodeDir(r.c), "state", "kubeconfig")
-		if err := ssh.WriteFile(ctx, exec, sh.kubeconfig, data); err != nil {
-			return nil, err
-		}
+	if r.c.Kubeconfig == "" {
+		return sh, func() {}, nil
 	}
-	return sh, nil
+	// Scripts on the master reach the cluster with its kubeconfig.
+	data, err := os.ReadFile(r.c.Kubeconfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	sh.kubeconfig = path.Join(NodeDir(r.c), "state", "kubeconfig")
+	cleanup = func() {
+		// Not the apps' context: a cancelled apply removes it too.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		exec.Run(ctx, "rm -f "+ssh.Quote(sh.kubeconfig)+" "+ssh.Quote(sh.kubeconfig+".tmp"), nil, nil)
+	}
+	if err := ssh.WriteFile(ctx, exec, sh.kubeconfig, data); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return sh, cleanup, nil
 }
 
-// exports is the env as sh export lines, sorted.
+// exports is the env as sh export lines, sorted, each value quoted. Keys
+// that are not variable names (Helm value paths such as image.tag, from
+// ENV or APPENV) are for charts and templates: they are left out, never
+// spliced into a script.
 func exports(env map[string]string) string {
 	keys := make([]string, 0, len(env))
 	for k := range env {
-		keys = append(keys, k)
+		if IsEnvName(k) {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	var b strings.Builder
@@ -198,13 +214,9 @@ func (s *localShell) Run(ctx context.Context, dir string, env map[string]string,
 		abs, _ := filepath.Abs(s.kubeconfig)
 		env = withKubeconfig(env, abs)
 	}
-	cmd := exec.CommandContext(ctx, "sh", "-c", exports(env)+script)
-	cmd.Dir = wd
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	// The script's stdout joins its stderr, which the error carries; the
+	// script and its env go on stdin, never on a command line.
+	return ssh.Local().Run(ctx, "cd "+ssh.Quote(wd)+"\n"+exports(env)+"exec 1>&2\n"+script, nil, nil)
 }
 
 func (s *localShell) WriteFile(_ context.Context, rel string, data []byte) error {
@@ -216,6 +228,34 @@ func (s *localShell) WriteFile(_ context.Context, rel string, data []byte) error
 	return os.WriteFile(target, data, 0o644)
 }
 
+// CheckKubeVersion refuses, before anything is pushed or changed on a
+// node, a cluster whose Kubernetes version the image's KUBEVERSION
+// excludes: the version the image installs (its kubeadm configuration with
+// the Clusterfile's laid over) when it brings Kubernetes up, else the
+// version the cluster of spec.kubeconfig reports. An image without a range,
+// or a cluster with nothing to launch into, passes.
+func CheckKubeVersion(ctx context.Context, c Cluster, image Image, p *Prepared, opts Options) error {
+	if image.Meta == nil || image.Meta.KubeVersion == "" {
+		return nil
+	}
+	if p.Kube != nil {
+		version := p.Kube.Config.Get("ClusterConfiguration", "kubernetesVersion")
+		if err := runtime.CheckVersion(image.Meta.KubeVersion, version); err != nil {
+			return fmt.Errorf("the cluster %s brings up: %w", c.Image, err)
+		}
+		return nil
+	}
+	if c.Kubeconfig == "" {
+		return nil
+	}
+	l, err := launcher(c, image, opts, "")
+	if err != nil {
+		return err
+	}
+	_, err = l.CheckKubeVersion(ctx)
+	return err
+}
+
 // PreviewApps fills the plan's apps to launch with what they would create
 // or change, asking the cluster (read only). A cluster that cannot be asked
 // leaves the plan as it is and returns why.
@@ -223,7 +263,7 @@ func PreviewApps(ctx context.Context, c Cluster, image Image, opts Options, plan
 	if c.Kubeconfig == "" {
 		return nil
 	}
-	tmp, err := os.MkdirTemp("", "hoist-preview-")
+	tmp, err := scratch.Dir(filepath.Join(opts.Root, "tmp"), "preview-")
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,15 @@
 package apply
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hoistdev/hoist/apply/runtime/kubernetes"
+	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 
 func TestKubeRuntimeChecksTheClusterfile(t *testing.T) {
@@ -52,5 +55,65 @@ func TestKubeRuntimeChecksTheClusterfile(t *testing.T) {
 	bad := parse("---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfiguration\n")
 	if _, err := kubeRuntime(bad, kube); err == nil || !strings.Contains(err.Error(), "Clusterfile: kubeadm document 1") {
 		t.Errorf("a kubeadm kind the runtime does not take: %v", err)
+	}
+}
+
+// TestKubeVersionRefusedBeforeAnyStep: an image whose KUBEVERSION excludes
+// the Kubernetes it installs is refused by apply before it reaches any
+// node (these addresses answer nothing), and the journal says why.
+func TestKubeVersionRefusedBeforeAnyStep(t *testing.T) {
+	defaults, err := os.ReadFile(filepath.Join("..", "images", "kubernetes", "rootfs", kubernetes.DefaultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs := t.TempDir()
+	os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755)
+	os.WriteFile(filepath.Join(rootfs, kubernetes.DefaultsFile), defaults, 0o644)
+	cf, err := ParseClusterfile("Clusterfile", []byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  image: acme/platform:v1\n  hosts:\n"+twoHosts+
+		"---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.37.2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary := filepath.Join(t.TempDir(), "hoist")
+	os.WriteFile(binary, []byte("a binary"), 0o755)
+	opts := Options{Root: t.TempDir(), Binary: binary, Jobs: 2}
+	for _, tc := range []struct{ kubeVersion, want string }{
+		{"", ""},
+		{">=1.28 <1.38", ""},
+		{">=1.28 <1.37", "the cluster acme/platform:v1 brings up: Kubernetes v1.37.2 is outside the image's KUBEVERSION >=1.28 <1.37"},
+		{"~1.36", "outside the image's KUBEVERSION ~1.36"},
+	} {
+		image := Image{Rootfs: rootfs, Digest: "sha256:img", Meta: &metadata.Metadata{KubeVersion: tc.kubeVersion}}
+		p, err := Prepare(cf.Cluster, nil, image, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = CheckKubeVersion(context.Background(), cf.Cluster, image, p, opts)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("KUBEVERSION %q: %v", tc.kubeVersion, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("KUBEVERSION %q: %v, want %q", tc.kubeVersion, err, tc.want)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		res, err := Apply(ctx, cf.Cluster, nil, image, p, opts)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) || res != nil {
+			t.Errorf("apply of KUBEVERSION %q: %v %v, want %q", tc.kubeVersion, res, err, tc.want)
+		}
+		if f, ok := p.Journal.Failed(AppsNode); !ok || f.Step != "kube-version" {
+			t.Errorf("the journal does not record the refusal: %+v", f)
+		}
+		for _, n := range p.Journal.Nodes() {
+			for _, s := range []string{StepInstallHoist, StepRootfs} {
+				if _, done := p.Journal.StepDone(n, s); done {
+					t.Errorf("%s: %s done though the image was refused", n, s)
+				}
+			}
+		}
 	}
 }

@@ -78,20 +78,24 @@ type NodePlan struct {
 
 // Plan is what an apply will do: the steps of every node of the
 // Clusterfile, and the nodes the journal knows that the Clusterfile no
-// longer lists (to be cleaned).
+// longer lists, which are drained and cleaned only with Prune.
 type Plan struct {
 	Cluster string     `json:"cluster"`
 	Nodes   []NodePlan `json:"nodes"`
 	Remove  []string   `json:"remove"`
+	// Prune: the nodes of Remove are removed by this apply; without it
+	// they are left as they are (as kubectl apply without --prune).
+	Prune bool `json:"prune"`
 	// Apps are launched once every node is done, in order.
 	Apps []PlannedStep `json:"apps"`
 	// AppsNote says why the image's apps are not planned.
 	AppsNote string `json:"appsNote,omitempty"`
 }
 
-// MakePlan compares the cluster with the journal.
-func MakePlan(c Cluster, j *Journal, in PlanInput) Plan {
-	p := Plan{Cluster: c.Name, Nodes: []NodePlan{}, Remove: []string{}, Apps: []PlannedStep{}}
+// MakePlan compares the cluster with the journal; prune plans the removal
+// of the nodes the Clusterfile no longer lists.
+func MakePlan(c Cluster, j *Journal, in PlanInput, prune bool) Plan {
+	p := Plan{Cluster: c.Name, Nodes: []NodePlan{}, Remove: []string{}, Prune: prune, Apps: []PlannedStep{}}
 	for _, a := range in.Apps {
 		p.Apps = append(p.Apps, PlannedStep{Name: a.Name, Key: a.Key, Done: j.AppDone(a.Name, a.Key)})
 	}
@@ -125,7 +129,9 @@ func MakePlan(c Cluster, j *Journal, in PlanInput) Plan {
 		}
 		hook(PhasePreInitHost)
 		if isRegistry {
-			add(StepRegistry, fmt.Sprintf("%s %s:%d %s", in.ImageDigest, c.Registry.Domain, c.Registry.Port, in.TLSDigest))
+			// The registry listens on the node's address: part of its key,
+			// so that a registry that listened everywhere is restarted.
+			add(StepRegistry, fmt.Sprintf("%s %s:%d %s listen %s", in.ImageDigest, c.Registry.Domain, c.Registry.Port, in.TLSDigest, n.IP))
 		}
 		if !in.NoRegistry {
 			add(StepMirrors, mirrorsKey(c, in))
@@ -235,7 +241,11 @@ func (p Plan) Print(w io.Writer) {
 		}
 	}
 	for _, n := range p.Remove {
-		fmt.Fprintf(w, "%s (no longer listed)\n  %-16s to do\n", n, "clean")
+		if p.Prune {
+			fmt.Fprintf(w, "%s (no longer listed)\n  %-16s to do\n", n, StepClean)
+		} else {
+			fmt.Fprintf(w, "%s (no longer listed)\n  %-16s left as it is: apply --prune removes it\n", n, StepClean)
+		}
 	}
 	if p.AppsNote != "" {
 		fmt.Fprintf(w, "apps\n  %s\n", p.AppsNote)
@@ -253,7 +263,10 @@ func (p Plan) Print(w io.Writer) {
 
 // ToDo counts the steps not done, and the nodes to remove.
 func (p Plan) ToDo() int {
-	n := len(p.Remove)
+	n := 0
+	if p.Prune {
+		n = len(p.Remove)
+	}
 	for _, a := range p.Apps {
 		if !a.Done {
 			n++
@@ -267,4 +280,21 @@ func (p Plan) ToDo() int {
 		}
 	}
 	return n
+}
+
+// Removed lists the nodes this apply removes: none without Prune.
+func (p Plan) Removed() []string {
+	if !p.Prune {
+		return nil
+	}
+	return p.Remove
+}
+
+// Kept lists the nodes the Clusterfile no longer lists that this apply
+// leaves as they are (no Prune).
+func (p Plan) Kept() []string {
+	if p.Prune {
+		return nil
+	}
+	return p.Remove
 }

@@ -62,7 +62,7 @@ func TestPlan(t *testing.T) {
 		{Name: "b", Phase: "post-init-host", Scope: []string{"master"}, Data: "x"},
 		{Name: "a", Phase: "pre-init-host", Data: "y"},
 	}}
-	p := MakePlan(c, j, in)
+	p := MakePlan(c, j, in, false)
 	names := func(np NodePlan) string {
 		var s []string
 		for _, st := range np.Steps {
@@ -78,7 +78,7 @@ func TestPlan(t *testing.T) {
 	}
 	noReg := in
 	noReg.NoRegistry = true
-	if got := names(MakePlan(c, j, noReg).Nodes[0]); got != "install-hoist,rootfs,hook:pre-init-host,hook:post-init-host" {
+	if got := names(MakePlan(c, j, noReg, false).Nodes[0]); got != "install-hoist,rootfs,hook:pre-init-host,hook:post-init-host" {
 		t.Errorf("master steps without bundled images %s (no registry, no mirrors)", got)
 	}
 	if p.ToDo() != 10 {
@@ -90,23 +90,23 @@ func TestPlan(t *testing.T) {
 			j.MarkDone(np.Node, s.Name, s.Key)
 		}
 	}
-	if p := MakePlan(c, j, in); p.ToDo() != 0 {
+	if p := MakePlan(c, j, in, false); p.ToDo() != 0 {
 		t.Errorf("after a full apply, %d to do", p.ToDo())
 	}
 	// A new image redoes what depends on it, not the hoist install.
 	in2 := in
 	in2.ImageDigest = "sha256:img2"
-	p2 := MakePlan(c, j, in2)
+	p2 := MakePlan(c, j, in2, false)
 	for _, s := range p2.Nodes[0].Steps {
 		if s.Done != (s.Name == StepInstallHoist) {
 			t.Errorf("new image: %s done=%v", s.Name, s.Done)
 		}
 	}
 	// An added host is all to do, the others nothing; a removed host is
-	// to be cleaned.
+	// to be cleaned with prune, and left alone without.
 	c3 := testCluster(t, "    - ips: [10.0.0.2]\n      roles: [master]\n    - ips: [10.0.0.4]\n      roles: [node]\n")
-	p3 := MakePlan(c3, j, in)
-	if p3.ToDo() != 4+1 || len(p3.Remove) != 1 || p3.Remove[0] != "10.0.0.3" {
+	p3 := MakePlan(c3, j, in, true)
+	if p3.ToDo() != 4+1 || len(p3.Remove) != 1 || p3.Remove[0] != "10.0.0.3" || len(p3.Removed()) != 1 || len(p3.Kept()) != 0 {
 		t.Errorf("added/removed: to do %d, remove %v", p3.ToDo(), p3.Remove)
 	}
 	var out bytes.Buffer
@@ -115,6 +115,15 @@ func TestPlan(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("print lacks %q:\n%s", want, out.String())
 		}
+	}
+	kept := MakePlan(c3, j, in, false)
+	if kept.ToDo() != 4 || len(kept.Removed()) != 0 || strings.Join(kept.Kept(), ",") != "10.0.0.3" {
+		t.Errorf("without prune: to do %d, removed %v, kept %v", kept.ToDo(), kept.Removed(), kept.Kept())
+	}
+	out.Reset()
+	kept.Print(&out)
+	if want := "10.0.0.3 (no longer listed)\n  clean            left as it is: apply --prune removes it\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("print without prune lacks %q:\n%s", want, out.String())
 	}
 }
 
@@ -141,7 +150,7 @@ func TestKubernetesPlan(t *testing.T) {
 	c := testCluster(t, three)
 	j, _ := OpenJournal(filepath.Join(t.TempDir(), "journal.json"), "demo")
 	in := PlanInput{ImageDigest: "sha256:i", HoistDigest: "sha256:h", Kubernetes: true, HoistNetwork: true}
-	p := MakePlan(c, j, in)
+	p := MakePlan(c, j, in, false)
 	type step struct {
 		name  string
 		stage int
@@ -168,7 +177,7 @@ func TestKubernetesPlan(t *testing.T) {
 	// A node added changes every node's routes, not its joins; a label
 	// changes that node's kube-ready only.
 	c2 := testCluster(t, strings.Replace(three, "[10.0.0.3]\n      roles: [node]\n      labels: {tier: apps}", "[10.0.0.3, 10.0.0.5]\n      roles: [node]\n      labels: {tier: web}", 1))
-	for _, np := range MakePlan(c2, j, in).Nodes {
+	for _, np := range MakePlan(c2, j, in, false).Nodes {
 		for _, s := range np.Steps {
 			old, ok := keys[np.Node+" "+s.Name]
 			if !ok {
@@ -183,7 +192,7 @@ func TestKubernetesPlan(t *testing.T) {
 	}
 	// Without hoist's network (the image has a CNI app): no kube-network.
 	in.HoistNetwork = false
-	for _, s := range MakePlan(c, j, in).Nodes[0].Steps {
+	for _, s := range MakePlan(c, j, in, false).Nodes[0].Steps {
 		if s.Name == StepKubeNetwork {
 			t.Error("kube-network planned for an image with its own CNI")
 		}

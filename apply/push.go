@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,74 +20,76 @@ import (
 // PushImages copies every image bundled in the image's registry/ to the
 // registry at target (HOST:PORT), as <target>/<host>/<path> — the layout
 // of a hoist registry, so that images of two registries with the same
-// path stay apart — with their tags and digests intact. insecure allows
-// plain HTTP and unverified TLS.
-func PushImages(ctx context.Context, rootfs string, meta *metadata.Metadata, target string, insecure bool, transport http.RoundTripper) error {
+// path stay apart — with their tags and digests intact, and returns how
+// many it pushed: none, without touching the registry, for an image that
+// bundles none. insecure allows plain HTTP and unverified TLS.
+func PushImages(ctx context.Context, rootfs string, meta *metadata.Metadata, target string, insecure bool) (int, error) {
+	images, err := bundled(meta)
+	if err != nil || len(images) == 0 {
+		return 0, err
+	}
 	h, err := registry.NewHandler(ctx, filepath.Join(rootfs, "registry"), registry.Options{ReadOnly: true})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	defer srv.Close()
 	src := ln.Addr().String()
 	var dstOpts []name.Option
+	transport := remote.DefaultTransport
 	if insecure {
 		dstOpts = append(dstOpts, name.Insecure)
-	}
-	if transport == nil {
-		transport = remote.DefaultTransport
-	}
-	images, err := bundled(meta)
-	if err != nil {
-		return err
+		t := remote.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		transport = t
 	}
 	for _, img := range images {
 		repo, named := img.repo, img.named
 		from, err := name.NewDigest(src+"/"+repo+"@"+img.Digest, name.Insecure)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		desc, err := remote.Get(from, remote.WithContext(ctx))
 		if err != nil {
-			return fmt.Errorf("%s in the image: %w", img.Ref, err)
+			return 0, fmt.Errorf("%s in the image: %w", img.Ref, err)
 		}
 		to, err := name.NewDigest(target+"/"+repo+"@"+img.Digest, dstOpts...)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(transport)}
 		if desc.MediaType.IsIndex() {
 			idx, err := desc.ImageIndex()
 			if err != nil {
-				return err
+				return 0, err
 			}
 			err = remote.WriteIndex(to, idx, opts...)
 		} else {
 			i, err2 := desc.Image()
 			if err2 != nil {
-				return err2
+				return 0, err2
 			}
 			err = remote.Write(to, i, opts...)
 		}
 		if err != nil {
-			return fmt.Errorf("pushing %s to %s: %w", img.Ref, target, err)
+			return 0, fmt.Errorf("pushing %s to %s: %w", img.Ref, target, err)
 		}
 		if tagged, ok := named.(reference.Tagged); ok {
 			tag, err := name.NewTag(target+"/"+repo+":"+tagged.Tag(), dstOpts...)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			if err := remote.Tag(tag, desc, opts...); err != nil {
-				return fmt.Errorf("tagging %s in %s: %w", img.Ref, target, err)
+				return 0, fmt.Errorf("tagging %s in %s: %w", img.Ref, target, err)
 			}
 		}
 	}
-	return nil
+	return len(images), nil
 }
 
 // PushedRewriter maps the image's bundled images to their copies in target,

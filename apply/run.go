@@ -22,6 +22,7 @@ import (
 	"github.com/hoistdev/hoist/apply/runtime/kubernetes"
 	"github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
+	"github.com/hoistdev/hoist/scratch"
 )
 
 // Files apply writes on a node outside the cluster's directory.
@@ -50,11 +51,21 @@ type Options struct {
 	Jobs              int    // nodes worked on at once
 	AcceptNewHostKeys bool
 	Reporter          progress.Reporter
+	// Prune removes (drains and cleans) the nodes the journal has that
+	// the Clusterfile no longer lists; without it they are left alone.
+	Prune bool
+	// DryRun: Prepare only plans, and writes nothing (no PKI).
+	DryRun bool
 	// Apps replaces the image's LAUNCH list; ValueFiles and Set are Helm
 	// values for every chart.
 	Apps       []string
 	ValueFiles []string
 	Set        []string
+	// PushTo is a registry (HOST:PORT) the bundled images are pushed to
+	// before the apps launch (an existing cluster without hoist's
+	// registry); PushInsecure allows plain HTTP and unverified TLS there.
+	PushTo       string
+	PushInsecure bool
 	// RewriteImages, a registry (HOST:PORT) the bundled images were pushed
 	// to, points the workloads' images there (for nodes without mirrors).
 	RewriteImages string
@@ -74,6 +85,9 @@ func (e *NodeError) Unwrap() error { return e.Err }
 type Result struct {
 	Nodes  []string         // in the order of the Clusterfile
 	Errors map[string]error // nil for nodes that succeeded
+	// Kept are the nodes no longer listed that an apply without Prune
+	// left as they are.
+	Kept []string
 }
 
 // Err is nil when every node (and the apps) succeeded, else an error
@@ -201,7 +215,14 @@ func Prepare(c Cluster, plugins []Plugin, image Image, opts Options) (*Prepared,
 	if err != nil {
 		return nil, fmt.Errorf("hoist binary: %w", err)
 	}
-	tls, err := LoadTLS(filepath.Join(state, "pki"), c)
+	var tls TLS
+	if opts.DryRun {
+		// Without a PKI yet, the steps that install it are to do: an
+		// empty TLS matches no journal key.
+		tls, _, err = ReadTLS(filepath.Join(state, "pki"), c)
+	} else {
+		tls, err = LoadTLS(filepath.Join(state, "pki"), c)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster PKI: %w", err)
 	}
@@ -218,7 +239,7 @@ func Prepare(c Cluster, plugins []Plugin, image Image, opts Options) (*Prepared,
 	if in.Apps, err = appSteps(c, image, in.Kubernetes, opts); err != nil {
 		return nil, err
 	}
-	plan := MakePlan(c, j, in)
+	plan := MakePlan(c, j, in, opts.Prune)
 	if c.Kubeconfig == "" && !in.Kubernetes && image.Meta != nil && len(image.Meta.Launch.Apps) > 0 {
 		// An image that does not bring up Kubernetes, on hosts without a
 		// kubeconfig, has nowhere to launch apps.
@@ -284,26 +305,34 @@ func appNames(m *metadata.Metadata) []string {
 // Apply brings every node of the cluster to the plan: each node's steps in
 // order, nodes in parallel (opts.Jobs at a time), each finished step
 // recorded in the journal. A node that fails stops at its failed step; the
-// others go on. Nodes the Clusterfile no longer lists are cleaned.
+// others go on. Nodes the Clusterfile no longer lists are cleaned when the
+// plan prunes, and left alone otherwise.
 func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Prepared, opts Options) (*Result, error) {
 	r := &runner{c: c, opts: opts, journal: p.Journal, pool: ssh.NewPool(), plugins: plugins,
 		hoistDigest: p.Input.HoistDigest, tls: p.TLS, image: image, registryHosts: RegistryHosts(image.Rootfs), noRegistry: p.Input.NoRegistry,
 		packed: map[bool]Packed{}, kube: p.Kube}
 	defer r.pool.Close()
+	// Refusals come before any change: status shows them as the apps'.
+	if err := CheckKubeVersion(ctx, c, image, p, opts); err != nil {
+		r.journal.SetFailed(AppsNode, "kube-version", err)
+		return nil, err
+	}
+	if opts.PushTo != "" {
+		if err := r.push(ctx); err != nil {
+			r.journal.SetFailed(AppsNode, StepPushImages, err)
+			return nil, err
+		}
+	}
 	if r.kube != nil {
 		r.kube.Hoist = r.remoteHoist()
 	}
-	tmp := filepath.Join(opts.Root, "tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return nil, err
-	}
 	var err error
-	if r.tmpDir, err = os.MkdirTemp(tmp, "apply-"); err != nil {
+	if r.tmpDir, err = scratch.Dir(filepath.Join(opts.Root, "tmp"), "apply-"); err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(r.tmpDir)
 
-	res := &Result{Errors: map[string]error{}}
+	res := &Result{Errors: map[string]error{}, Kept: p.Plan.Kept()}
 	byIP := map[string]Node{}
 	for _, n := range c.Nodes {
 		byIP[n.IP.String()] = n
@@ -319,7 +348,8 @@ func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Pre
 		}
 		res.Nodes = append(res.Nodes, np.Node)
 	}
-	res.Nodes = append(res.Nodes, p.Plan.Remove...)
+	remove := p.Plan.Removed()
+	res.Nodes = append(res.Nodes, remove...)
 	var apps []string
 	for _, a := range p.Plan.Apps {
 		apps = append(apps, a.Name)
@@ -328,13 +358,13 @@ func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Pre
 		return nil, err
 	}
 
-	nodeErrs, removeErrs := r.runStages(ctx, byIP, p.Plan.Nodes, p.Plan.Remove)
+	nodeErrs, removeErrs := r.runStages(ctx, byIP, p.Plan.Nodes, remove)
 	nodesOK := true
 	for i, np := range p.Plan.Nodes {
 		res.Errors[np.Node] = nodeErrs[i]
 		nodesOK = nodesOK && nodeErrs[i] == nil
 	}
-	for i, n := range p.Plan.Remove {
+	for i, n := range remove {
 		res.Errors[n] = removeErrs[i]
 		nodesOK = nodesOK && removeErrs[i] == nil
 	}
@@ -355,6 +385,23 @@ func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Pre
 	}
 	r.saveOnMaster(ctx)
 	return res, nil
+}
+
+// StepPushImages pushes the bundled images to Options.PushTo.
+const StepPushImages = "push-images"
+
+// push copies the bundled images to opts.PushTo, reported as a step of
+// the apps.
+func (r *runner) push(ctx context.Context) error {
+	r.report(progress.Event{Node: AppsNode, Step: StepPushImages + " " + r.opts.PushTo, State: progress.StateStart})
+	t := time.Now()
+	n, err := PushImages(ctx, r.image.Rootfs, r.image.Meta, r.opts.PushTo, r.opts.PushInsecure)
+	if err != nil {
+		r.report(progress.Event{Node: AppsNode, Step: StepPushImages, State: progress.StateFailed, Error: err.Error(), Elapsed: time.Since(t).Seconds()})
+		return err
+	}
+	r.report(progress.Event{Node: AppsNode, Step: fmt.Sprintf("%s: %d images", StepPushImages, n), State: progress.StateDone, Elapsed: time.Since(t).Seconds()})
+	return nil
 }
 
 func (r *runner) report(e progress.Event) {
@@ -557,8 +604,8 @@ func (r *runner) runStep(ctx context.Context, exec ssh.Executor, n Node, step st
 		if err := ssh.WriteFile(ctx, exec, pki+"/registry.key", r.tls.Key); err != nil {
 			return err
 		}
-		return exec.Run(ctx, fmt.Sprintf("%s node registry start --cluster %s --state-dir %s --root %s --port %d --tls-cert %s --tls-key %s",
-			q(r.remoteHoist()), q(r.c.Name), q(path.Join(dir, "state")), q(path.Join(dir, "rootfs", "registry")), r.c.Registry.Port,
+		return exec.Run(ctx, fmt.Sprintf("%s node registry start --cluster %s --state-dir %s --root %s --listen %s --port %d --tls-cert %s --tls-key %s",
+			q(r.remoteHoist()), q(r.c.Name), q(path.Join(dir, "state")), q(path.Join(dir, "rootfs", "registry")), q(n.IP.String()), r.c.Registry.Port,
 			q(pki+"/registry.crt"), q(pki+"/registry.key")), nil, nil)
 	case step == StepMirrors:
 		return exec.Run(ctx, fmt.Sprintf("%s node mirrors --cluster %s --registry %s --registry-ip %s --hosts %s --certs-dir %s --hosts-file %s --record %s",

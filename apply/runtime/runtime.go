@@ -78,24 +78,33 @@ func (l *Launcher) CheckKubeVersion(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("asking the cluster its version: %w", err)
 	}
-	if l.Meta.KubeVersion == "" {
-		return info.GitVersion, nil
+	if err := CheckVersion(l.Meta.KubeVersion, info.GitVersion); err != nil {
+		return "", fmt.Errorf("the cluster: %w", err)
 	}
-	c, err := semver.NewConstraint(l.Meta.KubeVersion)
-	if err != nil {
-		return "", fmt.Errorf("KUBEVERSION %q: %w", l.Meta.KubeVersion, err)
+	return info.GitVersion, nil
+}
+
+// CheckVersion refuses a Kubernetes version (v1.37.2) outside a KUBEVERSION
+// range (>=1.28 <1.38); an empty range allows every version.
+func CheckVersion(kubeVersion, version string) error {
+	if kubeVersion == "" {
+		return nil
 	}
-	v, err := semver.NewVersion(info.GitVersion)
+	c, err := semver.NewConstraint(kubeVersion)
 	if err != nil {
-		return "", fmt.Errorf("the cluster's version %q: %w", info.GitVersion, err)
+		return fmt.Errorf("KUBEVERSION %q: %w", kubeVersion, err)
+	}
+	v, err := semver.NewVersion(version)
+	if err != nil {
+		return fmt.Errorf("version %q: %w", version, err)
 	}
 	// Pre-release and build parts (v1.37.2-gke.1) do not take a cluster
 	// out of a range such as >=1.28.
 	core, _ := semver.NewVersion(fmt.Sprintf("%d.%d.%d", v.Major(), v.Minor(), v.Patch()))
 	if !c.Check(core) {
-		return "", fmt.Errorf("the cluster runs Kubernetes %s, outside the image's KUBEVERSION %s", info.GitVersion, l.Meta.KubeVersion)
+		return fmt.Errorf("Kubernetes %s is outside the image's KUBEVERSION %s", version, kubeVersion)
 	}
-	return info.GitVersion, nil
+	return nil
 }
 
 // App returns the image's app of that name.

@@ -2,18 +2,15 @@ package main
 
 import (
 	"bufio"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -28,6 +25,8 @@ type applyFlags struct {
 	format     string
 	jobs       int
 	acceptNew  bool
+	prune      bool
+	force      bool
 	apps       []string
 	valueFiles []string
 	set        []string
@@ -45,6 +44,8 @@ func (f *applyFlags) add(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.apps, "apps", nil, "apps to launch, in order, instead of the image's LAUNCH (comma-separated)")
 	fl.StringArrayVar(&f.valueFiles, "values", nil, "Helm values file for every chart (repeatable)")
 	fl.StringArrayVar(&f.set, "set", nil, "Helm value k=v for every chart (repeatable)")
+	fl.BoolVar(&f.prune, "prune", false, "remove (drain and clean) the hosts applied before that the Clusterfile no longer lists; asks first on a terminal")
+	fl.BoolVar(&f.force, "force", false, "with --prune: remove without asking")
 }
 
 // nodeBinary is the hoist copied to the nodes: this one, unless
@@ -106,15 +107,19 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f app
 		return err
 	}
 	opts := apply.Options{Root: g.root, Binary: binary, Jobs: f.jobs, AcceptNewHostKeys: f.acceptNew,
-		Apps: f.apps, ValueFiles: f.valueFiles, Set: f.set}
+		Apps: f.apps, ValueFiles: f.valueFiles, Set: f.set, Prune: f.prune, DryRun: f.dryRun,
+		PushTo: f.registry, PushInsecure: !f.tlsVerify}
 	if f.rewrite {
 		opts.RewriteImages = f.registry
 	}
-	unlock, err := lockCluster(g.root, c.Name)
-	if err != nil {
-		return err
+	if !f.dryRun {
+		// A dry run writes nothing, not even the lock file.
+		unlock, err := lockCluster(g.root, c.Name)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
-	defer unlock()
 	image := apply.Image{Rootfs: img.Rootfs, Digest: img.Digest, Meta: img.Meta}
 	prep, err := apply.Prepare(c, plugins, image, opts)
 	if err != nil {
@@ -122,6 +127,9 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f app
 	}
 	out := cmd.OutOrStdout()
 	if f.dryRun {
+		if err := apply.CheckKubeVersion(cmd.Context(), c, image, prep, opts); err != nil {
+			return err
+		}
 		if err := apply.PreviewApps(cmd.Context(), c, image, opts, &prep.Plan); err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "the apps' changes are not listed: %v\n", err)
 		}
@@ -131,15 +139,9 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f app
 		prep.Plan.Print(out)
 		return nil
 	}
-	if f.registry != "" {
-		fmt.Fprintf(out, "pushing the bundled images to %s\n", f.registry)
-		var tr http.RoundTripper
-		if !f.tlsVerify {
-			t := remote.DefaultTransport.(*http.Transport).Clone()
-			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
-			tr = t
-		}
-		if err := apply.PushImages(cmd.Context(), img.Rootfs, img.Meta, f.registry, !f.tlsVerify, tr); err != nil {
+	if removed := prep.Plan.Removed(); len(removed) > 0 && !f.force {
+		question := fmt.Sprintf("Remove %d host(s) no longer in the Clusterfile from cluster %s (drained and cleaned): %s?", len(removed), c.Name, strings.Join(removed, ", "))
+		if err := confirm(cmd, question, "--prune --force"); err != nil {
 			return err
 		}
 	}
@@ -147,8 +149,8 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f app
 	for _, n := range prep.Plan.Nodes {
 		nodes = append(nodes, n.Node)
 	}
-	nodes = append(nodes, prep.Plan.Remove...)
-	if len(prep.Plan.Apps) > 0 {
+	nodes = append(nodes, prep.Plan.Removed()...)
+	if len(prep.Plan.Apps) > 0 || opts.PushTo != "" {
 		nodes = append(nodes, apply.AppsNode)
 	}
 	rep, err := progress.New(out, f.format, nodes)
@@ -167,6 +169,9 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f app
 			fmt.Fprintf(out, "%-15s  %s\n", apply.AppsNode, prep.Plan.AppsNote)
 		}
 	}
+	if len(res.Kept) > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%d host(s) no longer in the Clusterfile were left as they are: %s (hoist apply --prune removes them)\n", len(res.Kept), strings.Join(res.Kept, ", "))
+	}
 	return res.Err()
 }
 
@@ -179,6 +184,9 @@ func printSummary(w io.Writer, res *apply.Result) {
 		} else {
 			fmt.Fprintf(w, "%-15s  ok\n", n)
 		}
+	}
+	for _, n := range res.Kept {
+		fmt.Fprintf(w, "%-15s  left as it is: no longer in the Clusterfile\n", n)
 	}
 }
 
@@ -197,10 +205,15 @@ registry, mirrors); nodes work in parallel, --jobs at a time. Every finished
 step is recorded in a journal under --root (and copied to the first master),
 so running apply again after a failure or an interruption does only what is
 left. A node that fails stops there; the others go on, and apply ends
-non-zero with a line per node. Hosts added to the Clusterfile are installed;
-hosts removed from it are cleaned.`,
+non-zero with a line per node. Hosts added to the Clusterfile are installed.
+Hosts applied before that the Clusterfile no longer lists are left as they
+are unless --prune is given: then they are drained and cleaned, after a
+confirmation on a terminal (--force skips it; without a terminal --force is
+required). --dry-run prints the plan, removals included, and changes
+nothing.`,
 		Example: `  hoist apply -f Clusterfile --accept-new-host-keys
-  hoist apply -f Clusterfile --dry-run --format json`,
+  hoist apply -f Clusterfile --dry-run --format json
+  hoist apply -f Clusterfile --prune --force`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cf, err := loadClusterfile(file)
@@ -218,7 +231,7 @@ hosts removed from it are cleaned.`,
 func newRunCommand(g *globalOptions) *cobra.Command {
 	var masters, nodes, user, password, key, passphrase, kubeconfig, target string
 	var port int
-	var tlsVerify, rewrite, passwordStdin bool
+	var tlsVerify, rewrite, passwordStdin, passphraseStdin bool
 	var env []string
 	var f applyFlags
 	cmd := &cobra.Command{
@@ -230,13 +243,22 @@ addresses or ranges (10.0.0.2-10.0.0.9).`,
 		Example: `  hoist run acme/platform:v1 --masters 10.0.0.2 --nodes 10.0.0.3-10.0.0.5 --pk ~/.ssh/id_ed25519 --accept-new-host-keys`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if passwordStdin {
-				if password != "" {
-					return errors.New("--passwd and --passwd-stdin cannot be given together")
-				}
+			switch {
+			case passwordStdin && passphraseStdin:
+				return errors.New("--passwd-stdin and --pk-passwd-stdin cannot both read standard input")
+			case passwordStdin && password != "":
+				return errors.New("--passwd and --passwd-stdin cannot be given together")
+			case passphraseStdin && passphrase != "":
+				return errors.New("--pk-passwd and --pk-passwd-stdin cannot be given together")
+			case passwordStdin:
 				var err error
 				if password, err = readPassword(cmd.InOrStdin()); err != nil {
 					return fmt.Errorf("--passwd-stdin: %w", err)
+				}
+			case passphraseStdin:
+				var err error
+				if passphrase, err = readPassword(cmd.InOrStdin()); err != nil {
+					return fmt.Errorf("--pk-passwd-stdin: %w", err)
 				}
 			}
 			c, err := apply.ClusterFromFlags(args[0], masters, nodes, kubeconfig, apply.SSH{User: user, Port: port, Password: password, PrivateKey: key, Passphrase: passphrase}, env)
@@ -260,7 +282,8 @@ addresses or ranges (10.0.0.2-10.0.0.9).`,
 	fl.StringVarP(&password, "passwd", "p", "", "SSH password (prefer --passwd-stdin: arguments are visible to other users)")
 	fl.BoolVar(&passwordStdin, "passwd-stdin", false, "read the SSH password from standard input (its first line)")
 	fl.StringVar(&key, "pk", "", "SSH private key file")
-	fl.StringVar(&passphrase, "pk-passwd", "", "passphrase of the private key")
+	fl.StringVar(&passphrase, "pk-passwd", "", "passphrase of the private key (prefer --pk-passwd-stdin: arguments are visible to other users)")
+	fl.BoolVar(&passphraseStdin, "pk-passwd-stdin", false, "read the private key's passphrase from standard input (its first line)")
 	fl.IntVar(&port, "port", apply.DefaultPort, "SSH port")
 	fl.StringVar(&kubeconfig, "kubeconfig", "", "an existing cluster's kubeconfig: launch the image's apps there, on no host")
 	fl.StringVar(&target, "registry", "", "with --kubeconfig: push the bundled images to this registry (HOST:PORT) first, as <registry>/<host>/<path>")
@@ -450,7 +473,7 @@ skips the question, and forgets nodes that cannot be reached.`,
 			}
 			nodes := apply.DeleteNodes(c, j, only)
 			if !force {
-				if err := confirm(cmd, fmt.Sprintf("Delete cluster %s from %d node(s) (%s)?", c.Name, len(nodes), strings.Join(nodes, ", "))); err != nil {
+				if err := confirm(cmd, fmt.Sprintf("Delete cluster %s from %d node(s) (%s)?", c.Name, len(nodes), strings.Join(nodes, ", ")), "--force"); err != nil {
 					return err
 				}
 			}
@@ -495,12 +518,13 @@ skips the question, and forgets nodes that cannot be reached.`,
 	return cmd
 }
 
-// confirm asks a yes/no question on the terminal; without a terminal it
-// refuses, as an unattended delete must say --force.
-func confirm(cmd *cobra.Command, question string) error {
+// confirm asks a yes/no question about a removal on the terminal; without
+// a terminal it refuses, as an unattended removal must give the flags that
+// consent (flags).
+func confirm(cmd *cobra.Command, question, flags string) error {
 	in, ok := cmd.InOrStdin().(*os.File)
 	if !ok || !term.IsTerminal(int(in.Fd())) {
-		return errors.New("refusing to delete without confirmation: stdin is not a terminal (use --force)")
+		return fmt.Errorf("refusing to remove without confirmation: stdin is not a terminal (use %s)", flags)
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "%s [y/N] ", question)
 	answer, _ := bufio.NewReader(in).ReadString('\n')
@@ -508,7 +532,7 @@ func confirm(cmd *cobra.Command, question string) error {
 	case "y", "yes":
 		return nil
 	}
-	return errors.New("not deleted")
+	return errors.New("nothing removed: not confirmed")
 }
 
 func newKubeconfigCommand(g *globalOptions) *cobra.Command {

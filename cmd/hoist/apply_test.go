@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -305,6 +307,12 @@ func TestApplyEndToEnd(t *testing.T) {
 		}
 	}
 
+	// The registry listens on the master's cluster address only.
+	if out, err := exec.Command("ip", "netns", "exec", m.NetNS, "ss", "-Hltn", "sport = :5000").CombinedOutput(); err != nil ||
+		strings.Count(strings.TrimSpace(string(out)), "\n") != 0 || len(strings.Fields(string(out))) < 4 || strings.Fields(string(out))[3] != m.IP+":5000" {
+		t.Errorf("the registry's listening sockets on %s: %v %q, want %s:5000 only", m.IP, err, out, m.IP)
+	}
+
 	// Pull every bundled image from w1 as containerd would: the hosts.toml
 	// it holds for the image's registry, /etc/hosts for the domain, and the
 	// cluster CA.
@@ -350,10 +358,39 @@ func TestApplyEndToEnd(t *testing.T) {
 		}
 	}
 
-	// Scale down: w1 leaves the Clusterfile and is cleaned.
+	// Scale down: w1 leaves the Clusterfile. Without --prune it is left as
+	// it is, and apply says so.
 	os.WriteFile(cf, []byte(clusterfile(key, m.IP, w2.IP)), 0o644)
-	if _, stderr, err := hoistAt(t, root, "", "apply", "-f", cf); err != nil {
+	out, stderr, err := hoistAt(t, root, "", "apply", "-f", cf)
+	if err != nil {
 		t.Fatalf("apply without w1: %v\n%s", err, stderr)
+	}
+	if !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(w1.IP)+` +left as it is: no longer in the Clusterfile$`).MatchString(out) || !strings.Contains(stderr, w1.IP+" (hoist apply --prune removes them)") {
+		t.Errorf("apply without w1 does not say it left w1 alone:\n%s%s", out, stderr)
+	}
+	w1Dir := filepath.Join(w1.Upper, "var/lib/hoist/demo/rootfs")
+	if _, err := os.Stat(w1Dir); err != nil {
+		t.Fatalf("apply without --prune removed w1: %v", err)
+	}
+	if status := run("status", "-f", cf); !strings.Contains(status, w1.IP) || !strings.Contains(status, "to remove") {
+		t.Errorf("status does not show w1 to remove:\n%s", status)
+	}
+	// The dry run of --prune shows the removal; --prune without a terminal
+	// needs --force, and is refused before anything changes.
+	if plan := run("apply", "-f", cf, "--dry-run", "--prune"); !strings.Contains(plan, w1.IP+" (no longer listed)\n  clean            to do\n") {
+		t.Errorf("dry run with --prune:\n%s", plan)
+	}
+	if plan := run("apply", "-f", cf, "--dry-run"); !strings.Contains(plan, w1.IP+" (no longer listed)\n  clean            left as it is: apply --prune removes it\n") {
+		t.Errorf("dry run without --prune:\n%s", plan)
+	}
+	if _, _, err := hoistAt(t, root, "", "apply", "-f", cf, "--prune"); err == nil || !strings.Contains(err.Error(), "not a terminal (use --prune --force)") {
+		t.Errorf("apply --prune without a terminal: %v", err)
+	}
+	if _, err := os.Stat(w1Dir); err != nil {
+		t.Fatalf("a refused --prune removed w1: %v", err)
+	}
+	if _, stderr, err := hoistAt(t, root, "", "apply", "-f", cf, "--prune", "--force"); err != nil {
+		t.Fatalf("apply --prune --force without w1: %v\n%s", err, stderr)
 	}
 	assertCleaned(t, w1)
 	if data, _ := os.ReadFile(filepath.Join(w1.Upper, "root/clean.log")); string(data) != "pre-clean-host "+w1.IP+"\n" {
@@ -560,6 +597,12 @@ func TestRunPasswordStdin(t *testing.T) {
 		{"\n", []string{"--passwd-stdin"}, "--passwd-stdin: no password on standard input"},
 		// Read, the password lets the command go on to the image.
 		{"s3cret\n", []string{"--passwd-stdin"}, "acme/absent:v1"},
+		// The key's passphrase, the same way.
+		{"s3cret\n", []string{"--pk-passwd", "x", "--pk-passwd-stdin"}, "--pk-passwd and --pk-passwd-stdin cannot be given together"},
+		{"s3cret\n", []string{"--passwd-stdin", "--pk-passwd-stdin"}, "cannot both read standard input"},
+		{"", []string{"--pk", "/k", "--pk-passwd-stdin"}, "--pk-passwd-stdin: no password on standard input"},
+		{"s3cret\n", []string{"--pk-passwd-stdin"}, "ssh flags: passphrase given without privateKey"},
+		{"s3cret\n", []string{"--pk", "/k", "--pk-passwd-stdin"}, "acme/absent:v1"},
 	} {
 		args := append([]string{"run", "acme/absent:v1", "--masters", "10.0.0.2"}, c.args...)
 		_, _, err := hoistAt(t, root, c.stdin, args...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,7 +99,7 @@ func TestRunAppImageOnExistingCluster(t *testing.T) {
 	if stderr, err := hoistStream(root, log1, "run", "demo/app:v1", "--kubeconfig", kubeconfig, "--registry", target, "--tls-verify=false", "--format", "json"); err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr)
 	}
-	if got := strings.Join(log1.started(), " "); got != "apps/kube-version apps/app:stack apps/app:web" {
+	if got := strings.Join(log1.started(), " "); got != "apps/push-images "+target+" apps/kube-version apps/app:stack apps/app:web" {
 		t.Errorf("steps: %s", got)
 	}
 	for _, img := range bundled {
@@ -160,17 +161,18 @@ func TestRunAppImageOnExistingCluster(t *testing.T) {
 	}
 
 	// An image whose KUBEVERSION excludes the cluster is refused before
-	// anything is created.
+	// anything is pushed or created.
 	dir := fixture.Context(t, map[string]string{
-		"Kubefile":              "FROM scratch\nAPP old manifests/old\nKUBEVERSION <1.30\nLAUNCH old\n",
+		"Kubefile":              "FROM scratch\nAPP old manifests/old\nIMAGE docker.io/library/busybox:1.36\nKUBEVERSION <1.30\nLAUNCH old\n",
 		"manifests/old/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: old-app}\n",
 	})
 	if out, stderr, err := hoistAt(t, root, "", "build", "-q", "--type", "app", "-t", "demo/old:v1", dir); err != nil {
 		t.Fatalf("build: %v %s%s", err, out, stderr)
 	}
-	_, _, err = hoistAt(t, root, "", "run", "demo/old:v1", "--kubeconfig", kubeconfig)
-	if err == nil {
-		t.Fatal("an image for Kubernetes <1.30 was launched into 1.37")
+	fresh := fixture.Registry(t, nil)
+	_, _, err = hoistAt(t, root, "", "run", "demo/old:v1", "--kubeconfig", kubeconfig, "--registry", fresh, "--tls-verify=false")
+	if err == nil || !strings.Contains(err.Error(), "Kubernetes v1.37.2 is outside the image's KUBEVERSION <1.30") {
+		t.Fatalf("an image for Kubernetes <1.30 run on 1.37: %v", err)
 	}
 	if st, _, _ := hoistAt(t, root, "", "status"); !strings.Contains(st, "outside the image's KUBEVERSION <1.30") {
 		t.Errorf("status does not say why:\n%s", st)
@@ -178,6 +180,42 @@ func TestRunAppImageOnExistingCluster(t *testing.T) {
 	if _, err := cs.CoreV1().Namespaces().Get(ctx, "old-app", metav1.GetOptions{}); err == nil {
 		t.Errorf("the refused image created its namespace")
 	}
+	if repos, err := catalog(fresh); err != nil || len(repos) != 0 {
+		t.Errorf("the refused image pushed %v (%v)", repos, err)
+	}
+
+	// An image that bundles no image pushes nothing and launches its apps.
+	dir = fixture.Context(t, map[string]string{
+		"Kubefile":                "FROM scratch\nAPP plain manifests/plain\nLAUNCH plain\n",
+		"manifests/plain/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain, namespace: default}\ndata: {a: b}\n",
+	})
+	if out, stderr, err := hoistAt(t, root, "", "build", "-q", "--type", "app", "-t", "demo/plain:v1", dir); err != nil {
+		t.Fatalf("build: %v %s%s", err, out, stderr)
+	}
+	if out, stderr, err := hoistAt(t, root, "", "run", "demo/plain:v1", "--kubeconfig", kubeconfig, "--registry", fresh, "--tls-verify=false"); err != nil {
+		t.Fatalf("run of an image without bundled images, with --registry: %v\n%s%s", err, out, stderr)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "plain", metav1.GetOptions{}); err != nil {
+		t.Errorf("the app of an image without bundled images: %v", err)
+	}
+	if repos, err := catalog(fresh); err != nil || len(repos) != 0 {
+		t.Errorf("an image without bundled images pushed %v (%v)", repos, err)
+	}
+}
+
+// catalog lists the repositories of a loopback registry.
+func catalog(registry string) ([]string, error) {
+	resp, err := http.Get("http://" + registry + "/v2/_catalog")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var c struct{ Repositories []string }
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("catalog of %s: %s", registry, resp.Status)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&c)
+	return c.Repositories, err
 }
 
 // createFromShell is a shell app that creates a ConfigMap through the API
@@ -251,6 +289,11 @@ spec:
 	}
 	if _, err := cs.AppsV1().Deployments("web").Get(ctx, "web", metav1.GetOptions{}); err != nil {
 		t.Errorf("the helm app: %v", err)
+	}
+	// The shell app ran with the cluster's admin kubeconfig on the master;
+	// no copy stays there once the apps ran.
+	if _, err := os.Stat(filepath.Join(bed.Nodes[0].Upper, "var/lib/hoist/apps/state/kubeconfig")); !os.IsNotExist(err) {
+		t.Errorf("the admin kubeconfig stays on the master: %v", err)
 	}
 	log := &eventLog{}
 	if stderr, err := hoistStream(root, log, "apply", "-f", cf, "--format", "json"); err != nil || len(log.started()) != 0 {

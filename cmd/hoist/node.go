@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -66,6 +67,9 @@ func newNodeCommand() *cobra.Command {
 }
 
 func registryService(cluster, stateDir string, command []string) (node.Service, error) {
+	if err := node.CheckClusterName(cluster); err != nil {
+		return node.Service{}, fmt.Errorf("--cluster: %w", err)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return node.Service{}, err
@@ -81,7 +85,7 @@ func registryService(cluster, stateDir string, command []string) (node.Service, 
 
 func newNodeRegistryCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "registry", Short: "Start or stop the cluster registry service"}
-	var cluster, stateDir, root, cert, key string
+	var cluster, stateDir, root, cert, key, listen string
 	var port int
 	start := &cobra.Command{
 		Use:  "start",
@@ -91,7 +95,13 @@ func newNodeRegistryCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			addr := net.JoinHostPort("0.0.0.0", strconv.Itoa(port))
+			// The node's cluster address only: the registry is for the
+			// cluster's nodes, not for every network the machine is on.
+			ip, err := netip.ParseAddr(listen)
+			if err != nil || ip.IsUnspecified() {
+				return fmt.Errorf("--listen %q: want the node's cluster address", listen)
+			}
+			addr := net.JoinHostPort(ip.String(), strconv.Itoa(port))
 			svc, err := registryService(cluster, stateDir, []string{self, "registry", "serve", "--root", root, "--addr", addr, "--tls-cert", cert, "--tls-key", key})
 			if err != nil {
 				return err
@@ -103,14 +113,14 @@ func newNodeRegistryCommand() *cobra.Command {
 			// once (a port taken) fails the step here, not at the first pull.
 			deadline := time.Now().Add(20 * time.Second)
 			for {
-				c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+				c, err := net.DialTimeout("tcp", addr, time.Second)
 				if err == nil {
 					c.Close()
 					return nil
 				}
 				if time.Now().After(deadline) {
 					log, _ := os.ReadFile(filepath.Join(stateDir, svc.Name+".log"))
-					return fmt.Errorf("the registry does not answer on port %d: %v\n%s", port, err, tail(string(log), 1500))
+					return fmt.Errorf("the registry does not answer on %s: %v\n%s", addr, err, tail(string(log), 1500))
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
@@ -121,6 +131,7 @@ func newNodeRegistryCommand() *cobra.Command {
 	f.StringVar(&stateDir, "state-dir", "", "directory of the pid file and log")
 	f.StringVar(&root, "root", "", "registry directory to serve")
 	f.IntVar(&port, "port", apply.DefaultRegPort, "port")
+	f.StringVar(&listen, "listen", "", "the node's cluster address, the only one the registry listens on")
 	f.StringVar(&cert, "tls-cert", "", "certificate")
 	f.StringVar(&key, "tls-key", "", "key")
 	stop := &cobra.Command{
@@ -154,6 +165,9 @@ func newNodeMirrorsCommand() *cobra.Command {
 		Short: "Point the registry domain at the registry node and containerd's mirrors at the registry",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := node.CheckClusterName(cluster); err != nil {
+				return fmt.Errorf("--cluster: %w", err)
+			}
 			ca, err := io.ReadAll(cmd.InOrStdin())
 			if err != nil {
 				return err
@@ -192,8 +206,8 @@ func newNodeCleanCommand() *cobra.Command {
 		Short: "Stop the registry, remove the hosts entry, the mirror files and DIR",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cluster == "" || dir == "" || dir == "/" {
-				return errors.New("--cluster and --dir are required")
+			if err := node.CheckClusterDir(dir, cluster); err != nil {
+				return err
 			}
 			state := filepath.Join(dir, "state")
 			svc, err := registryService(cluster, state, nil)

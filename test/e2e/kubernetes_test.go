@@ -256,14 +256,14 @@ nodeRegistration:
 		}
 	}
 	kubeconfig := filepath.Join(e.dir, "admin.conf")
-	apply := func() (string, error) {
-		out, err := exec.Command(e.hoist, "--root", e.root, "apply", "-f", clusterfile, "--accept-new-host-keys").CombinedOutput()
-		t.Logf("hoist apply:\n%s", out)
+	apply := func(flags ...string) (string, error) {
+		out, err := exec.Command(e.hoist, append([]string{"--root", e.root, "apply", "-f", clusterfile, "--accept-new-host-keys"}, flags...)...).CombinedOutput()
+		t.Logf("hoist apply %s:\n%s", strings.Join(flags, " "), out)
 		return string(out), err
 	}
-	applied := func() {
+	applied := func(flags ...string) {
 		t.Helper()
-		if _, err := apply(); err != nil {
+		if _, err := apply(flags...); err != nil {
 			t.Fatalf("hoist apply: %v", err)
 		}
 		if err := os.WriteFile(kubeconfig, []byte(e.h("kubeconfig", "-f", clusterfile)), 0o600); err != nil {
@@ -379,9 +379,15 @@ nodeRegistration:
 	if ready := e.readyNodes(kubeconfig); !ready[third.IP] || len(ready) != 3 {
 		t.Errorf("after adding %s: nodes %v, want 3 Ready", third.IP, ready)
 	}
-	// ... and leaves: drained, deleted, reset.
+	// ... and leaves: drained, deleted, reset, with --prune only.
 	writeClusterfile(one, []testbed.Node{worker}, "")
-	applied()
+	if out, err := apply(); err != nil || !strings.Contains(out, third.IP+" (hoist apply --prune removes them)") {
+		t.Errorf("apply without --prune of a Clusterfile without %s: %v; want it named as left alone", third.IP, err)
+	}
+	if ready := e.readyNodes(kubeconfig); !ready[third.IP] {
+		t.Errorf("apply without --prune removed %s: nodes %v", third.IP, ready)
+	}
+	applied("--prune", "--force")
 	if ready := e.readyNodes(kubeconfig); len(ready) != 2 {
 		t.Errorf("after removing %s: nodes %v, want 2", third.IP, ready)
 	}
