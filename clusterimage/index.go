@@ -176,7 +176,7 @@ func (s *Store) loadIndexArchive(ctx context.Context, path string, copts CopyOpt
 			DestinationCtx: s.SystemContext(),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("loading the %s image of the index: %w", platformString(inst.Platform), err)
+			return nil, fmt.Errorf("loading the %s image of the index: %w", archive.Platform(inst.Platform), err)
 		}
 		imgs, err := s.Storage.ImagesByDigest(inst.Digest)
 		if err != nil || len(imgs) == 0 {
@@ -212,17 +212,6 @@ func writeSingleLayout(dir, shared string, desc imgspecv1.Descriptor) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "index.json"), index, 0o644)
-}
-
-func platformString(p *imgspecv1.Platform) string {
-	if p == nil {
-		return "unknown platform"
-	}
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 // Untar unpacks a tar archive (such as an oci-archive) into dir, every

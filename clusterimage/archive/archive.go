@@ -480,7 +480,7 @@ func checkManifest(files layoutFiles, p pendingManifest, raw []byte) ([]pendingM
 		for i, d := range idx.Manifests {
 			what := fmt.Sprintf("%s: manifest %d", where, i)
 			if d.Platform != nil {
-				what += " (" + platform(d.Platform) + ")"
+				what += " (" + Platform(d.Platform) + ")"
 			}
 			out = append(out, pendingManifest{d, what})
 		}
@@ -673,7 +673,8 @@ func BlobName(d digest.Digest) string {
 	return blobsDir + "/" + d.Algorithm().String() + "/" + d.Encoded()
 }
 
-func platform(p *imgspecv1.Platform) string {
+// Platform names a descriptor's platform (os/arch[/variant]) in messages.
+func Platform(p *imgspecv1.Platform) string {
 	if p == nil {
 		return "unknown platform"
 	}
@@ -775,7 +776,7 @@ func ReadIndex(read func(name string) ([]byte, error)) (*Index, error) {
 	}
 	for i, inst := range out.Index.Manifests {
 		if err := inst.Digest.Validate(); err != nil {
-			return nil, fmt.Errorf("the archive's index: manifest %d (%s): digest %q: %w", i, platform(inst.Platform), inst.Digest, err)
+			return nil, fmt.Errorf("the archive's index: manifest %d (%s): digest %q: %w", i, Platform(inst.Platform), inst.Digest, err)
 		}
 	}
 	return out, nil
