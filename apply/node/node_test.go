@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,13 +12,22 @@ import (
 )
 
 // TestMain makes the test binary act as `hoist node supervise`, the Self of
-// the services under test.
+// the services under test, and as the helper processes of the hosts tests.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 4 && os.Args[1] == "node" && os.Args[2] == "supervise" && os.Args[5] == "--" {
-		if err := Supervise(os.Args[4], os.Args[6:]); err != nil {
+	helper := func(err error) {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		os.Exit(0)
+	}
+	switch {
+	case len(os.Args) > 4 && os.Args[1] == "node" && os.Args[2] == "supervise" && os.Args[5] == "--":
+		helper(Supervise(os.Args[4], os.Args[6:]))
+	case os.Getenv("HOIST_HOSTS_HELPER") != "":
+		helper(hostsHelper(os.Getenv("HOIST_HOSTS_HELPER")))
+	case os.Getenv("HOIST_HOSTS_BIND") != "":
+		helper(bindHelper(os.Getenv("HOIST_HOSTS_BIND")))
 	}
 	os.Exit(m.Run())
 }
