@@ -54,12 +54,12 @@ func (r *runner) launchApps(ctx context.Context, steps []PlannedStep) error {
 		return fail("apps", err)
 	}
 	l.Shell = shell
-	report(progress.Event{Step: "kube-version", State: progress.StateStart})
+	report(progress.Event{Step: stepKubeVersion, State: progress.StateStart})
 	version, err := l.CheckKubeVersion(ctx)
 	if err != nil {
-		return fail("kube-version", err)
+		return fail(stepKubeVersion, err)
 	}
-	report(progress.Event{Step: "kube-version " + version, State: progress.StateDone})
+	report(progress.Event{Step: stepKubeVersion + " " + version, State: progress.StateDone})
 	var failed []string
 	var firstErr error
 	for _, s := range steps {
@@ -239,7 +239,12 @@ func CheckKubeVersion(ctx context.Context, c Cluster, image Image, p *Prepared, 
 		return nil
 	}
 	if p.Kube != nil {
+		// Without a version in its configuration, kubeadm installs its
+		// own: the apps' check asks the cluster once it is up.
 		version := p.Kube.Config.Get("ClusterConfiguration", "kubernetesVersion")
+		if version == "" {
+			return nil
+		}
 		if err := runtime.CheckVersion(image.Meta.KubeVersion, version); err != nil {
 			return fmt.Errorf("the cluster %s brings up: %w", c.Image, err)
 		}

@@ -108,6 +108,18 @@ func TestKubeVersionRefusedBeforeAnyStep(t *testing.T) {
 		if f, ok := p.Journal.Failed(AppsNode); !ok || f.Step != "kube-version" {
 			t.Errorf("the journal does not record the refusal: %+v", f)
 		}
+		// An image that passes clears the refusal (the nodes' steps then
+		// end at once: the context is done).
+		passing := image
+		passing.Meta = &metadata.Metadata{KubeVersion: ">=1.37"}
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := Apply(done, cf.Cluster, nil, passing, p, opts); err != nil {
+			t.Fatal(err)
+		}
+		if f, ok := p.Journal.Failed(AppsNode); ok {
+			t.Errorf("the refusal stays after a passing apply: %+v", f)
+		}
 		for _, n := range p.Journal.Nodes() {
 			for _, s := range []string{StepInstallHoist, StepRootfs} {
 				if _, done := p.Journal.StepDone(n, s); done {

@@ -314,7 +314,7 @@ func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Pre
 	defer r.pool.Close()
 	// Refusals come before any change: status shows them as the apps'.
 	if err := CheckKubeVersion(ctx, c, image, p, opts); err != nil {
-		r.journal.SetFailed(AppsNode, "kube-version", err)
+		r.journal.SetFailed(AppsNode, stepKubeVersion, err)
 		return nil, err
 	}
 	if opts.PushTo != "" {
@@ -322,6 +322,10 @@ func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Pre
 			r.journal.SetFailed(AppsNode, StepPushImages, err)
 			return nil, err
 		}
+	}
+	if f, failed := r.journal.Failed(AppsNode); failed && (f.Step == stepKubeVersion || f.Step == StepPushImages) {
+		// Passed this time: an image without apps would keep it forever.
+		r.journal.SetFailed(AppsNode, "", nil)
 	}
 	if r.kube != nil {
 		r.kube.Hoist = r.remoteHoist()
@@ -387,8 +391,12 @@ func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Pre
 	return res, nil
 }
 
-// StepPushImages pushes the bundled images to Options.PushTo.
-const StepPushImages = "push-images"
+// StepPushImages pushes the bundled images to Options.PushTo;
+// stepKubeVersion is the KUBEVERSION check, both before any node step.
+const (
+	StepPushImages  = "push-images"
+	stepKubeVersion = "kube-version"
+)
 
 // push copies the bundled images to opts.PushTo, reported as a step of
 // the apps.
