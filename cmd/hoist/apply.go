@@ -86,6 +86,9 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f app
 	if f.format != "" && f.format != "text" && f.format != "json" {
 		return fmt.Errorf("--format %q: want text or json", f.format)
 	}
+	if f.force && !f.prune {
+		return errors.New("--force goes with --prune: it removes the hosts --prune removes without asking")
+	}
 	c := cf.Cluster
 	store, err := g.openStore()
 	if err != nil {

@@ -383,6 +383,9 @@ func TestApplyEndToEnd(t *testing.T) {
 	if plan := run("apply", "-f", cf, "--dry-run"); !strings.Contains(plan, w1.IP+" (no longer listed)\n  clean            left as it is: apply --prune removes it\n") {
 		t.Errorf("dry run without --prune:\n%s", plan)
 	}
+	if _, _, err := hoistAt(t, root, "", "apply", "-f", cf, "--force"); err == nil || !strings.Contains(err.Error(), "--force goes with --prune") {
+		t.Errorf("apply --force without --prune: %v", err)
+	}
 	if _, _, err := hoistAt(t, root, "", "apply", "-f", cf, "--prune"); err == nil || !strings.Contains(err.Error(), "not a terminal (use --prune --force)") {
 		t.Errorf("apply --prune without a terminal: %v", err)
 	}
