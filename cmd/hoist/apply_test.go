@@ -24,6 +24,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sys/unix"
 
 	"github.com/hoistdev/hoist/apply/progress"
 	sshx "github.com/hoistdev/hoist/apply/ssh"
@@ -392,8 +393,16 @@ func TestApplyEndToEnd(t *testing.T) {
 	if _, err := os.Stat(w1Dir); err != nil {
 		t.Fatalf("a refused --prune removed w1: %v", err)
 	}
-	if _, stderr, err := hoistAt(t, root, "", "apply", "-f", cf, "--prune", "--force"); err != nil {
-		t.Fatalf("apply --prune --force without w1: %v\n%s", err, stderr)
+	// On a terminal, apply --prune asks: no keeps w1, yes removes it.
+	if _, stderr, err := hoistOnTerminal(t, root, "n\n", "apply", "-f", cf, "--prune"); err == nil || !strings.Contains(err.Error(), "nothing removed: not confirmed") ||
+		!strings.Contains(stderr, "Remove 1 host(s) no longer in the Clusterfile from cluster demo (drained and cleaned): "+w1.IP+"? [y/N]") {
+		t.Errorf("apply --prune answered no: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(w1Dir); err != nil {
+		t.Fatalf("apply --prune answered no removed w1: %v", err)
+	}
+	if _, stderr, err := hoistOnTerminal(t, root, "y\n", "apply", "-f", cf, "--prune"); err != nil {
+		t.Fatalf("apply --prune answered yes: %v\n%s", err, stderr)
 	}
 	assertCleaned(t, w1)
 	if data, _ := os.ReadFile(filepath.Join(w1.Upper, "root/clean.log")); string(data) != "pre-clean-host "+w1.IP+"\n" {
@@ -438,6 +447,40 @@ func TestApplyEndToEnd(t *testing.T) {
 	if status := run("status"); strings.Contains(status, "demo") {
 		t.Errorf("status after delete:\n%s", status)
 	}
+}
+
+// hoistOnTerminal runs the command line in process with a terminal as its
+// standard input, on which answer is typed.
+func hoistOnTerminal(t *testing.T, root, answer string, args ...string) (string, string, error) {
+	t.Helper()
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	if _, err := ptmx.WriteString(answer); err != nil {
+		t.Fatal(err)
+	}
+	cmd := newRootCommand()
+	var stdout, stderr bytes.Buffer
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	cmd.SetIn(tty)
+	cmd.SetArgs(append([]string{"--root", root}, args...))
+	err = cmd.Execute()
+	return stdout.String(), stderr.String(), err
 }
 
 func assertCleaned(t *testing.T, n testbed.Node) {
@@ -619,6 +662,20 @@ func TestRunPasswordStdin(t *testing.T) {
 	for in, want := range map[string]string{"s3cret": "s3cret", "s3cret\r\nnext\n": "s3cret", " two words \n": " two words "} {
 		if got, err := readPassword(strings.NewReader(in)); err != nil || got != want {
 			t.Errorf("readPassword(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+// TestDeleteAsksOnATerminal: delete asks on a terminal, and an answer
+// other than yes removes nothing.
+func TestDeleteAsksOnATerminal(t *testing.T) {
+	root := fixture.Root(t)
+	cf := filepath.Join(t.TempDir(), "Clusterfile")
+	os.WriteFile(cf, []byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: asked}\nspec:\n  image: demo/x:v1\n  hosts: [{ips: [10.0.0.2], roles: [master]}]\n"), 0o644)
+	for _, answer := range []string{"n\n", "\n", "maybe\n"} {
+		_, stderr, err := hoistOnTerminal(t, root, answer, "delete", "-f", cf)
+		if err == nil || !strings.Contains(err.Error(), "nothing removed: not confirmed") || !strings.Contains(stderr, "Delete cluster asked from 1 node(s) (10.0.0.2)? [y/N]") {
+			t.Errorf("delete answered %q: %v\n%s", answer, err, stderr)
 		}
 	}
 }
