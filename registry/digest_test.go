@@ -167,6 +167,17 @@ func TestExtractRefusesBadNames(t *testing.T) {
 			}
 		}
 	}
+	for _, tag := range []string{".hidden", "a/b", strings.Repeat("t", 129), "-x", "v1:2"} {
+		err := Extract(cache, filepath.Join(t.TempDir(), "registry"), []Pinned{{Repo: "docker.io/library/app", Digest: d, Tag: tag}})
+		if err == nil || !strings.Contains(err.Error(), "is not a tag") {
+			t.Errorf("tag %q: err = %v", tag, err)
+		}
+	}
+	for _, tag := range []string{"v1.0", "latest", "_x", strings.Repeat("t", 128)} {
+		if err := Extract(cache, filepath.Join(t.TempDir(), "registry"), []Pinned{{Repo: "docker.io/library/app", Digest: d, Tag: tag}}); err != nil {
+			t.Errorf("tag %q refused: %v", tag, err)
+		}
+	}
 }
 
 // TestExtractNoImage: a registry directory of no image is an empty

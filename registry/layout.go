@@ -6,10 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 
+	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/manifest"
 
@@ -71,8 +71,9 @@ func cachedBlob(dir string, d digest.Digest) (string, error) {
 	return filepath.Join(dir, d.Algorithm().String(), d.Encoded()), nil
 }
 
-// tagPattern is a tag of the reference grammar: no '/', no leading '.'.
-var tagPattern = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+// isTag tells whether tag is one whole tag of the reference grammar (no
+// '/', no leading '.', at most 128 characters): it becomes a directory.
+func isTag(tag string) bool { return reference.TagRegexp.FindString(tag) == tag }
 
 // checkRepo refuses a repository that would not stay a path below the
 // repositories directory.
@@ -144,7 +145,7 @@ func extractImage(src, dst string, img Pinned) error {
 	if err := checkRepo(img.Repo); err != nil {
 		return err
 	}
-	if img.Tag != "" && !tagPattern.MatchString(img.Tag) {
+	if img.Tag != "" && !isTag(img.Tag) {
 		return fmt.Errorf("%s: tag %q is not a tag", img.Repo, img.Tag)
 	}
 	if err := extractManifest(src, dst, img.Repo, img.Digest, true); err != nil {
