@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/hoistdev/hoist/apply/progress"
-	"github.com/hoistdev/hoist/apply/runtime"
+	"github.com/hoistdev/hoist/apply/launch"
 	"github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/clusterimage/tree"
 	"github.com/hoistdev/hoist/scratch"
@@ -110,7 +110,7 @@ func (r *runner) launchApps(ctx context.Context, steps []PlannedStep) error {
 // this machine for a cluster without hosts. cleanup removes what it put on
 // the master: the cluster's admin kubeconfig stays there only while the
 // apps run.
-func (r *runner) appShell(ctx context.Context) (shell runtime.Shell, cleanup func(), err error) {
+func (r *runner) appShell(ctx context.Context) (shell launch.Shell, cleanup func(), err error) {
 	masters := r.c.Masters()
 	if len(masters) == 0 {
 		return &localShell{rootfs: r.image.Rootfs, work: filepath.Join(r.tmpDir, "rootfs"), kubeconfig: r.c.Kubeconfig}, func() {}, nil
@@ -245,7 +245,7 @@ func CheckKubeVersion(ctx context.Context, c Cluster, image Image, p *Prepared, 
 		if version == "" {
 			return nil
 		}
-		if err := runtime.CheckVersion(image.Meta.KubeVersion, version); err != nil {
+		if err := launch.CheckVersion(image.Meta.KubeVersion, version); err != nil {
 			return fmt.Errorf("the cluster %s brings up: %w", c.Image, err)
 		}
 		return nil
@@ -294,8 +294,8 @@ func PreviewApps(ctx context.Context, c Cluster, image Image, opts Options, plan
 	return nil
 }
 
-func launcher(c Cluster, image Image, opts Options, tmp string) (*runtime.Launcher, error) {
-	l := &runtime.Launcher{Kubeconfig: c.Kubeconfig, Rootfs: image.Rootfs, Meta: image.Meta, Env: c.Env,
+func launcher(c Cluster, image Image, opts Options, tmp string) (*launch.Launcher, error) {
+	l := &launch.Launcher{Kubeconfig: c.Kubeconfig, Rootfs: image.Rootfs, Meta: image.Meta, Env: c.Env,
 		ValueFiles: opts.ValueFiles, Set: opts.Set, TmpDir: tmp}
 	if opts.RewriteImages != "" {
 		rw, err := PushedRewriter(image.Meta, opts.RewriteImages)

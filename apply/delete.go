@@ -11,7 +11,7 @@ import (
 
 	"github.com/hoistdev/hoist/apply/node"
 	"github.com/hoistdev/hoist/apply/progress"
-	"github.com/hoistdev/hoist/apply/runtime/kubernetes"
+	"github.com/hoistdev/hoist/apply/runtime/kubeadm"
 	"github.com/hoistdev/hoist/apply/ssh"
 )
 
@@ -41,7 +41,7 @@ func cleanScript(c Cluster, wholeCluster bool) (string, error) {
     exec "$b" node clean --cluster %[2]s --dir %[1]s --certs-dir %[3]s --hosts-file %[4]s
   fi
 done
-rm -rf %[1]s`, q(dir), q(c.Name), q(CertsDir), q(HostsFile), kubernetes.CleanScript, b2i(wholeCluster)), nil
+rm -rf %[1]s`, q(dir), q(c.Name), q(CertsDir), q(HostsFile), kubeadm.CleanScript, b2i(wholeCluster)), nil
 }
 
 // cleanNode runs the clean hooks around the clean itself on one node.
@@ -171,7 +171,7 @@ func Delete(ctx context.Context, c Cluster, plugins []Plugin, j *Journal, nodes 
 		} else {
 			// Some nodes of a Kubernetes cluster that stays: they
 			// leave it as removed hosts do, drained first.
-			r.kube = &kubernetes.Runtime{}
+			r.kube = &kubeadm.Runtime{}
 		}
 	}
 	byIP := map[string]Node{}

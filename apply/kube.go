@@ -8,29 +8,29 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/hoistdev/hoist/apply/runtime/kubernetes"
+	"github.com/hoistdev/hoist/apply/runtime/kubeadm"
 	"github.com/hoistdev/hoist/apply/ssh"
 )
 
 // kubeRuntime is the cluster's Kubernetes runtime when the image brings
 // Kubernetes up (it has etc/kubeadm.yaml), else nil. The Clusterfile's
 // kubeadm documents are checked here, before anything runs.
-func kubeRuntime(c Cluster, image Image) (*kubernetes.Runtime, error) {
-	if !kubernetes.IsKubernetes(image.Rootfs) {
+func kubeRuntime(c Cluster, image Image) (*kubeadm.Runtime, error) {
+	if !kubeadm.IsKubernetes(image.Rootfs) {
 		if len(c.Kubeadm) > 0 {
-			return nil, fmt.Errorf("the Clusterfile has kubeadm documents, but image %s does not bring up Kubernetes (no %s)", c.Image, kubernetes.DefaultsFile)
+			return nil, fmt.Errorf("the Clusterfile has kubeadm documents, but image %s does not bring up Kubernetes (no %s)", c.Image, kubeadm.DefaultsFile)
 		}
 		return nil, nil
 	}
 	if len(c.Masters()) == 0 {
 		return nil, fmt.Errorf("image %s brings up Kubernetes: the Clusterfile needs a host with the %s role", c.Image, RoleMaster)
 	}
-	cfg, err := kubernetes.Load(image.Rootfs, "Clusterfile", c.Kubeadm)
+	cfg, err := kubeadm.Load(image.Rootfs, "Clusterfile", c.Kubeadm)
 	if err != nil {
 		return nil, err
 	}
 	dir := NodeDir(c)
-	return &kubernetes.Runtime{Config: cfg, Rootfs: path.Join(dir, "rootfs"), State: path.Join(dir, "state")}, nil
+	return &kubeadm.Runtime{Config: cfg, Rootfs: path.Join(dir, "rootfs"), State: path.Join(dir, "state")}, nil
 }
 
 // master reaches the first master.
@@ -109,7 +109,7 @@ func (r *runner) useKubeconfig(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the first master: %w", err)
 	}
-	data, err := kubernetes.Kubeconfig(ctx, master)
+	data, err := kubeadm.Kubeconfig(ctx, master)
 	if err != nil {
 		return fmt.Errorf("the admin kubeconfig: %w", err)
 	}
@@ -134,7 +134,7 @@ func Kubeconfig(ctx context.Context, c Cluster, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := kubernetes.Kubeconfig(ctx, e)
+	data, err := kubeadm.Kubeconfig(ctx, e)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", masters[0].IP, err)
 	}

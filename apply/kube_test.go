@@ -8,19 +8,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hoistdev/hoist/apply/runtime/kubernetes"
+	"github.com/hoistdev/hoist/apply/runtime/kubeadm"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 
 func TestKubeRuntimeChecksTheClusterfile(t *testing.T) {
 	plain := Image{Rootfs: t.TempDir()}
 	kube := Image{Rootfs: t.TempDir()}
-	defaults, err := os.ReadFile(filepath.Join("..", "images", "kubernetes", "rootfs", kubernetes.DefaultsFile))
+	defaults, err := os.ReadFile(filepath.Join("..", "images", "kubernetes", "rootfs", kubeadm.DefaultsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.MkdirAll(filepath.Join(kube.Rootfs, "etc"), 0o755)
-	os.WriteFile(filepath.Join(kube.Rootfs, kubernetes.DefaultsFile), defaults, 0o644)
+	os.WriteFile(filepath.Join(kube.Rootfs, kubeadm.DefaultsFile), defaults, 0o644)
 
 	parse := func(extra string) Cluster {
 		cf, err := ParseClusterfile("Clusterfile", []byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  image: acme/platform:v1\n  hosts:\n"+twoHosts+extra))
@@ -32,7 +32,7 @@ func TestKubeRuntimeChecksTheClusterfile(t *testing.T) {
 	withDoc := parse("---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nnetworking: {podSubnet: 172.20.0.0/16}\n")
 
 	if rt, err := kubeRuntime(parse(""), plain); rt != nil || err != nil {
-		t.Errorf("an image without %s: runtime %v, error %v", kubernetes.DefaultsFile, rt, err)
+		t.Errorf("an image without %s: runtime %v, error %v", kubeadm.DefaultsFile, rt, err)
 	}
 	if _, err := kubeRuntime(withDoc, plain); err == nil || !strings.Contains(err.Error(), "does not bring up Kubernetes") {
 		t.Errorf("kubeadm documents for an image without Kubernetes: %v", err)
@@ -41,7 +41,7 @@ func TestKubeRuntimeChecksTheClusterfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := rt.Config.Get(kubernetes.KindCluster, "networking", "podSubnet"); got != "172.20.0.0/16" {
+	if got := rt.Config.Get(kubeadm.KindCluster, "networking", "podSubnet"); got != "172.20.0.0/16" {
 		t.Errorf("podSubnet = %q, want the Clusterfile's", got)
 	}
 	if rt.Rootfs != "/var/lib/hoist/demo/rootfs" || rt.State != "/var/lib/hoist/demo/state" {
@@ -62,13 +62,13 @@ func TestKubeRuntimeChecksTheClusterfile(t *testing.T) {
 // the Kubernetes it installs is refused by apply before it reaches any
 // node (these addresses answer nothing), and the journal says why.
 func TestKubeVersionRefusedBeforeAnyStep(t *testing.T) {
-	defaults, err := os.ReadFile(filepath.Join("..", "images", "kubernetes", "rootfs", kubernetes.DefaultsFile))
+	defaults, err := os.ReadFile(filepath.Join("..", "images", "kubernetes", "rootfs", kubeadm.DefaultsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rootfs := t.TempDir()
 	os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755)
-	os.WriteFile(filepath.Join(rootfs, kubernetes.DefaultsFile), defaults, 0o644)
+	os.WriteFile(filepath.Join(rootfs, kubeadm.DefaultsFile), defaults, 0o644)
 	cf, err := ParseClusterfile("Clusterfile", []byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  image: acme/platform:v1\n  hosts:\n"+twoHosts+
 		"---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.37.2\n"))
 	if err != nil {

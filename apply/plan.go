@@ -11,7 +11,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/hoistdev/hoist/apply/runtime"
+	"github.com/hoistdev/hoist/apply/launch"
 )
 
 // Step names, in the order they run on a node.
@@ -65,7 +65,7 @@ type PlannedStep struct {
 	Done bool   `json:"done"`
 	// Changes are what an app to launch would create or change, when the
 	// cluster could be asked (dry run).
-	Changes []runtime.Change `json:"changes,omitempty"`
+	Changes []launch.Change `json:"changes,omitempty"`
 	stage   int
 }
 

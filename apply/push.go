@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/hoistdev/hoist/apply/runtime"
+	"github.com/hoistdev/hoist/apply/launch"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 	"github.com/hoistdev/hoist/registry"
 )
@@ -94,12 +94,12 @@ func PushImages(ctx context.Context, rootfs string, meta *metadata.Metadata, tar
 
 // PushedRewriter maps the image's bundled images to their copies in target,
 // as PushImages puts them.
-func PushedRewriter(meta *metadata.Metadata, target string) (runtime.Rewriter, error) {
+func PushedRewriter(meta *metadata.Metadata, target string) (launch.Rewriter, error) {
 	images, err := bundled(meta)
 	if err != nil {
 		return nil, err
 	}
-	rw := runtime.Rewriter{}
+	rw := launch.Rewriter{}
 	for _, img := range images {
 		if err := rw.Add(img.Ref, target+"/"+img.repo+"@"+img.Digest, img.Digest); err != nil {
 			return nil, err

@@ -19,7 +19,7 @@ import (
 
 	"github.com/hoistdev/hoist/apply/node"
 	"github.com/hoistdev/hoist/apply/progress"
-	"github.com/hoistdev/hoist/apply/runtime/kubernetes"
+	"github.com/hoistdev/hoist/apply/runtime/kubeadm"
 	"github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 	"github.com/hoistdev/hoist/scratch"
@@ -133,7 +133,7 @@ type runner struct {
 	// kube is the Kubernetes runtime, for images that bring it up;
 	// joined tells that a node joined (or the first master initialised)
 	// during this apply.
-	kube   *kubernetes.Runtime
+	kube   *kubeadm.Runtime
 	joined atomic.Bool
 	setUp  sync.Map // nodes whose kube-node step ran in this apply
 	// deleteCluster: every node of the cluster is being deleted.
@@ -201,7 +201,7 @@ type Prepared struct {
 	TLS     TLS
 	Plan    Plan
 	// Kube is the Kubernetes runtime, for an image that brings it up.
-	Kube *kubernetes.Runtime
+	Kube *kubeadm.Runtime
 }
 
 // Prepare opens the cluster's journal and makes the plan.
@@ -558,7 +558,7 @@ func (r *runner) lostProbe(step string) string {
 		return status("containerd", "kubelet")
 	case StepKubeNetwork:
 		return fmt.Sprintf(`[ -f %s ] && { [ %d -lt 2 ] || [ -n "$(ip route show proto %s)" ]; } || exit %d`,
-			kubernetes.CNIConf, len(r.c.Nodes), kubernetes.RouteProto, node.ExitNotRunning)
+			kubeadm.CNIConf, len(r.c.Nodes), kubeadm.RouteProto, node.ExitNotRunning)
 	}
 	return ""
 }

@@ -1,4 +1,4 @@
-// Package kubernetes brings a Kubernetes cluster up on nodes with kubeadm,
+// Package kubeadm brings a Kubernetes cluster up on nodes with kubeadm,
 // from a cluster image that ships the node binaries, the image's
 // scripts/init-node.sh and scripts/clean-node.sh, and its kubeadm defaults
 // (etc/kubeadm.yaml). Each function does one step on one node over SSH;
@@ -6,7 +6,7 @@
 // It never reads secrets from command output meant for people: join
 // tokens come from `kubeadm token create`, the CA hash from the CA, the
 // certificate key is made here.
-package kubernetes
+package kubeadm
 
 import (
 	"bytes"

@@ -1,8 +1,8 @@
-// Package runtime launches the apps of a cluster image into a Kubernetes
+// Package launch launches the apps of a cluster image into a Kubernetes
 // cluster: Helm charts through the Helm SDK (install or upgrade), manifests
 // through server-side apply, shell apps and commands through a Shell (the
 // first master over SSH, or this machine). Nothing runs helm or kubectl.
-package runtime
+package launch
 
 import (
 	"bytes"
