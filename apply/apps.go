@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hoistdev/hoist/apply/progress"
 	"github.com/hoistdev/hoist/apply/launch"
 	"github.com/hoistdev/hoist/apply/ssh"
-	"github.com/hoistdev/hoist/clusterimage/tree"
+	"github.com/hoistdev/hoist/progress"
 	"github.com/hoistdev/hoist/scratch"
+	"github.com/hoistdev/hoist/tree"
 )
 
 // launchApps launches the planned apps, in order, into the cluster: the

@@ -17,7 +17,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/hoistdev/hoist/apply/node"
+	"github.com/hoistdev/hoist/agent"
 )
 
 // API versions a Clusterfile may use.
@@ -231,7 +231,7 @@ func parseDocuments(name string, data []byte, wantCluster bool) (*Clusterfile, e
 			if clusters > 1 {
 				return nil, fe("", errors.New("a Clusterfile holds one Cluster"))
 			}
-			if err := node.CheckClusterName(h.Metadata.Name); err != nil {
+			if err := agent.CheckClusterName(h.Metadata.Name); err != nil {
 				return nil, fe("metadata.name", err)
 			}
 			c, err := parseCluster(raw, h.APIVersion == SealerClusterAPI, fe)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hoistdev/hoist/apply/node"
+	"github.com/hoistdev/hoist/agent"
 )
 
 const hoistClusterfile = `apiVersion: hoist.dev/v1alpha1
@@ -290,7 +290,7 @@ func FuzzClusterfile(f *testing.F) {
 		if c.Kubeconfig == "" && (len(c.Nodes) == 0 || len(c.Masters()) == 0 || len(c.Registry.Nodes) == 0) {
 			t.Fatalf("accepted a cluster without nodes, masters or registry nodes: %+v", c)
 		}
-		if err := node.CheckClusterDir(NodeDir(c), c.Name); err != nil {
+		if err := agent.CheckClusterDir(NodeDir(c), c.Name); err != nil {
 			t.Fatalf("accepted a cluster whose directory clean would refuse: %v", err)
 		}
 		for _, env := range append([]map[string]string{c.Env}, nodeEnvs(c)...) {

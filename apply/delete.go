@@ -9,10 +9,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hoistdev/hoist/apply/node"
-	"github.com/hoistdev/hoist/apply/progress"
+	"github.com/hoistdev/hoist/agent"
 	"github.com/hoistdev/hoist/apply/runtime/kubeadm"
 	"github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/progress"
 )
 
 // StepClean is the step that removes a cluster from a node.
@@ -29,7 +29,7 @@ const StepClean = "clean"
 // not answer).
 func cleanScript(c Cluster, wholeCluster bool) (string, error) {
 	dir := NodeDir(c)
-	if err := node.CheckClusterDir(dir, c.Name); err != nil {
+	if err := agent.CheckClusterDir(dir, c.Name); err != nil {
 		return "", err
 	}
 	q := ssh.Quote

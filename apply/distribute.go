@@ -10,8 +10,8 @@ import (
 	"path"
 	"strings"
 
+	"github.com/hoistdev/hoist/agent"
 	"github.com/hoistdev/hoist/apply/ssh"
-	"github.com/hoistdev/hoist/apply/unpack"
 )
 
 // FileDigest is the sha256 of a file, hex.
@@ -81,7 +81,7 @@ func Pack(dir, tmpDir string, exclude ...string) (Packed, error) {
 		return Packed{}, err
 	}
 	h := sha256.New()
-	if err := unpack.Pack(io.MultiWriter(f, h), dir, exclude...); err != nil {
+	if err := agent.Pack(io.MultiWriter(f, h), dir, exclude...); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return Packed{}, err
@@ -98,7 +98,7 @@ func Pack(dir, tmpDir string, exclude ...string) (Packed, error) {
 // whether it sent anything. progress, when not nil, is told the bytes sent
 // so far and the total.
 func Distribute(ctx context.Context, node ssh.Executor, remoteHoist string, packed Packed, digest, dest string, progress func(sent, total int64)) (bool, error) {
-	out, err := ssh.Output(ctx, node, "cat "+ssh.Quote(path.Join(dest, unpack.Marker))+" 2>/dev/null || true")
+	out, err := ssh.Output(ctx, node, "cat "+ssh.Quote(path.Join(dest, agent.Marker))+" 2>/dev/null || true")
 	if err != nil {
 		return false, err
 	}

@@ -17,11 +17,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hoistdev/hoist/apply/node"
-	"github.com/hoistdev/hoist/apply/progress"
+	"github.com/hoistdev/hoist/agent"
 	"github.com/hoistdev/hoist/apply/runtime/kubeadm"
 	"github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
+	"github.com/hoistdev/hoist/progress"
 	"github.com/hoistdev/hoist/scratch"
 )
 
@@ -539,7 +539,7 @@ func (r *runner) runSteps(ctx context.Context, n Node, np *NodePlan, stage int) 
 	return nil
 }
 
-// lostProbe is a command that exits with node.ExitNotRunning when what a
+// lostProbe is a command that exits with agent.ExitNotRunning when what a
 // done step left on a node is gone: the services it started (a machine
 // that restarted without systemd), the routes it added (any restart).
 // "" for steps whose results stay on disk.
@@ -558,7 +558,7 @@ func (r *runner) lostProbe(step string) string {
 		return status("containerd", "kubelet")
 	case StepKubeNetwork:
 		return fmt.Sprintf(`[ -f %s ] && { [ %d -lt 2 ] || [ -n "$(ip route show proto %s)" ]; } || exit %d`,
-			kubeadm.CNIConf, len(r.c.Nodes), kubeadm.RouteProto, node.ExitNotRunning)
+			kubeadm.CNIConf, len(r.c.Nodes), kubeadm.RouteProto, agent.ExitNotRunning)
 	}
 	return ""
 }
@@ -579,7 +579,7 @@ func (r *runner) lost(ctx context.Context, n Node, step string, exec *ssh.Execut
 	}
 	// Only the probe's own answer says so.
 	var exit *ssh.ExitError
-	return errors.As((*exec).Run(ctx, probe, nil, nil), &exit) && exit.Status == node.ExitNotRunning
+	return errors.As((*exec).Run(ctx, probe, nil, nil), &exit) && exit.Status == agent.ExitNotRunning
 }
 
 func (r *runner) isRegistry(n Node) bool {

@@ -7,8 +7,8 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/hoistdev/hoist/clusterimage"
-	"github.com/hoistdev/hoist/clusterimage/tree"
 	"github.com/hoistdev/hoist/registry"
+	"github.com/hoistdev/hoist/tree"
 )
 
 // layerStreamer digests the registry layer's tar while the images are

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/hoistdev/hoist/clusterimage/archive"
-	"github.com/hoistdev/hoist/clusterimage/tree"
 	"github.com/hoistdev/hoist/scratch"
+	"github.com/hoistdev/hoist/tree"
 	"github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/common/libimage"

@@ -17,7 +17,7 @@ import (
 	"go.podman.io/storage/pkg/archive"
 	"go.podman.io/storage/pkg/stringid"
 
-	"github.com/hoistdev/hoist/clusterimage/tree"
+	"github.com/hoistdev/hoist/tree"
 )
 
 // TreeLayer is a layer holding one directory tree at path Name, written by

@@ -8,8 +8,8 @@ import (
 	"go.podman.io/common/libimage"
 
 	"github.com/hoistdev/hoist/clusterimage"
-	"github.com/hoistdev/hoist/clusterimage/tree"
 	"github.com/hoistdev/hoist/test/fixture"
+	"github.com/hoistdev/hoist/tree"
 )
 
 // TestTreeLayerDigestedHere: a tree layer whose tar was not digested ahead

@@ -13,7 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/manifest"
 
-	"github.com/hoistdev/hoist/clusterimage/tree"
+	"github.com/hoistdev/hoist/tree"
 )
 
 // Pinned is one image in a registry directory: its repository, the digest

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hoistdev/hoist/apply"
-	"github.com/hoistdev/hoist/apply/progress"
+	"github.com/hoistdev/hoist/progress"
 )
 
 // applyFlags are the flags apply and run share.

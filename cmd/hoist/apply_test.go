@@ -26,8 +26,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sys/unix"
 
-	"github.com/hoistdev/hoist/apply/progress"
 	sshx "github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/progress"
 	"github.com/hoistdev/hoist/test/fixture"
 	"github.com/hoistdev/hoist/test/testbed"
 )

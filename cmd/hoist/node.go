@@ -15,9 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/hoistdev/hoist/agent"
 	"github.com/hoistdev/hoist/apply"
-	"github.com/hoistdev/hoist/apply/node"
-	"github.com/hoistdev/hoist/apply/unpack"
 )
 
 // newNodeCommand is what hoist runs on the nodes, through the copy of
@@ -43,7 +42,7 @@ func newNodeCommand() *cobra.Command {
 				// larger pipe wakes this process less often.
 				unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20)
 			}
-			return unpack.Unpack(in, dest, digest, streamDigest)
+			return agent.Unpack(in, dest, digest, streamDigest)
 		},
 	}
 	unpackCmd.Flags().StringVar(&dest, "dest", "", "directory to fill")
@@ -66,15 +65,15 @@ func newNodeCommand() *cobra.Command {
 	return cmd
 }
 
-func registryService(cluster, stateDir string, command []string) (node.Service, error) {
-	if err := node.CheckClusterName(cluster); err != nil {
-		return node.Service{}, fmt.Errorf("--cluster: %w", err)
+func registryService(cluster, stateDir string, command []string) (agent.Service, error) {
+	if err := agent.CheckClusterName(cluster); err != nil {
+		return agent.Service{}, fmt.Errorf("--cluster: %w", err)
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return node.Service{}, err
+		return agent.Service{}, err
 	}
-	return node.Service{
+	return agent.Service{
 		Name:        "hoist-registry-" + cluster,
 		Description: "hoist registry of cluster " + cluster,
 		Command:     command,
@@ -165,7 +164,7 @@ func newNodeMirrorsCommand() *cobra.Command {
 		Short: "Point the registry domain at the registry node and containerd's mirrors at the registry",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := node.CheckClusterName(cluster); err != nil {
+			if err := agent.CheckClusterName(cluster); err != nil {
 				return fmt.Errorf("--cluster: %w", err)
 			}
 			ca, err := io.ReadAll(cmd.InOrStdin())
@@ -176,7 +175,7 @@ func newNodeMirrorsCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--registry: %w", err)
 			}
-			if err := node.SetHostsEntry(hostsFile, cluster, domain, registryIP); err != nil {
+			if err := agent.SetHostsEntry(hostsFile, cluster, domain, registryIP); err != nil {
 				return err
 			}
 			var list []string
@@ -185,7 +184,7 @@ func newNodeMirrorsCommand() *cobra.Command {
 					list = append(list, h)
 				}
 			}
-			return node.WriteMirrors(node.Mirrors{CertsDir: certsDir, Registry: registry, CA: ca, Hosts: list, Record: record})
+			return agent.WriteMirrors(agent.Mirrors{CertsDir: certsDir, Registry: registry, CA: ca, Hosts: list, Record: record})
 		},
 	}
 	f := cmd.Flags()
@@ -206,7 +205,7 @@ func newNodeCleanCommand() *cobra.Command {
 		Short: "Stop the registry, remove the hosts entry, the mirror files and DIR",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := node.CheckClusterDir(dir, cluster); err != nil {
+			if err := agent.CheckClusterDir(dir, cluster); err != nil {
 				return err
 			}
 			state := filepath.Join(dir, "state")
@@ -217,10 +216,10 @@ func newNodeCleanCommand() *cobra.Command {
 			if err := svc.Stop(cmd.Context()); err != nil {
 				return err
 			}
-			if err := node.RemoveHostsEntry(hostsFile, cluster); err != nil {
+			if err := agent.RemoveHostsEntry(hostsFile, cluster); err != nil {
 				return err
 			}
-			if err := node.RemoveMirrors(filepath.Join(state, "mirrors"), certsDir); err != nil {
+			if err := agent.RemoveMirrors(filepath.Join(state, "mirrors"), certsDir); err != nil {
 				return err
 			}
 			return os.RemoveAll(dir)
@@ -244,7 +243,7 @@ func newNodeSuperviseCommand() *cobra.Command {
 			if pidFile == "" {
 				return errors.New("--pid-file is required")
 			}
-			return node.Supervise(pidFile, args)
+			return agent.Supervise(pidFile, args)
 		},
 	}
 	cmd.Flags().StringVar(&pidFile, "pid-file", "", "where the supervisor's pid goes")
@@ -257,15 +256,15 @@ func newNodeSuperviseCommand() *cobra.Command {
 func newNodeServiceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Start or stop a node service"}
 	var stateDir string
-	service := func(name string, command []string) (node.Service, error) {
+	service := func(name string, command []string) (agent.Service, error) {
 		if stateDir == "" {
-			return node.Service{}, errors.New("--state-dir is required")
+			return agent.Service{}, errors.New("--state-dir is required")
 		}
 		self, err := os.Executable()
 		if err != nil {
-			return node.Service{}, err
+			return agent.Service{}, err
 		}
-		return node.Service{Name: name, Description: name + " (started by hoist)", Command: command, StateDir: stateDir, Self: self}, nil
+		return agent.Service{Name: name, Description: name + " (started by hoist)", Command: command, StateDir: stateDir, Self: self}, nil
 	}
 	start := &cobra.Command{
 		Use:   "start NAME --state-dir DIR -- COMMAND...",
@@ -308,7 +307,7 @@ func newNodeServiceCommand() *cobra.Command {
 			}
 			if len(stopped) > 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "not running: %s\n", strings.Join(stopped, ", "))
-				os.Exit(node.ExitNotRunning)
+				os.Exit(agent.ExitNotRunning)
 			}
 			return nil
 		},

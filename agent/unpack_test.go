@@ -1,4 +1,4 @@
-package unpack
+package agent
 
 import (
 	"archive/tar"

@@ -1,7 +1,7 @@
-// Package unpack puts a rootfs, streamed as a zstd-compressed tar, in place
-// on a node, safely and atomically. It runs on the nodes (hoist node unpack),
-// so it depends on nothing but the standard library and zstd.
-package unpack
+// Unpacking puts a rootfs, streamed as a zstd-compressed tar, in place on a
+// node, safely and atomically (hoist node unpack).
+
+package agent
 
 import (
 	"crypto/rand"
@@ -19,7 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
-	"github.com/hoistdev/hoist/clusterimage/tree"
+	"github.com/hoistdev/hoist/tree"
 )
 
 // Marker is the file, at the top of an unpacked tree, that records which

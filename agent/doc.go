@@ -1,0 +1,7 @@
+// Package agent is what hoist does on a node, run there by the copy of hoist
+// that apply installs (the hidden `hoist node` commands): unpacking the
+// rootfs, the /etc/hosts entry of the registry, containerd's mirror
+// configuration, the registry and other services, cleaning. It depends on
+// nothing but the standard library, zstd and hoist's tree code, so the node
+// needs no tool of its own.
+package agent
