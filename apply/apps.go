@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"os"
 	"path"
 	"path/filepath"
@@ -150,7 +151,7 @@ func (r *runner) appShell(ctx context.Context) (shell launch.Shell, cleanup func
 func exports(env map[string]string) string {
 	keys := make([]string, 0, len(env))
 	for k := range env {
-		if IsEnvName(k) {
+		if clusterfile.IsEnvName(k) {
 			keys = append(keys, k)
 		}
 	}
@@ -234,7 +235,7 @@ func (s *localShell) WriteFile(_ context.Context, rel string, data []byte) error
 // the Clusterfile's laid over) when it brings Kubernetes up, else the
 // version the cluster of spec.kubeconfig reports. An image without a range,
 // or a cluster with nothing to launch into, passes.
-func CheckKubeVersion(ctx context.Context, c Cluster, image Image, p *Prepared, opts Options) error {
+func CheckKubeVersion(ctx context.Context, c clusterfile.Cluster, image Image, p *Prepared, opts Options) error {
 	if image.Meta == nil || image.Meta.KubeVersion == "" {
 		return nil
 	}
@@ -264,7 +265,7 @@ func CheckKubeVersion(ctx context.Context, c Cluster, image Image, p *Prepared, 
 // PreviewApps fills the plan's apps to launch with what they would create
 // or change, asking the cluster (read only). A cluster that cannot be asked
 // leaves the plan as it is and returns why.
-func PreviewApps(ctx context.Context, c Cluster, image Image, opts Options, plan *Plan) error {
+func PreviewApps(ctx context.Context, c clusterfile.Cluster, image Image, opts Options, plan *Plan) error {
 	if c.Kubeconfig == "" {
 		return nil
 	}
@@ -294,7 +295,7 @@ func PreviewApps(ctx context.Context, c Cluster, image Image, opts Options, plan
 	return nil
 }
 
-func launcher(c Cluster, image Image, opts Options, tmp string) (*launch.Launcher, error) {
+func launcher(c clusterfile.Cluster, image Image, opts Options, tmp string) (*launch.Launcher, error) {
 	l := &launch.Launcher{Kubeconfig: c.Kubeconfig, Rootfs: image.Rootfs, Meta: image.Meta, Env: c.Env,
 		ValueFiles: opts.ValueFiles, Set: opts.Set, TmpDir: tmp}
 	if opts.RewriteImages != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"net/netip"
 	"path"
 	"slices"
@@ -27,7 +28,7 @@ const StepClean = "clean"
 // wholeCluster tells the image's script that every node goes: a master
 // then need not leave etcd (which, with the others going at once, could
 // not answer).
-func cleanScript(c Cluster, wholeCluster bool) (string, error) {
+func cleanScript(c clusterfile.Cluster, wholeCluster bool) (string, error) {
 	dir := NodeDir(c)
 	if err := agent.CheckClusterDir(dir, c.Name); err != nil {
 		return "", err
@@ -45,7 +46,7 @@ rm -rf %[1]s`, q(dir), q(c.Name), q(CertsDir), q(HostsFile), kubeadm.CleanScript
 }
 
 // cleanNode runs the clean hooks around the clean itself on one node.
-func (r *runner) cleanNode(ctx context.Context, n Node) (err error) {
+func (r *runner) cleanNode(ctx context.Context, n clusterfile.Node) (err error) {
 	node := n.IP.String()
 	start := time.Now()
 	step := ""
@@ -79,16 +80,16 @@ func (r *runner) cleanNode(ctx context.Context, n Node) (err error) {
 		return nil
 	}
 	rootfs := path.Join(NodeDir(r.c), "rootfs")
-	if len(HooksOf(r.plugins, PhasePreCleanHost, n.Roles)) > 0 {
-		if err := run("hook:"+PhasePreCleanHost, func() error { return r.runHooks(ctx, exec, n, PhasePreCleanHost, rootfs) }); err != nil {
+	if len(HooksOf(r.plugins, clusterfile.PhasePreCleanHost, n.Roles)) > 0 {
+		if err := run("hook:"+clusterfile.PhasePreCleanHost, func() error { return r.runHooks(ctx, exec, n, clusterfile.PhasePreCleanHost, rootfs) }); err != nil {
 			return err
 		}
 	}
 	if err := run(StepClean, func() error { return exec.Run(ctx, script, nil, nil) }); err != nil {
 		return err
 	}
-	if len(HooksOf(r.plugins, PhasePostCleanHost, n.Roles)) > 0 {
-		if err := run("hook:"+PhasePostCleanHost, func() error { return r.runHooks(ctx, exec, n, PhasePostCleanHost, "/") }); err != nil {
+	if len(HooksOf(r.plugins, clusterfile.PhasePostCleanHost, n.Roles)) > 0 {
+		if err := run("hook:"+clusterfile.PhasePostCleanHost, func() error { return r.runHooks(ctx, exec, n, clusterfile.PhasePostCleanHost, "/") }); err != nil {
 			return err
 		}
 	}
@@ -98,21 +99,21 @@ func (r *runner) cleanNode(ctx context.Context, n Node) (err error) {
 
 // recordedNode is a node the journal knows, reached as recorded, with the
 // cluster's default secrets.
-func (r *runner) recordedNode(ip string) (Node, error) {
+func (r *runner) recordedNode(ip string) (clusterfile.Node, error) {
 	addr, err := netip.ParseAddr(ip)
 	if err != nil {
-		return Node{}, err
+		return clusterfile.Node{}, err
 	}
 	h, ok := r.journal.Host(ip)
 	if !ok {
-		return Node{IP: addr, SSH: r.c.SSH}, nil
+		return clusterfile.Node{IP: addr, SSH: r.c.SSH}, nil
 	}
 	s := r.c.SSH
 	s.User, s.Port = h.User, h.Port
 	if h.PrivateKey != "" {
 		s.PrivateKey = h.PrivateKey
 	}
-	return Node{IP: addr, Roles: h.Roles, SSH: s, Env: r.c.Env}, nil
+	return clusterfile.Node{IP: addr, Roles: h.Roles, SSH: s, Env: r.c.Env}, nil
 }
 
 // removeNode cleans a node the Clusterfile no longer lists.
@@ -126,7 +127,7 @@ func (r *runner) removeNode(ctx context.Context, ip string) error {
 
 // leave takes a node out of the cluster: drained and deleted from
 // Kubernetes first, when hoist brought Kubernetes up, then cleaned.
-func (r *runner) leave(ctx context.Context, n Node) error {
+func (r *runner) leave(ctx context.Context, n clusterfile.Node) error {
 	ip := n.IP.String()
 	if r.kube != nil {
 		if err := r.drain(ctx, ip); err != nil {
@@ -139,7 +140,7 @@ func (r *runner) leave(ctx context.Context, n Node) error {
 
 // DeleteNodes lists the nodes a delete touches: those given, or every node
 // of the Clusterfile and of the journal.
-func DeleteNodes(c Cluster, j *Journal, only []netip.Addr) []string {
+func DeleteNodes(c clusterfile.Cluster, j *Journal, only []netip.Addr) []string {
 	var all []string
 	for _, n := range c.Nodes {
 		all = append(all, n.IP.String())
@@ -162,7 +163,7 @@ func DeleteNodes(c Cluster, j *Journal, only []netip.Addr) []string {
 // Delete removes the cluster from the nodes: clean hooks, registry, hosts
 // entries, mirror files, the data directory. With force, a node that
 // cannot be reached is forgotten rather than failed.
-func Delete(ctx context.Context, c Cluster, plugins []Plugin, j *Journal, nodes []string, force bool, opts Options) *Result {
+func Delete(ctx context.Context, c clusterfile.Cluster, plugins []clusterfile.Plugin, j *Journal, nodes []string, force bool, opts Options) *Result {
 	r := &runner{c: c, opts: opts, journal: j, pool: ssh.NewPool(), plugins: plugins}
 	defer r.pool.Close()
 	if m := c.Masters(); len(m) > 0 && j.Done(m[0].IP.String(), StepKubeInit, kubeInitKey) {
@@ -174,7 +175,7 @@ func Delete(ctx context.Context, c Cluster, plugins []Plugin, j *Journal, nodes 
 			r.kube = &kubeadm.Runtime{}
 		}
 	}
-	byIP := map[string]Node{}
+	byIP := map[string]clusterfile.Node{}
 	for _, n := range c.Nodes {
 		byIP[n.IP.String()] = n
 	}

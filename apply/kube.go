@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,7 +16,7 @@ import (
 // kubeRuntime is the cluster's Kubernetes runtime when the image brings
 // Kubernetes up (it has etc/kubeadm.yaml), else nil. The Clusterfile's
 // kubeadm documents are checked here, before anything runs.
-func kubeRuntime(c Cluster, image Image) (*kubeadm.Runtime, error) {
+func kubeRuntime(c clusterfile.Cluster, image Image) (*kubeadm.Runtime, error) {
 	if !kubeadm.IsKubernetes(image.Rootfs) {
 		if len(c.Kubeadm) > 0 {
 			return nil, fmt.Errorf("the Clusterfile has kubeadm documents, but image %s does not bring up Kubernetes (no %s)", c.Image, kubeadm.DefaultsFile)
@@ -23,7 +24,7 @@ func kubeRuntime(c Cluster, image Image) (*kubeadm.Runtime, error) {
 		return nil, nil
 	}
 	if len(c.Masters()) == 0 {
-		return nil, fmt.Errorf("image %s brings up Kubernetes: the Clusterfile needs a host with the %s role", c.Image, RoleMaster)
+		return nil, fmt.Errorf("image %s brings up Kubernetes: the Clusterfile needs a host with the %s role", c.Image, clusterfile.RoleMaster)
 	}
 	cfg, err := kubeadm.Load(image.Rootfs, "Clusterfile", c.Kubeadm)
 	if err != nil {
@@ -41,7 +42,7 @@ func (r *runner) master(ctx context.Context) (ssh.Executor, string, error) {
 }
 
 // runKubeStep runs one of the Kubernetes runtime's steps on a node.
-func (r *runner) runKubeStep(ctx context.Context, e ssh.Executor, n Node, step string) error {
+func (r *runner) runKubeStep(ctx context.Context, e ssh.Executor, n clusterfile.Node, step string) error {
 	ip := n.IP.String()
 	if step == StepKubeNode {
 		r.setUp.Store(ip, true)
@@ -87,7 +88,7 @@ func (r *runner) runKubeStep(ctx context.Context, e ssh.Executor, n Node, step s
 
 // nodeEnv is what the image's scripts and the hooks see: the cluster's
 // env, the host's over it, and hoist's own.
-func (r *runner) nodeEnv(n Node) map[string]string {
+func (r *runner) nodeEnv(n clusterfile.Node) map[string]string {
 	env := map[string]string{}
 	for k, v := range r.c.Env {
 		env[k] = v
@@ -123,7 +124,7 @@ func (r *runner) useKubeconfig(ctx context.Context) error {
 
 // Kubeconfig returns the admin kubeconfig of a cluster hoist brought up,
 // from its first master.
-func Kubeconfig(ctx context.Context, c Cluster, opts Options) ([]byte, error) {
+func Kubeconfig(ctx context.Context, c clusterfile.Cluster, opts Options) ([]byte, error) {
 	masters := c.Masters()
 	if len(masters) == 0 {
 		return nil, fmt.Errorf("cluster %s has no master", c.Name)

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,8 +23,8 @@ func TestKubeRuntimeChecksTheClusterfile(t *testing.T) {
 	os.MkdirAll(filepath.Join(kube.Rootfs, "etc"), 0o755)
 	os.WriteFile(filepath.Join(kube.Rootfs, kubeadm.DefaultsFile), defaults, 0o644)
 
-	parse := func(extra string) Cluster {
-		cf, err := ParseClusterfile("Clusterfile", []byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  image: acme/platform:v1\n  hosts:\n"+twoHosts+extra))
+	parse := func(extra string) clusterfile.Cluster {
+		cf, err := clusterfile.ParseClusterfile("Clusterfile", []byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  image: acme/platform:v1\n  hosts:\n"+twoHosts+extra))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +70,7 @@ func TestKubeVersionRefusedBeforeAnyStep(t *testing.T) {
 	rootfs := t.TempDir()
 	os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755)
 	os.WriteFile(filepath.Join(rootfs, kubeadm.DefaultsFile), defaults, 0o644)
-	cf, err := ParseClusterfile("Clusterfile", []byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  image: acme/platform:v1\n  hosts:\n"+twoHosts+
+	cf, err := clusterfile.ParseClusterfile("Clusterfile", []byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  image: acme/platform:v1\n  hosts:\n"+twoHosts+
 		"---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.37.2\n"))
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"math/big"
 	"net"
 	"os"
@@ -47,7 +48,7 @@ func (t TLS) Digest() string {
 // (a crash between two files). A new set is installed on the nodes as for
 // a change of names, where an error would only make someone delete the
 // directory, and serving the set as it is would fail on every node.
-func LoadTLS(dir string, c Cluster) (TLS, error) {
+func LoadTLS(dir string, c clusterfile.Cluster) (TLS, error) {
 	t, ok, err := ReadTLS(dir, c)
 	if err != nil || ok {
 		return t, err
@@ -80,7 +81,7 @@ func LoadTLS(dir string, c Cluster) (TLS, error) {
 // ReadTLS returns the cluster's PKI from dir, writing nothing (a dry run):
 // ok is false when LoadTLS would make a new one (missing, for other names,
 // or not holding together).
-func ReadTLS(dir string, c Cluster) (t TLS, ok bool, err error) {
+func ReadTLS(dir string, c clusterfile.Cluster) (t TLS, ok bool, err error) {
 	read := func(name string) []byte {
 		data, e := os.ReadFile(filepath.Join(dir, name))
 		if e != nil && err == nil {
@@ -104,7 +105,7 @@ func ReadTLS(dir string, c Cluster) (t TLS, ok bool, err error) {
 
 // registryNames are what the registry's certificate names: its domain and
 // the registry nodes' addresses.
-func registryNames(c Cluster) ([]string, []net.IP) {
+func registryNames(c clusterfile.Cluster) ([]string, []net.IP) {
 	var ips []net.IP
 	for _, a := range c.Registry.Nodes {
 		ips = append(ips, net.IP(a.AsSlice()))

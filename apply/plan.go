@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"io"
 	"net/netip"
 	"slices"
@@ -47,7 +48,7 @@ type PlanInput struct {
 	// TLSDigest names the cluster CA and registry certificate: new ones
 	// (registry nodes or domain changed) are installed again.
 	TLSDigest string
-	Plugins   []Plugin
+	Plugins   []clusterfile.Plugin
 	// Apps are the apps to launch, in order, each with its key.
 	Apps []PlannedStep
 	// NoRegistry is an image that bundles no container image: no
@@ -94,7 +95,7 @@ type Plan struct {
 
 // MakePlan compares the cluster with the journal; prune plans the removal
 // of the nodes the Clusterfile no longer lists.
-func MakePlan(c Cluster, j *Journal, in PlanInput, prune bool) Plan {
+func MakePlan(c clusterfile.Cluster, j *Journal, in PlanInput, prune bool) Plan {
 	p := Plan{Cluster: c.Name, Nodes: []NodePlan{}, Remove: []string{}, Prune: prune, Apps: []PlannedStep{}}
 	for _, a := range in.Apps {
 		p.Apps = append(p.Apps, PlannedStep{Name: a.Name, Key: a.Key, Done: j.AppDone(a.Name, a.Key)})
@@ -127,7 +128,7 @@ func MakePlan(c Cluster, j *Journal, in PlanInput, prune bool) Plan {
 				add("hook:"+phase, key)
 			}
 		}
-		hook(PhasePreInitHost)
+		hook(clusterfile.PhasePreInitHost)
 		if isRegistry {
 			// The registry listens on the node's address: part of its key,
 			// so that a registry that listened everywhere is restarted.
@@ -136,11 +137,11 @@ func MakePlan(c Cluster, j *Journal, in PlanInput, prune bool) Plan {
 		if !in.NoRegistry {
 			add(StepMirrors, mirrorsKey(c, in))
 		}
-		hook(PhasePostInitHost)
+		hook(clusterfile.PhasePostInitHost)
 		if in.Kubernetes {
 			add(StepKubeNode, in.ImageDigest)
 		}
-		hook(PhasePreInstall)
+		hook(clusterfile.PhasePreInstall)
 		if in.Kubernetes {
 			// A done init is never redone; a join is redone only when
 			// the node's role changes.
@@ -169,7 +170,7 @@ func MakePlan(c Cluster, j *Journal, in PlanInput, prune bool) Plan {
 			add(StepKubeReady, "sha256:"+hex.EncodeToString(h.Sum(nil)))
 		}
 		stage = stageCluster
-		hook(PhasePostInstall)
+		hook(clusterfile.PhasePostInstall)
 		p.Nodes = append(p.Nodes, np)
 	}
 	for _, node := range j.Nodes() {
@@ -185,7 +186,7 @@ const kubeInitKey = "init"
 
 // joinKey is the key of a node's kube-join: its role, so that a node that
 // changes role joins again.
-func joinKey(n Node) string {
+func joinKey(n clusterfile.Node) string {
 	if n.IsMaster() {
 		return "control-plane"
 	}
@@ -194,7 +195,7 @@ func joinKey(n Node) string {
 
 // pluginsKey is the digest of the hooks of a phase that apply to the node,
 // in the order they run (by name); "" when there are none.
-func pluginsKey(in PlanInput, phase string, n Node) string {
+func pluginsKey(in PlanInput, phase string, n clusterfile.Node) string {
 	hooks := HooksOf(in.Plugins, phase, n.Roles)
 	if len(hooks) == 0 {
 		return ""
@@ -202,12 +203,12 @@ func pluginsKey(in PlanInput, phase string, n Node) string {
 	h := sha256.New()
 	json.NewEncoder(h).Encode(struct {
 		Image string
-		Hooks []Plugin
+		Hooks []clusterfile.Plugin
 	}{in.ImageDigest, hooks})
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-func mirrorsKey(c Cluster, in PlanInput) string {
+func mirrorsKey(c clusterfile.Cluster, in PlanInput) string {
 	var regs []string
 	for _, a := range c.Registry.Nodes {
 		regs = append(regs, a.String())

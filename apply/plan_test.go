@@ -3,15 +3,16 @@ package apply
 import (
 	"bytes"
 	"fmt"
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 )
 
-func testCluster(t *testing.T, hosts string) Cluster {
+func testCluster(t *testing.T, hosts string) clusterfile.Cluster {
 	t.Helper()
-	cf, err := ParseClusterfile("Clusterfile", []byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  image: acme/platform:v1\n  hosts:\n"+hosts))
+	cf, err := clusterfile.ParseClusterfile("Clusterfile", []byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  image: acme/platform:v1\n  hosts:\n"+hosts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestJournalPersistsAndResumes(t *testing.T) {
 func TestPlan(t *testing.T) {
 	c := testCluster(t, twoHosts)
 	j, _ := OpenJournal(filepath.Join(t.TempDir(), "journal.json"), "demo")
-	in := PlanInput{ImageDigest: "sha256:img1", HoistDigest: "h1", Plugins: []Plugin{
+	in := PlanInput{ImageDigest: "sha256:img1", HoistDigest: "h1", Plugins: []clusterfile.Plugin{
 		{Name: "b", Phase: "post-init-host", Scope: []string{"master"}, Data: "x"},
 		{Name: "a", Phase: "pre-init-host", Data: "y"},
 	}}

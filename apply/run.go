@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"os"
 	"path"
 	"path/filepath"
@@ -32,7 +33,7 @@ const (
 )
 
 // NodeDir is the cluster's directory on a node.
-func NodeDir(c Cluster) string { return path.Join(c.DataRoot, c.Name) }
+func NodeDir(c clusterfile.Cluster) string { return path.Join(c.DataRoot, c.Name) }
 
 // StateDir is the cluster's directory on this machine, under hoist's root.
 func StateDir(root, cluster string) string { return filepath.Join(root, "clusters", cluster) }
@@ -119,11 +120,11 @@ func (r *Result) Err() error {
 
 // runner holds what the steps of an apply share.
 type runner struct {
-	c           Cluster
+	c           clusterfile.Cluster
 	opts        Options
 	journal     *Journal
 	pool        *ssh.Pool
-	plugins     []Plugin
+	plugins     []clusterfile.Plugin
 	hoistDigest string
 	tls         TLS
 	image       Image
@@ -146,10 +147,10 @@ type runner struct {
 
 // Plugins merges the image's plugins with the Clusterfile's: one of the
 // Clusterfile with the same name replaces the image's.
-func Plugins(image, clusterfile []Plugin) []Plugin {
-	out := slices.Clone(clusterfile)
+func Plugins(image, fromClusterfile []clusterfile.Plugin) []clusterfile.Plugin {
+	out := slices.Clone(fromClusterfile)
 	for _, p := range image {
-		if !slices.ContainsFunc(clusterfile, func(q Plugin) bool { return q.Name == p.Name }) {
+		if !slices.ContainsFunc(fromClusterfile, func(q clusterfile.Plugin) bool { return q.Name == p.Name }) {
 			out = append(out, p)
 		}
 	}
@@ -157,16 +158,16 @@ func Plugins(image, clusterfile []Plugin) []Plugin {
 }
 
 // ImagePlugins reads the Plugin documents of an image's plugins/.
-func ImagePlugins(rootfs string) ([]Plugin, error) {
+func ImagePlugins(rootfs string) ([]clusterfile.Plugin, error) {
 	files, _ := filepath.Glob(filepath.Join(rootfs, "plugins", "*.y*ml"))
 	sort.Strings(files)
-	var out []Plugin
+	var out []clusterfile.Plugin
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err
 		}
-		ps, err := ParsePlugins("plugins/"+filepath.Base(f), data)
+		ps, err := clusterfile.ParsePlugins("plugins/"+filepath.Base(f), data)
 		if err != nil {
 			return nil, fmt.Errorf("image: %w", err)
 		}
@@ -205,7 +206,7 @@ type Prepared struct {
 }
 
 // Prepare opens the cluster's journal and makes the plan.
-func Prepare(c Cluster, plugins []Plugin, image Image, opts Options) (*Prepared, error) {
+func Prepare(c clusterfile.Cluster, plugins []clusterfile.Plugin, image Image, opts Options) (*Prepared, error) {
 	state := StateDir(opts.Root, c.Name)
 	j, err := OpenJournal(filepath.Join(state, "journal.json"), c.Name)
 	if err != nil {
@@ -251,7 +252,7 @@ func Prepare(c Cluster, plugins []Plugin, image Image, opts Options) (*Prepared,
 // appSteps lists the apps to launch with their keys: what, launched
 // again, would change the result (the image, the app's definition, the
 // env, the values).
-func appSteps(c Cluster, image Image, kube bool, opts Options) ([]PlannedStep, error) {
+func appSteps(c clusterfile.Cluster, image Image, kube bool, opts Options) ([]PlannedStep, error) {
 	if image.Meta == nil || (c.Kubeconfig == "" && !kube) {
 		return nil, nil
 	}
@@ -307,7 +308,7 @@ func appNames(m *metadata.Metadata) []string {
 // recorded in the journal. A node that fails stops at its failed step; the
 // others go on. Nodes the Clusterfile no longer lists are cleaned when the
 // plan prunes, and left alone otherwise.
-func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Prepared, opts Options) (*Result, error) {
+func Apply(ctx context.Context, c clusterfile.Cluster, plugins []clusterfile.Plugin, image Image, p *Prepared, opts Options) (*Result, error) {
 	r := &runner{c: c, opts: opts, journal: p.Journal, pool: ssh.NewPool(), plugins: plugins,
 		hoistDigest: p.Input.HoistDigest, tls: p.TLS, image: image, registryHosts: RegistryHosts(image.Rootfs), noRegistry: p.Input.NoRegistry,
 		packed: map[bool]Packed{}, kube: p.Kube}
@@ -337,7 +338,7 @@ func Apply(ctx context.Context, c Cluster, plugins []Plugin, image Image, p *Pre
 	defer os.RemoveAll(r.tmpDir)
 
 	res := &Result{Errors: map[string]error{}, Kept: p.Plan.Kept()}
-	byIP := map[string]Node{}
+	byIP := map[string]clusterfile.Node{}
 	for _, n := range c.Nodes {
 		byIP[n.IP.String()] = n
 	}
@@ -420,7 +421,7 @@ func (r *runner) report(e progress.Event) {
 }
 
 // access is how to reach a node of the Clusterfile.
-func (r *runner) access(ip string, s SSH) ssh.Config {
+func (r *runner) access(ip string, s clusterfile.SSH) ssh.Config {
 	return ssh.Config{Host: ip, Port: s.Port, User: s.User, Password: s.Password, PrivateKey: s.PrivateKey,
 		Passphrase: s.Passphrase, KnownHosts: filepath.Join(r.opts.Root, "known_hosts"), AcceptNew: r.opts.AcceptNewHostKeys}
 }
@@ -436,7 +437,7 @@ func (r *runner) remoteHoist() string {
 // failed. Nodes no longer listed are removed before the cluster stage, so
 // that the pod network is made for the nodes that stay. It returns each
 // node's error and each removal's, in the plan's order.
-func (r *runner) runStages(ctx context.Context, byIP map[string]Node, plans []NodePlan, remove []string) ([]error, []error) {
+func (r *runner) runStages(ctx context.Context, byIP map[string]clusterfile.Node, plans []NodePlan, remove []string) ([]error, []error) {
 	errs := make([]error, len(plans))
 	var removeErrs []error
 	start := time.Now()
@@ -507,7 +508,7 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]Node, plans []No
 
 // runSteps runs the node's steps of one stage, in order; a failure is a
 // NodeError naming the step.
-func (r *runner) runSteps(ctx context.Context, n Node, np *NodePlan, stage int) error {
+func (r *runner) runSteps(ctx context.Context, n clusterfile.Node, np *NodePlan, stage int) error {
 	node := np.Node
 	var exec ssh.Executor
 	for _, s := range np.Steps {
@@ -565,7 +566,7 @@ func (r *runner) lostProbe(step string) string {
 
 // lost tells whether what a done step left on the node is gone: the step
 // then runs again. A node that cannot be asked keeps its step done.
-func (r *runner) lost(ctx context.Context, n Node, step string, exec *ssh.Executor) bool {
+func (r *runner) lost(ctx context.Context, n clusterfile.Node, step string, exec *ssh.Executor) bool {
 	probe := r.lostProbe(step)
 	if probe == "" {
 		return false
@@ -582,11 +583,11 @@ func (r *runner) lost(ctx context.Context, n Node, step string, exec *ssh.Execut
 	return errors.As((*exec).Run(ctx, probe, nil, nil), &exit) && exit.Status == agent.ExitNotRunning
 }
 
-func (r *runner) isRegistry(n Node) bool {
+func (r *runner) isRegistry(n clusterfile.Node) bool {
 	return slices.Contains(r.c.Registry.Nodes, n.IP) && !r.noRegistry
 }
 
-func (r *runner) runStep(ctx context.Context, exec ssh.Executor, n Node, step string) error {
+func (r *runner) runStep(ctx context.Context, exec ssh.Executor, n clusterfile.Node, step string) error {
 	q := ssh.Quote
 	dir := NodeDir(r.c)
 	switch {
@@ -649,8 +650,8 @@ func (r *runner) pack(withRegistry bool) (Packed, error) {
 
 // HooksOf returns the plugins of a phase that apply to a node with these
 // roles, in the order they run (by name).
-func HooksOf(plugins []Plugin, phase string, roles []string) []Plugin {
-	var hooks []Plugin
+func HooksOf(plugins []clusterfile.Plugin, phase string, roles []string) []clusterfile.Plugin {
+	var hooks []clusterfile.Plugin
 	for _, p := range plugins {
 		if p.Phase != phase {
 			continue
@@ -660,14 +661,14 @@ func HooksOf(plugins []Plugin, phase string, roles []string) []Plugin {
 		}
 		hooks = append(hooks, p)
 	}
-	slices.SortFunc(hooks, func(a, b Plugin) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(hooks, func(a, b clusterfile.Plugin) int { return strings.Compare(a.Name, b.Name) })
 	return hooks
 }
 
 // runHooks runs the phase's hooks on the node in dir (or / when dir is
 // gone), the cluster's and the host's env exported, each hook's output
 // kept for its error.
-func (r *runner) runHooks(ctx context.Context, exec ssh.Executor, n Node, phase, dir string) error {
+func (r *runner) runHooks(ctx context.Context, exec ssh.Executor, n clusterfile.Node, phase, dir string) error {
 	env := r.nodeEnv(n)
 	env["HOIST_PHASE"] = phase
 	prelude := fmt.Sprintf("cd %s 2>/dev/null || cd /\n", ssh.Quote(dir)) + exports(env)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"io"
 	"net/netip"
 	"os"
@@ -57,12 +58,12 @@ func nodeBinary() (string, error) {
 	return os.Executable()
 }
 
-func loadClusterfile(file string) (*apply.Clusterfile, error) {
+func loadClusterfile(file string) (*clusterfile.Clusterfile, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
-	return apply.ParseClusterfile(file, data)
+	return clusterfile.ParseClusterfile(file, data)
 }
 
 // lockCluster keeps two applies or deletes of one cluster apart.
@@ -82,7 +83,7 @@ func lockCluster(root, cluster string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-func runApply(cmd *cobra.Command, g *globalOptions, cf *apply.Clusterfile, f applyFlags) error {
+func runApply(cmd *cobra.Command, g *globalOptions, cf *clusterfile.Clusterfile, f applyFlags) error {
 	if f.format != "" && f.format != "text" && f.format != "json" {
 		return fmt.Errorf("--format %q: want text or json", f.format)
 	}
@@ -264,7 +265,7 @@ addresses or ranges (10.0.0.2-10.0.0.9).`,
 					return fmt.Errorf("--pk-passwd-stdin: %w", err)
 				}
 			}
-			c, err := apply.ClusterFromFlags(args[0], masters, nodes, kubeconfig, apply.SSH{User: user, Port: port, Password: password, PrivateKey: key, Passphrase: passphrase}, env)
+			c, err := clusterfile.ClusterFromFlags(args[0], masters, nodes, kubeconfig, clusterfile.SSH{User: user, Port: port, Password: password, PrivateKey: key, Passphrase: passphrase}, env)
 			if err != nil {
 				return err
 			}
@@ -275,19 +276,19 @@ addresses or ranges (10.0.0.2-10.0.0.9).`,
 				return errors.New("--rewrite-images needs --registry: where the images are")
 			}
 			f.registry, f.tlsVerify, f.rewrite = target, tlsVerify, rewrite
-			return runApply(cmd, g, &apply.Clusterfile{Cluster: *c}, f)
+			return runApply(cmd, g, &clusterfile.Clusterfile{Cluster: *c}, f)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&masters, "masters", "m", "", "master addresses")
 	fl.StringVarP(&nodes, "nodes", "n", "", "worker addresses")
-	fl.StringVarP(&user, "user", "u", apply.DefaultUser, "SSH user (sudo is used when not root)")
+	fl.StringVarP(&user, "user", "u", clusterfile.DefaultUser, "SSH user (sudo is used when not root)")
 	fl.StringVarP(&password, "passwd", "p", "", "SSH password (prefer --passwd-stdin: arguments are visible to other users)")
 	fl.BoolVar(&passwordStdin, "passwd-stdin", false, "read the SSH password from standard input (its first line)")
 	fl.StringVar(&key, "pk", "", "SSH private key file")
 	fl.StringVar(&passphrase, "pk-passwd", "", "passphrase of the private key (prefer --pk-passwd-stdin: arguments are visible to other users)")
 	fl.BoolVar(&passphraseStdin, "pk-passwd-stdin", false, "read the private key's passphrase from standard input (its first line)")
-	fl.IntVar(&port, "port", apply.DefaultPort, "SSH port")
+	fl.IntVar(&port, "port", clusterfile.DefaultPort, "SSH port")
 	fl.StringVar(&kubeconfig, "kubeconfig", "", "an existing cluster's kubeconfig: launch the image's apps there, on no host")
 	fl.StringVar(&target, "registry", "", "with --kubeconfig: push the bundled images to this registry (HOST:PORT) first, as <registry>/<host>/<path>")
 	fl.BoolVar(&rewrite, "rewrite-images", false, "with --registry: point the workloads' images at their copies there (by digest), for nodes without mirrors of the original registries")
@@ -334,7 +335,7 @@ func (row *nodeStatus) setStatus(j *apply.Journal, node string) {
 	}
 }
 
-func clusterStatus(root, name string, c *apply.Cluster) ([]nodeStatus, error) {
+func clusterStatus(root, name string, c *clusterfile.Cluster) ([]nodeStatus, error) {
 	j, err := apply.OpenJournal(filepath.Join(apply.StateDir(root, name), "journal.json"), name)
 	if err != nil {
 		return nil, err
@@ -461,7 +462,7 @@ skips the question, and forgets nodes that cannot be reached.`,
 			c := cf.Cluster
 			var only []netip.Addr
 			if nodesFlag != "" {
-				if only, err = apply.ParseIPs(nodesFlag); err != nil {
+				if only, err = clusterfile.ParseIPs(nodesFlag); err != nil {
 					return fmt.Errorf("--nodes: %w", err)
 				}
 			}

@@ -110,7 +110,7 @@ metadata: {name: 40-clean}
 spec: {type: SHELL, phase: pre-clean-host, data: echo pre-clean-host $HOIST_NODE >> /root/clean.log}
 `
 
-func clusterfile(key string, master string, workers ...string) string {
+func clusterfileYAML(key string, master string, workers ...string) string {
 	return fmt.Sprintf(`apiVersion: hoist.dev/v1alpha1
 kind: Cluster
 metadata: {name: demo}
@@ -193,7 +193,7 @@ func TestApplyEndToEnd(t *testing.T) {
 	bed, key := testbed.ForTest(t, 3)
 	m, w1, w2 := bed.Nodes[0], bed.Nodes[1], bed.Nodes[2]
 	cf := filepath.Join(t.TempDir(), "Clusterfile")
-	os.WriteFile(cf, []byte(clusterfile(key, m.IP, w1.IP, w2.IP)), 0o644)
+	os.WriteFile(cf, []byte(clusterfileYAML(key, m.IP, w1.IP, w2.IP)), 0o644)
 
 	// Without --accept-new-host-keys, unknown hosts are refused.
 	if _, stderr, err := hoistAt(t, root, "", "apply", "-f", cf); err == nil || !strings.Contains(err.Error(), "3 of 3 nodes failed") {
@@ -361,7 +361,7 @@ func TestApplyEndToEnd(t *testing.T) {
 
 	// Scale down: w1 leaves the Clusterfile. Without --prune it is left as
 	// it is, and apply says so.
-	os.WriteFile(cf, []byte(clusterfile(key, m.IP, w2.IP)), 0o644)
+	os.WriteFile(cf, []byte(clusterfileYAML(key, m.IP, w2.IP)), 0o644)
 	out, stderr, err := hoistAt(t, root, "", "apply", "-f", cf)
 	if err != nil {
 		t.Fatalf("apply without w1: %v\n%s", err, stderr)
@@ -413,7 +413,7 @@ func TestApplyEndToEnd(t *testing.T) {
 	}
 
 	// Scale up: w1 comes back; only it is worked on.
-	os.WriteFile(cf, []byte(clusterfile(key, m.IP, w1.IP, w2.IP)), 0o644)
+	os.WriteFile(cf, []byte(clusterfileYAML(key, m.IP, w1.IP, w2.IP)), 0o644)
 	log4 := &eventLog{}
 	if stderr, err := hoistStream(root, log4, "apply", "-f", cf, "--format", "json"); err != nil {
 		t.Fatalf("apply with w1 back: %v\n%s", err, stderr)

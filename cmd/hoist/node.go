@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"io"
 	"net"
 	"net/netip"
@@ -129,7 +130,7 @@ func newNodeRegistryCommand() *cobra.Command {
 	f.StringVar(&cluster, "cluster", "", "cluster name")
 	f.StringVar(&stateDir, "state-dir", "", "directory of the pid file and log")
 	f.StringVar(&root, "root", "", "registry directory to serve")
-	f.IntVar(&port, "port", apply.DefaultRegPort, "port")
+	f.IntVar(&port, "port", clusterfile.DefaultRegPort, "port")
 	f.StringVar(&listen, "listen", "", "the node's cluster address, the only one the registry listens on")
 	f.StringVar(&cert, "tls-cert", "", "certificate")
 	f.StringVar(&key, "tls-key", "", "key")

@@ -1,7 +1,8 @@
-package apply
+package clusterfile
 
 import (
 	"errors"
+	"github.com/hoistdev/hoist/layout"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -290,7 +291,7 @@ func FuzzClusterfile(f *testing.F) {
 		if c.Kubeconfig == "" && (len(c.Nodes) == 0 || len(c.Masters()) == 0 || len(c.Registry.Nodes) == 0) {
 			t.Fatalf("accepted a cluster without nodes, masters or registry nodes: %+v", c)
 		}
-		if err := agent.CheckClusterDir(NodeDir(c), c.Name); err != nil {
+		if err := agent.CheckClusterDir(layout.NodeDir(c.DataRoot, c.Name).Dir, c.Name); err != nil {
 			t.Fatalf("accepted a cluster whose directory clean would refuse: %v", err)
 		}
 		for _, env := range append([]map[string]string{c.Env}, nodeEnvs(c)...) {
