@@ -27,6 +27,8 @@ import (
 	"github.com/hoistdev/hoist/build/kubefile"
 	"github.com/hoistdev/hoist/clusterimage"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
+	"github.com/hoistdev/hoist/layout"
+	"github.com/hoistdev/hoist/progress"
 )
 
 // Pull policies, as podman names them.
@@ -63,9 +65,29 @@ type Options struct {
 	TLSNoVerify   bool     // reach source registries over plain HTTP or unverified TLS
 	// Progress receives pull progress bars; nil for none.
 	Progress io.Writer
-	// Out receives buildah's step output; Err its warnings. Warnings of the
-	// Kubefile go to Err as well.
+	// Out receives buildah's step output; Err its warnings.
 	Out, Err io.Writer
+	// Reporter receives the build's steps, per platform or for the whole
+	// build (Node), and its own warnings (the Kubefile's, images not
+	// bundled). Nil writes the warnings to Err, one a line.
+	Reporter progress.Reporter
+}
+
+// withDefaults fills in what a caller may leave out.
+func (o Options) withDefaults() Options {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Err == nil {
+		o.Err = io.Discard
+	}
+	if len(o.Platforms) == 0 {
+		o.Platforms = []kubefile.Platform{kubefile.HostPlatform()}
+	}
+	if o.Reporter == nil {
+		o.Reporter = progress.NewNotices(o.Err)
+	}
+	return o
 }
 
 // Result is what a build made.
@@ -77,15 +99,8 @@ type Result struct {
 // Build runs the Kubefile through buildah and stores the image under its tags.
 func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Result, error) {
 	entered := time.Now()
-	if opts.Out == nil {
-		opts.Out = io.Discard
-	}
-	if opts.Err == nil {
-		opts.Err = io.Discard
-	}
-	if len(opts.Platforms) == 0 {
-		opts.Platforms = []kubefile.Platform{kubefile.HostPlatform()}
-	}
+	opts = opts.withDefaults()
+	rep := reporter{opts.Reporter}
 	pull, err := pullPolicy(opts.Pull)
 	if err != nil {
 		return nil, err
@@ -95,9 +110,13 @@ func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Resul
 		return nil, errors.New("runc is not installed: hoist runs RUN steps with runc (apt-get install runc)")
 	}
 
+	file, err := readKubefile(opts)
+	if err != nil {
+		return nil, err
+	}
 	var plans []*kubefile.Plan
 	for _, pl := range opts.Platforms {
-		plan, err := Plan(ctx, store, opts, pl)
+		plan, err := planPlatform(ctx, store, file, opts, pl, false, rep)
 		if err != nil {
 			return nil, err
 		}
@@ -106,11 +125,12 @@ func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Resul
 		}
 		plans = append(plans, plan)
 	}
+	// The same for every platform: once is enough.
 	for _, w := range plans[0].Warnings {
-		fmt.Fprintln(opts.Err, w)
+		rep.warn(StepPlan, w)
 	}
 
-	unlock, err := lockBuilds(ctx, store, opts.Err)
+	unlock, err := lockBuilds(ctx, store, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +147,9 @@ func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Resul
 	start := time.Now()
 	defer func() { logrus.Debugf("build done in %s", time.Since(start)) }()
 	for _, plan := range plans {
+		done := rep.start(plan.Platform.String(), StepBuildah)
 		id, err := buildOne(ctx, store, opts, plan, tmp, runc, pull)
+		done(err)
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +157,7 @@ func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Resul
 	}
 	logrus.Debugf("buildah steps done in %s", time.Since(start))
 	// The images the result needs go in a registry layer on top.
-	ids, err = bundle(ctx, store, opts, plans, ids, tmp)
+	ids, err = bundle(ctx, store, opts, plans, ids, tmp, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -154,21 +176,30 @@ func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Resul
 	return &Result{ID: id, Plans: plans}, nil
 }
 
-// ErrBaseNotLocal is returned by Plan with the never pull policy when the
-// base image is not in the store.
+// ErrBaseNotLocal is returned with the never pull policy when the base
+// image is not in the store.
 var ErrBaseNotLocal = errors.New("image not known in the local store, and --pull=never forbids pulling it")
 
-// Plan parses the Kubefile for one platform. When the final stage starts
-// from a hoist image, that image's metadata is inherited: it is looked up in
-// the store (nil: none), and pulled first unless the pull policy is never.
-func Plan(ctx context.Context, store *clusterimage.Store, opts Options, pl kubefile.Platform) (*kubefile.Plan, error) {
-	file := opts.File
-	if file == "" {
-		file = filepath.Join(opts.ContextDir, "Kubefile")
+// readKubefile reads the Kubefile once for every platform of the build.
+func readKubefile(opts Options) (*kubefile.File, error) {
+	path := opts.File
+	if path == "" {
+		path = filepath.Join(opts.ContextDir, "Kubefile")
 	}
+	return kubefile.ReadFile(path)
+}
+
+// planPlatform plans the Kubefile for one platform. When the final stage
+// starts from a hoist image, that image's metadata is inherited: it is
+// looked up in the store (nil: none), and pulled first unless the pull
+// policy is never. With baseMayBeMissing, a base the store lacks under the
+// never policy is planned without its metadata, as a dry run does.
+func planPlatform(ctx context.Context, store *clusterimage.Store, file *kubefile.File, opts Options, pl kubefile.Platform, baseMayBeMissing bool, rep reporter) (plan *kubefile.Plan, err error) {
+	done := rep.start(pl.String(), StepPlan)
+	defer func() { done(err) }()
 	cache := opts.CacheDir
 	if cache == "" && store != nil {
-		cache = filepath.Join(store.Root, "cache", "downloads")
+		cache = layout.Local{Root: store.Root}.Downloads()
 	}
 	kopts := kubefile.Options{
 		ContextDir: opts.ContextDir,
@@ -177,16 +208,20 @@ func Plan(ctx context.Context, store *clusterimage.Store, opts Options, pl kubef
 		Type:       opts.Type,
 		CacheDir:   cache,
 	}
-	base, err := kubefile.BaseImage(file, kopts)
+	base, err := file.Base(kopts)
 	if err != nil {
 		return nil, err
 	}
 	if base != "" && store != nil {
-		if kopts.Parent, err = baseMetadata(ctx, store, base, pl, opts.Pull); err != nil {
-			return nil, fmt.Errorf("%s: FROM %s: %w", file, base, err)
+		kopts.Parent, err = baseMetadata(ctx, store, base, pl, opts.Pull)
+		switch {
+		case errors.Is(err, ErrBaseNotLocal) && baseMayBeMissing:
+			kopts.Parent = nil
+		case err != nil:
+			return nil, fmt.Errorf("%s: FROM %s: %w", file.Name(), base, err)
 		}
 	}
-	return kubefile.ParseFile(file, kopts)
+	return file.Plan(ctx, kopts)
 }
 
 // baseMetadata returns the hoist metadata of a base image, or nil when it
@@ -388,13 +423,14 @@ func removeNewContainers(store *clusterimage.Store, before map[string]bool) {
 // lock, removes working containers that an earlier build could not (a full
 // disk, a killed process): with every build holding the lock, any container
 // found now is such a leftover.
-func lockBuilds(ctx context.Context, store *clusterimage.Store, log io.Writer) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(store.Root, "build.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+func lockBuilds(ctx context.Context, store *clusterimage.Store, rep reporter) (func(), error) {
+	f, err := os.OpenFile(layout.Local{Root: store.Root}.BuildLock(), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		fmt.Fprintln(log, "waiting for another build on this image store to finish")
+		waited := time.Now()
+		rep.report(progress.Event{Node: Node, Step: StepLock, State: progress.StateWaiting, Message: "waiting for another build on this image store to finish"})
 		locked := make(chan error, 1)
 		go func() { locked <- unix.Flock(int(f.Fd()), unix.LOCK_EX) }()
 		select {
@@ -403,6 +439,7 @@ func lockBuilds(ctx context.Context, store *clusterimage.Store, log io.Writer) (
 				f.Close()
 				return nil, err
 			}
+			rep.report(progress.Event{Node: Node, Step: StepLock, State: progress.StateDone, Elapsed: time.Since(waited).Seconds()})
 		case <-ctx.Done():
 			f.Close() // closing releases a lock the goroutine may still get
 			return nil, fmt.Errorf("build interrupted while waiting for another build: %w", ctx.Err())

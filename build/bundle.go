@@ -29,41 +29,11 @@ var discoveryRoots = []string{"apps", "charts", "manifests"}
 // bundle finds the container images the built images need, collects them
 // and adds them as one registry/ layer on top of each image, with the
 // metadata's image list filled in. It returns the final image IDs.
-func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans []*kubefile.Plan, ids []string, tmp string) ([]string, error) {
+func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans []*kubefile.Plan, ids []string, tmp string, rep reporter) ([]string, error) {
 	start := time.Now()
-	found := map[string]map[string]bool{}
-	add := func(ref, where string) {
-		if found[ref] == nil {
-			found[ref] = map[string]bool{}
-		}
-		found[ref][where] = true
-	}
-	for i, plan := range plans {
-		images, err := discoverIn(ctx, store, ids[i], plan, opts)
-		if err != nil {
-			return nil, err
-		}
-		for _, img := range images {
-			for _, where := range img.FoundIn {
-				add(img.Ref, where)
-			}
-		}
-		for _, img := range plan.Images {
-			if !discover.Excluded(img.Ref, opts.ExcludeImages) {
-				add(img.Ref, fmt.Sprintf("%s:%d (IMAGE)", filepath.Base(plan.File), img.Line))
-			}
-		}
-	}
-	if len(opts.ImageLists) > 0 {
-		listed, err := discover.Find(nil, discover.Options{ImageLists: opts.ImageLists, Exclude: opts.ExcludeImages})
-		if err != nil {
-			return nil, err
-		}
-		for _, img := range listed {
-			for _, where := range img.FoundIn {
-				add(img.Ref, where)
-			}
-		}
+	found, err := findImages(ctx, store, opts, plans, ids, rep)
+	if err != nil {
+		return nil, err
 	}
 	if len(found) == 0 {
 		return ids, nil
@@ -128,11 +98,14 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 		t, err := store.StageTree(staging)
 		staged <- stageResult{t, err}
 	}()
+	collected := rep.start(Node, StepCollectImages)
 	got, err := collect(ctx, store, wants, plans[0].Parent, collectOptions{
 		Jobs: opts.Jobs, TLSVerify: !opts.TLSNoVerify, AllowMissing: opts.AllowMissing,
-		Platforms: platformsOf(plans), Progress: opts.Progress, Err: opts.Err,
+		Platforms: platformsOf(plans), Progress: opts.Progress,
+		Warn:   func(message string) { rep.warn(StepCollectImages, message) },
 		Stored: streamer.Stored, Fetched: func(p registry.Pinned) { fetched <- p },
 	})
+	collected(err)
 	close(fetched)
 	stage := <-staged
 	defer stage.tree.Discard() // unless used below
@@ -154,6 +127,62 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 		},
 		Digest: digestTree,
 	}
+	layered := rep.start(Node, StepRegistryLayer)
+	out, err := addRegistryLayer(store, plans, ids, got, stage.tree, layer)
+	layered(err)
+	if err != nil {
+		return nil, err
+	}
+	logrus.Debugf("registry layer extracted and committed in %s", time.Since(start))
+	return out, nil
+}
+
+// findImages lists the images that the built images' apps, charts and
+// manifests, their IMAGE instructions and the image lists name, each with
+// the places that name it.
+func findImages(ctx context.Context, store *clusterimage.Store, opts Options, plans []*kubefile.Plan, ids []string, rep reporter) (found map[string]map[string]bool, err error) {
+	done := rep.start(Node, StepFindImages)
+	defer func() { done(err) }()
+	found = map[string]map[string]bool{}
+	add := func(ref, where string) {
+		if found[ref] == nil {
+			found[ref] = map[string]bool{}
+		}
+		found[ref][where] = true
+	}
+	for i, plan := range plans {
+		images, err := discoverIn(ctx, store, ids[i], plan, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, img := range images {
+			for _, where := range img.FoundIn {
+				add(img.Ref, where)
+			}
+		}
+		for _, img := range plan.Images {
+			if !discover.Excluded(img.Ref, opts.ExcludeImages) {
+				add(img.Ref, fmt.Sprintf("%s:%d (IMAGE)", filepath.Base(plan.File), img.Line))
+			}
+		}
+	}
+	if len(opts.ImageLists) > 0 {
+		listed, err := discover.Find(nil, discover.Options{ImageLists: opts.ImageLists, Exclude: opts.ExcludeImages})
+		if err != nil {
+			return nil, err
+		}
+		for _, img := range listed {
+			for _, where := range img.FoundIn {
+				add(img.Ref, where)
+			}
+		}
+	}
+	return found, nil
+}
+
+// addRegistryLayer puts the collected images' layer on each built image:
+// the staged tree (nil: none) on the first, the layer on the others.
+func addRegistryLayer(store *clusterimage.Store, plans []*kubefile.Plan, ids []string, got *collected, staged *clusterimage.StagedTree, layer clusterimage.TreeLayer) ([]string, error) {
 	// The parent's images are in its own registry layer, below this one.
 	records := got.Records
 	var out []string
@@ -174,8 +203,8 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 		}
 		key := hex.EncodeToString(h.Sum(nil))
 		var id string
-		if i == 0 && stage.tree != nil {
-			id, err = store.AddStagedLayer(ids[i], stage.tree, "hoist: bundled images (registry/)", key, tags, tags)
+		if i == 0 && staged != nil {
+			id, err = store.AddStagedLayer(ids[i], staged, "hoist: bundled images (registry/)", key, tags, tags)
 		} else {
 			id, err = store.AddTreeLayer(ids[i], layer, "hoist: bundled images (registry/)", key, tags, tags)
 		}
@@ -184,7 +213,6 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 		}
 		out = append(out, id)
 	}
-	logrus.Debugf("registry layer extracted and committed in %s", time.Since(start))
 	return out, nil
 }
 

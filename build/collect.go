@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/hoistdev/hoist/build/kubefile"
 	"github.com/hoistdev/hoist/clusterimage"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
+	"github.com/hoistdev/hoist/layout"
 	"github.com/hoistdev/hoist/registry"
 )
 
@@ -41,7 +41,8 @@ type collectOptions struct {
 	AllowMissing bool
 	Platforms    []kubefile.Platform
 	Progress     io.Writer
-	Err          io.Writer
+	// Warn is told what --allow-missing let through, one image a call.
+	Warn func(message string)
 	// Stored is told each blob stored in (or found in) the cache.
 	Stored func(digest.Digest)
 	// Fetched is told each image as soon as it is whole in the cache
@@ -60,7 +61,7 @@ type collected struct {
 // pulls into: blobs are shared between builds, and a build interrupted
 // during pulls finds what it fetched.
 func cacheDir(store *clusterimage.Store) string {
-	return filepath.Join(store.Root, "cache", "blobs")
+	return layout.Local{Root: store.Root}.BlobCache()
 }
 
 // collect copies every wanted image, for the build's platforms, into the
@@ -153,7 +154,7 @@ func collect(ctx context.Context, store *clusterimage.Store, images []wanted, pa
 			return nil, fmt.Errorf("%d image(s) cannot be bundled:\n  %s", len(missing), strings.Join(missing, "\n  "))
 		}
 		for _, m := range missing {
-			fmt.Fprintf(opts.Err, "warning: not bundled (--allow-missing): %s\n", m)
+			opts.Warn("warning: not bundled (--allow-missing): " + m)
 		}
 	}
 	return out, nil

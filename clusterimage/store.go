@@ -14,6 +14,8 @@ import (
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
 	"go.podman.io/storage/pkg/ioutils"
+
+	"github.com/hoistdev/hoist/layout"
 )
 
 // Storage drivers hoist uses.
@@ -47,7 +49,7 @@ func Open(root string, opts OpenOptions) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{Root: root, ConfigDir: filepath.Join(root, "config")}
+	s := &Store{Root: root, ConfigDir: layout.Local{Root: root}.Config()}
 	for _, dir := range []string{root, s.ConfigDir, s.TmpDir()} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("image store %s: %w", root, err)
@@ -99,7 +101,10 @@ func (s *Store) PolicyPath() string { return filepath.Join(s.ConfigDir, "policy.
 func (s *Store) AuthFile() string { return filepath.Join(s.ConfigDir, "auth.json") }
 
 // TmpDir is where large temporary files of the store go.
-func (s *Store) TmpDir() string { return filepath.Join(s.Root, "tmp") }
+func (s *Store) TmpDir() string { return s.local().Tmp() }
+
+// local names the paths under the store's root, which is hoist's --root.
+func (s *Store) local() layout.Local { return layout.Local{Root: s.Root} }
 
 // runRoot is the store's transient state (locks, mount counts). It lives on
 // /run so that a reboot clears it, as it clears the mounts it counts; a
@@ -119,7 +124,7 @@ func RunRoot(root string) string {
 
 func (s *Store) storeOptions(driver string) storage.StoreOptions {
 	return storage.StoreOptions{
-		GraphRoot:       filepath.Join(s.Root, "storage"),
+		GraphRoot:       s.local().Storage(),
 		RunRoot:         s.runRoot(),
 		GraphDriverName: driver,
 		// The overlay driver bind-mounts its home by default; hard links
@@ -164,7 +169,7 @@ func (s *Store) chooseDriver(want string) (string, error) {
 	if want != "" && want != DriverOverlay && want != DriverVFS {
 		return "", fmt.Errorf("storage driver %q: use %s or %s", want, DriverOverlay, DriverVFS)
 	}
-	marker := filepath.Join(s.Root, "storage-driver")
+	marker := s.local().StorageDriver()
 	data, err := os.ReadFile(marker)
 	switch {
 	case err == nil:
@@ -184,7 +189,7 @@ func (s *Store) chooseDriver(want string) (string, error) {
 			driver = DriverOverlay
 		} else {
 			// A failed overlay probe leaves an empty graph root behind.
-			os.RemoveAll(filepath.Join(s.Root, "storage"))
+			os.RemoveAll(s.local().Storage())
 		}
 	}
 	if err := ioutils.AtomicWriteFile(marker, []byte(driver+"\n"), 0o644); err != nil {

@@ -30,6 +30,15 @@ func (l Local) Storage() string { return filepath.Join(l.Root, "storage") }
 // StorageDriver records the store's driver, chosen once.
 func (l Local) StorageDriver() string { return filepath.Join(l.Root, "storage-driver") }
 
+// Config holds registries.conf.d and the credentials of hoist login.
+func (l Local) Config() string { return filepath.Join(l.Root, "config") }
+
+// BlobCache caches the blobs of the images a build bundles.
+func (l Local) BlobCache() string { return filepath.Join(l.Root, "cache", "blobs") }
+
+// BuildLock keeps builds of one store apart.
+func (l Local) BuildLock() string { return filepath.Join(l.Root, "build.lock") }
+
 // Downloads caches the https sources of Kubefiles.
 func (l Local) Downloads() string { return filepath.Join(l.Root, "cache", "downloads") }
 

@@ -1,6 +1,6 @@
 // Package progress reports what `hoist apply` and `hoist delete` do on each
-// node: as plain lines for logs and pipes, as JSON lines for tools, or as
-// live bars on a terminal.
+// node, and what `hoist build` does: as plain lines for logs and pipes, as
+// JSON lines for tools, or as live bars on a terminal.
 //
 // Reporters print what they are given; callers must keep secrets out of
 // events (an SSH error can quote a command line, so scrub it first).
@@ -27,6 +27,9 @@ type Event struct {
 	Total   int64     `json:"total,omitempty"` // progress: bytes to send, 0 if unknown
 	Error   string    `json:"error,omitempty"`
 	Elapsed float64   `json:"elapsed,omitempty"` // seconds, on done/failed
+	// Message is text for the person running the command, on warning and
+	// waiting events: a Kubefile's warnings, a wait for a lock.
+	Message string `json:"message,omitempty"`
 }
 
 // States of an Event.
@@ -38,9 +41,11 @@ const (
 	StateFailed     = "failed"
 	StateNodeDone   = "node-done"
 	StateNodeFailed = "node-failed"
+	StateWarning    = "warning" // something to fix, that did not stop the work
+	StateWaiting    = "waiting" // blocked on something outside (another build)
 )
 
-// Reporter receives the events of one apply or delete.
+// Reporter receives the events of one apply, delete or build.
 type Reporter interface {
 	Report(Event) // safe for concurrent use from many goroutines
 	Close()       // flush; after Close, Report is not called
@@ -85,6 +90,9 @@ func describe(e Event) string {
 	}
 	if e.Error != "" {
 		s += ": " + e.Error
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
 	}
 	return s
 }

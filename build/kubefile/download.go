@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 var checksumPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -52,7 +54,8 @@ func (p *planner) download(line int, app, rawURL, checksum string) (source, erro
 	default:
 		got, err := p.fetch(rawURL, dir, file)
 		if err != nil {
-			return source{}, p.errorf(line, "app %s: downloading %s: %v", app, rawURL, err)
+			// Wrapped: a cancelled download must read as the interruption it is.
+			return source{}, p.errorf(line, "app %s: downloading %s: %w", app, rawURL, err)
 		}
 		if checksum != "" && got != checksum {
 			os.Remove(file)
@@ -71,7 +74,11 @@ func (p *planner) fetch(rawURL, dir, file string) (string, error) {
 	if client == nil {
 		client = defaultClient
 	}
-	resp, err := client.Get(rawURL)
+	req, err := http.NewRequestWithContext(p.fetchCtx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -87,8 +94,8 @@ func (p *planner) fetch(rawURL, dir, file string) (string, error) {
 		return "", err
 	}
 	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), resp.Body); err != nil {
+	digester := digest.Canonical.Digester()
+	if _, err := io.Copy(io.MultiWriter(tmp, digester.Hash()), resp.Body); err != nil {
 		tmp.Close()
 		return "", err
 	}
@@ -98,18 +105,19 @@ func (p *planner) fetch(rawURL, dir, file string) (string, error) {
 	if err := os.Rename(tmp.Name(), file); err != nil {
 		return "", err
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return digester.Digest().String(), nil
 }
 
+// fileDigest is "sha256:<hex>" of the file, the form of --checksum.
 func fileDigest(file string) (string, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	d, err := digest.Canonical.FromReader(f)
+	if err != nil {
 		return "", err
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return d.String(), nil
 }

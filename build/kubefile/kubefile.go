@@ -2,6 +2,7 @@ package kubefile
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,13 +46,15 @@ type Options struct {
 	Parent *metadata.Metadata
 }
 
-// ParseFile reads the Kubefile at path and plans the build.
+// ParseFile reads the Kubefile at path and plans the build. Its https://
+// sources are fetched with no deadline but the HTTP client's: a caller that
+// can be interrupted reads the file with ReadFile and plans with File.Plan.
 func ParseFile(path string, opts Options) (*Plan, error) {
-	data, err := readFile(path)
+	f, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data, opts)
+	return f.Plan(context.Background(), opts)
 }
 
 func readFile(path string) ([]byte, error) {
@@ -73,26 +76,36 @@ func readFile(path string) ([]byte, error) {
 }
 
 // Parse plans the build of the Kubefile text data; name is used in errors.
+// Like ParseFile, it fetches with no deadline but the HTTP client's.
 func Parse(name string, data []byte, opts Options) (*Plan, error) {
-	return parse(name, data, opts, false)
+	f, err := NewFile(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return f.Plan(context.Background(), opts)
 }
 
-// BaseImage returns the image the final stage of the Kubefile at path
-// starts from ("" for scratch), reading no more than that needs: the build
-// looks the base up before planning, to inherit a hoist base's apps.
-func BaseImage(path string, opts Options) (string, error) {
+// File is a Kubefile read and split into instructions, not yet planned. A
+// build reads it once and plans it for each platform: the instructions do
+// not depend on the platform, their meaning (${ARCH}, TARGETARCH) does.
+type File struct {
+	name   string
+	data   []byte
+	result *parser.Result
+}
+
+// ReadFile reads the Kubefile at path and splits it into instructions.
+func ReadFile(path string) (*File, error) {
 	data, err := readFile(path)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	plan, err := parse(path, data, opts, true)
-	if err != nil {
-		return "", err
-	}
-	return plan.Base, nil
+	return NewFile(path, data)
 }
 
-func parse(name string, data []byte, opts Options, baseOnly bool) (*Plan, error) {
+// NewFile splits the Kubefile text data into instructions; name is used in
+// errors.
+func NewFile(name string, data []byte) (*File, error) {
 	if len(data) > MaxSize {
 		return nil, &Error{File: name, Line: 1, Err: fmt.Errorf("file is %s; a Kubefile may be at most %s: is this the right file?", sizeString(int64(len(data))), sizeString(MaxSize))}
 	}
@@ -106,6 +119,30 @@ func parse(name string, data []byte, opts Options, baseOnly bool) (*Plan, error)
 	if len(result.AST.Children) == 0 {
 		return nil, &Error{File: name, Line: 1, Err: errors.New("the Kubefile is empty: it holds no instruction (start with FROM)")}
 	}
+	return &File{name: name, data: data, result: result}, nil
+}
+
+// Name is the Kubefile as the user named it.
+func (f *File) Name() string { return f.name }
+
+// Base returns the image the final stage starts from ("" for scratch),
+// reading no more than that needs: the build looks the base up before
+// planning, to inherit a hoist base's apps. It fetches nothing.
+func (f *File) Base(opts Options) (string, error) {
+	plan, err := f.plan(context.Background(), opts, true)
+	if err != nil {
+		return "", err
+	}
+	return plan.Base, nil
+}
+
+// Plan plans the build for opts.Platform. Cancelling ctx stops the
+// download of an https:// source.
+func (f *File) Plan(ctx context.Context, opts Options) (*Plan, error) {
+	return f.plan(ctx, opts, false)
+}
+
+func (f *File) plan(ctx context.Context, opts Options, baseOnly bool) (*Plan, error) {
 	if opts.Platform == (Platform{}) {
 		opts.Platform = HostPlatform()
 	}
@@ -120,17 +157,18 @@ func parse(name string, data []byte, opts Options, baseOnly bool) (*Plan, error)
 		return nil, err
 	}
 	p := &planner{
-		name:     name,
+		name:     f.name,
 		opts:     opts,
+		fetchCtx: ctx,
 		ctx:      ctxDir,
-		escape:   result.EscapeToken,
-		nodes:    result.AST.Children,
+		escape:   f.result.EscapeToken,
+		nodes:    f.result.AST.Children,
 		baseOnly: baseOnly,
 		consumed: map[string]bool{},
 		meta:     metadata.New(opts.Type),
 		apps:     map[string]*app{},
 		plan: &Plan{
-			File:          name,
+			File:          f.name,
 			ContextDir:    ctxDir.abs,
 			Platform:      opts.Platform,
 			AppFiles:      map[string][]string{},
@@ -139,11 +177,11 @@ func parse(name string, data []byte, opts Options, baseOnly bool) (*Plan, error)
 			Parent:        opts.Parent,
 		},
 	}
-	p.parserWarnings(result.Warnings)
+	p.parserWarnings(f.result.Warnings)
 	if err := p.run(); err != nil {
 		return nil, err
 	}
-	p.plan.Dockerfile = p.dockerfile(data)
+	p.plan.Dockerfile = p.dockerfile(f.data)
 	p.plan.Metadata = p.meta
 	return p.plan, nil
 }
@@ -263,6 +301,7 @@ type appRef struct {
 type planner struct {
 	name     string
 	opts     Options
+	fetchCtx context.Context // cancels the downloads of https:// sources
 	ctx      contextRoot
 	escape   rune
 	nodes    []*parser.Node

@@ -15,8 +15,9 @@ import (
 
 	"github.com/hoistdev/hoist/build"
 	"github.com/hoistdev/hoist/build/kubefile"
-	"github.com/hoistdev/hoist/clusterimage"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
+	"github.com/hoistdev/hoist/layout"
+	"github.com/hoistdev/hoist/progress"
 )
 
 type buildOptions struct {
@@ -93,16 +94,6 @@ buildah would run and the image metadata.`,
 	return cmd
 }
 
-// dryRunOutput is what `build --dry-run --format json` prints, per platform.
-type dryRunOutput struct {
-	Platform   string              `json:"platform"`
-	Dockerfile string              `json:"dockerfile"`
-	Metadata   *metadata.Metadata  `json:"metadata"`
-	AppFiles   map[string][]string `json:"appFiles"`
-	BuildArgs  map[string]string   `json:"buildArgs"`
-	Images     []string            `json:"requestedImages"`
-}
-
 func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o *buildOptions, contextDir string) error {
 	for _, t := range o.tags {
 		if _, err := reference.ParseNormalizedNamed(t); err != nil {
@@ -155,7 +146,7 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o
 		NoCache:       o.noCache,
 		Pull:          o.pull,
 		Quiet:         o.quiet,
-		CacheDir:      filepath.Join(g.root, "cache", "downloads"),
+		CacheDir:      layout.Local{Root: g.root}.Downloads(),
 		Out:           stdout,
 		ValueFiles:    o.valueFiles,
 		Set:           o.set,
@@ -166,7 +157,11 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o
 		TLSNoVerify:   !o.tlsVerify,
 		Progress:      o.progress,
 		Err:           stderr,
+		// buildah's steps on stdout are the build's progress; of the
+		// build's own events, only warnings and waits are for the user.
+		Reporter: progress.NewNotices(stderr),
 	}
+	defer opts.Reporter.Close()
 	if !o.dryRun {
 		store, err := g.openStore()
 		if err != nil {
@@ -185,83 +180,46 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o
 		fmt.Fprintln(stdout, res.ID)
 		return nil
 	}
-	return dryRun(ctx, stdout, stderr, g, o, opts)
+	return dryRun(ctx, stdout, g, o, opts)
 }
 
-// dryRun plans without building. The store is only read, to inherit a hoist
-// base image's metadata, and only when it already exists.
-func dryRun(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o *buildOptions, opts build.Options) error {
-	var store *clusterimage.Store
-	if _, err := os.Stat(filepath.Join(g.root, "storage-driver")); err == nil {
-		if store, err = g.openStore(); err != nil {
-			return err
-		}
+// dryRun plans without building. The store is only read, to inherit a
+// hoist base image's metadata, and only when it already exists.
+func dryRun(ctx context.Context, stdout io.Writer, g *globalOptions, o *buildOptions, opts build.Options) error {
+	store, err := g.openExistingStore()
+	if err != nil {
+		return err
+	}
+	if store != nil {
 		defer store.Close()
 	}
-	opts.Pull = build.PullNever
-	var plans []*kubefile.Plan
-	for _, pl := range opts.Platforms {
-		plan, err := planWithoutPull(ctx, store, opts, pl)
-		if err != nil {
-			return err
-		}
-		plans = append(plans, plan)
-	}
-	// Warnings are the same for every platform; print them once.
-	for _, w := range plans[0].Warnings {
-		fmt.Fprintln(stderr, w)
-	}
-
-	outputs := make([]dryRunOutput, len(plans))
-	for i, plan := range plans {
-		images := []string{}
-		for _, img := range plan.Images {
-			images = append(images, img.Ref)
-		}
-		outputs[i] = dryRunOutput{
-			Platform:   plan.Platform.String(),
-			Dockerfile: plan.Dockerfile,
-			Metadata:   plan.Metadata,
-			AppFiles:   plan.AppFiles,
-			BuildArgs:  plan.BuildArgs,
-			Images:     images,
-		}
+	previews, err := build.DryRun(ctx, store, opts)
+	if err != nil {
+		return err
 	}
 	if o.format != "" {
-		if len(outputs) == 1 {
-			return writeFormatted(stdout, o.format, outputs[0])
+		if len(previews) == 1 {
+			return writeFormatted(stdout, o.format, previews[0])
 		}
 		if o.format == "json" {
-			return writeFormatted(stdout, o.format, outputs)
+			return writeFormatted(stdout, o.format, previews)
 		}
-		for _, out := range outputs {
-			if err := writeFormatted(stdout, o.format, out); err != nil {
+		for _, p := range previews {
+			if err := writeFormatted(stdout, o.format, p); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	for _, out := range outputs {
-		if err := printPlan(stdout, out); err != nil {
+	for _, p := range previews {
+		if err := printPlan(stdout, p); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// planWithoutPull plans with the base image's metadata when the store has
-// the base, and without it otherwise: a dry run never downloads images.
-func planWithoutPull(ctx context.Context, store *clusterimage.Store, opts build.Options, pl kubefile.Platform) (*kubefile.Plan, error) {
-	if store != nil {
-		plan, err := build.Plan(ctx, store, opts, pl)
-		if !errors.Is(err, build.ErrBaseNotLocal) {
-			return plan, err
-		}
-	}
-	return build.Plan(ctx, nil, opts, pl)
-}
-
-func printPlan(w io.Writer, out dryRunOutput) error {
+func printPlan(w io.Writer, out build.Preview) error {
 	fmt.Fprintf(w, "# Dockerfile (%s)\n%s", out.Platform, out.Dockerfile)
 	if !strings.HasSuffix(out.Dockerfile, "\n") {
 		fmt.Fprintln(w)

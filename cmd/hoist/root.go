@@ -1,10 +1,13 @@
 package main
 
 import (
+	"os"
+
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/hoistdev/hoist/clusterimage"
+	"github.com/hoistdev/hoist/layout"
 )
 
 // globalOptions are the flags every command has.
@@ -17,6 +20,15 @@ type globalOptions struct {
 // openStore opens the image store under --root.
 func (g *globalOptions) openStore() (*clusterimage.Store, error) {
 	return clusterimage.Open(g.root, clusterimage.OpenOptions{Driver: g.storageDriver})
+}
+
+// openExistingStore opens the image store under --root if there is one
+// (nil if not): a command that only reads must not create a store.
+func (g *globalOptions) openExistingStore() (*clusterimage.Store, error) {
+	if _, err := os.Stat(layout.Local{Root: g.root}.StorageDriver()); err != nil {
+		return nil, nil
+	}
+	return g.openStore()
 }
 
 func newRootCommand() *cobra.Command {
