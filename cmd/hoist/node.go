@@ -3,234 +3,146 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/hoistdev/hoist/apply/clusterfile"
-	"io"
-	"net"
-	"net/netip"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/hoistdev/hoist/agent"
-	"github.com/hoistdev/hoist/apply"
+	"github.com/hoistdev/hoist/apply/clusterfile"
+	"github.com/hoistdev/hoist/layout"
 )
 
 // newNodeCommand is what hoist runs on the nodes, through the copy of
 // itself it installs there: not for users, so hidden.
 func newNodeCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:    "node",
-		Short:  "Commands hoist runs on the nodes",
-		Hidden: true,
-	}
-	var dest, digest, streamDigest string
-	unpackCmd := &cobra.Command{
-		Use:   "unpack --dest DIR --digest DIGEST --stream-digest SHA256",
-		Short: "Unpack a zstd tar from stdin into DIR, atomically",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dest == "" || digest == "" {
-				return errors.New("--dest and --digest are required")
-			}
-			in := cmd.InOrStdin()
-			if f, ok := in.(*os.File); ok {
-				// sshd feeds the stream through a pipe in 32 KiB packets; a
-				// larger pipe wakes this process less often.
-				unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20)
-			}
-			return agent.Unpack(in, dest, digest, streamDigest)
-		},
-	}
-	unpackCmd.Flags().StringVar(&dest, "dest", "", "directory to fill")
-	unpackCmd.Flags().StringVar(&digest, "digest", "", "digest of the content, recorded in the tree")
-	unpackCmd.Flags().StringVar(&streamDigest, "stream-digest", "", "sha256 of the stream, checked before the tree is put in place")
-	digestCmd := &cobra.Command{
-		Use:   "digest FILE",
-		Short: "Print the sha256 of a file",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			digest, err := apply.FileDigest(args[0])
+	return nodeCommand(nodeRuns{
+		unpack: func(cmd *cobra.Command, c agent.UnpackCmd) error { return c.Run(cmd.InOrStdin()) },
+		digest: func(cmd *cobra.Command, c agent.DigestCmd) error {
+			digest, err := c.Run()
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), digest)
 			return nil
 		},
+		registryStart: func(cmd *cobra.Command, c agent.RegistryStartCmd) error { return c.Run(cmd.Context()) },
+		registryStop:  func(cmd *cobra.Command, c agent.RegistryStopCmd) error { return c.Run(cmd.Context()) },
+		mirrors:       func(cmd *cobra.Command, c agent.MirrorsCmd) error { return c.Run(cmd.InOrStdin()) },
+		clean:         func(cmd *cobra.Command, c agent.CleanCmd) error { return c.Run(cmd.Context()) },
+		serviceStatus: func(cmd *cobra.Command, c agent.ServiceStatusCmd) error {
+			stopped, err := c.Run(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if len(stopped) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "not running: %s\n", strings.Join(stopped, ", "))
+				os.Exit(agent.ExitNotRunning)
+			}
+			return nil
+		},
+	})
+}
+
+// nodeRuns are what the node commands do with the command lines they bound:
+// the agent's Run and printing, or, in tests, recording what was bound.
+type nodeRuns struct {
+	unpack        func(*cobra.Command, agent.UnpackCmd) error
+	digest        func(*cobra.Command, agent.DigestCmd) error
+	registryStart func(*cobra.Command, agent.RegistryStartCmd) error
+	registryStop  func(*cobra.Command, agent.RegistryStopCmd) error
+	mirrors       func(*cobra.Command, agent.MirrorsCmd) error
+	clean         func(*cobra.Command, agent.CleanCmd) error
+	serviceStatus func(*cobra.Command, agent.ServiceStatusCmd) error
+}
+
+func nodeCommand(runs nodeRuns) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "node",
+		Short:  "Commands hoist runs on the nodes",
+		Hidden: true,
 	}
-	cmd.AddCommand(unpackCmd, digestCmd, newNodeRegistryCommand(), newNodeMirrorsCommand(), newNodeCleanCommand(), newNodeSuperviseCommand(), newNodeServiceCommand())
+	var unpack agent.UnpackCmd
+	unpackCmd := &cobra.Command{
+		Use:   "unpack --dest DIR --digest DIGEST --stream-digest SHA256",
+		Short: "Unpack a zstd tar from stdin into DIR, atomically",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runs.unpack(cmd, unpack) },
+	}
+	bindFlags(unpackCmd, unpack.Flags())
+	var digest agent.DigestCmd
+	digestCmd := &cobra.Command{
+		Use:   "digest FILE",
+		Short: "Print the sha256 of a file",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			digest.File = args[0]
+			return runs.digest(cmd, digest)
+		},
+	}
+	bindFlags(digestCmd, digest.Flags())
+	var clean agent.CleanCmd
+	clean.CertsDir, clean.HostsFile = layout.CertsDir, layout.HostsFile
+	cleanCmd := &cobra.Command{
+		Use:   "clean --cluster NAME --dir DIR",
+		Short: "Stop the registry, remove the hosts entry, the mirror files and DIR",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runs.clean(cmd, clean) },
+	}
+	bindFlags(cleanCmd, clean.Flags())
+	cmd.AddCommand(unpackCmd, digestCmd, newNodeRegistryCommand(runs), newNodeMirrorsCommand(runs), cleanCmd, newNodeSuperviseCommand(), newNodeServiceCommand(runs))
 	return cmd
 }
 
-func registryService(cluster, stateDir string, command []string) (agent.Service, error) {
-	if err := agent.CheckClusterName(cluster); err != nil {
-		return agent.Service{}, fmt.Errorf("--cluster: %w", err)
+// bindFlags makes a node command line's table of flags the command's cobra
+// flags, so that a flag is named once, in agent, for both ends. The values
+// the fields hold when bound are the defaults.
+func bindFlags(cmd *cobra.Command, flags []agent.Flag) {
+	for _, f := range flags {
+		cmd.Flags().Var(nodeFlag{f}, f.Name, f.Usage)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return agent.Service{}, err
-	}
-	return agent.Service{
-		Name:        "hoist-registry-" + cluster,
-		Description: "hoist registry of cluster " + cluster,
-		Command:     command,
-		StateDir:    stateDir,
-		Self:        self,
-	}, nil
 }
 
-func newNodeRegistryCommand() *cobra.Command {
+// nodeFlag is an agent.Flag as pflag takes it: with a type name, which the
+// help shows. A list is one comma-separated word on the line: a string.
+type nodeFlag struct{ agent.Flag }
+
+func (f nodeFlag) Type() string {
+	if _, ok := f.Value.(*int); ok {
+		return "int"
+	}
+	return "string"
+}
+
+func newNodeRegistryCommand(runs nodeRuns) *cobra.Command {
 	cmd := &cobra.Command{Use: "registry", Short: "Start or stop the cluster registry service"}
-	var cluster, stateDir, root, cert, key, listen string
-	var port int
-	start := &cobra.Command{
+	start := agent.RegistryStartCmd{Port: clusterfile.DefaultRegPort}
+	startCmd := &cobra.Command{
 		Use:  "start",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			self, err := os.Executable()
-			if err != nil {
-				return err
-			}
-			// The node's cluster address only: the registry is for the
-			// cluster's nodes, not for every network the machine is on.
-			ip, err := netip.ParseAddr(listen)
-			if err != nil || ip.IsUnspecified() {
-				return fmt.Errorf("--listen %q: want the node's cluster address", listen)
-			}
-			addr := net.JoinHostPort(ip.String(), strconv.Itoa(port))
-			svc, err := registryService(cluster, stateDir, []string{self, "registry", "serve", "--root", root, "--addr", addr, "--tls-cert", cert, "--tls-key", key})
-			if err != nil {
-				return err
-			}
-			if err := svc.Start(cmd.Context()); err != nil {
-				return err
-			}
-			// Ready when it accepts connections; a registry that dies at
-			// once (a port taken) fails the step here, not at the first pull.
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				c, err := net.DialTimeout("tcp", addr, time.Second)
-				if err == nil {
-					c.Close()
-					return nil
-				}
-				if time.Now().After(deadline) {
-					log, _ := os.ReadFile(filepath.Join(stateDir, svc.Name+".log"))
-					return fmt.Errorf("the registry does not answer on %s: %v\n%s", addr, err, tail(string(log), 1500))
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runs.registryStart(cmd, start) },
 	}
-	f := start.Flags()
-	f.StringVar(&cluster, "cluster", "", "cluster name")
-	f.StringVar(&stateDir, "state-dir", "", "directory of the pid file and log")
-	f.StringVar(&root, "root", "", "registry directory to serve")
-	f.IntVar(&port, "port", clusterfile.DefaultRegPort, "port")
-	f.StringVar(&listen, "listen", "", "the node's cluster address, the only one the registry listens on")
-	f.StringVar(&cert, "tls-cert", "", "certificate")
-	f.StringVar(&key, "tls-key", "", "key")
-	stop := &cobra.Command{
+	bindFlags(startCmd, start.Flags())
+	var stop agent.RegistryStopCmd
+	stopCmd := &cobra.Command{
 		Use:  "stop",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, err := registryService(cluster, stateDir, nil)
-			if err != nil {
-				return err
-			}
-			return svc.Stop(cmd.Context())
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runs.registryStop(cmd, stop) },
 	}
-	stop.Flags().StringVar(&cluster, "cluster", "", "cluster name")
-	stop.Flags().StringVar(&stateDir, "state-dir", "", "directory of the pid file and log")
-	cmd.AddCommand(start, stop)
+	bindFlags(stopCmd, stop.Flags())
+	cmd.AddCommand(startCmd, stopCmd)
 	return cmd
 }
 
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
-}
-
-func newNodeMirrorsCommand() *cobra.Command {
-	var cluster, registry, registryIP, hosts, certsDir, hostsFile, record string
+func newNodeMirrorsCommand(runs nodeRuns) *cobra.Command {
+	mirrors := agent.MirrorsCmd{CertsDir: layout.CertsDir, HostsFile: layout.HostsFile}
 	cmd := &cobra.Command{
 		Use:   "mirrors --cluster NAME --registry DOMAIN:PORT --registry-ip IP --hosts H1,H2 < ca.crt",
 		Short: "Point the registry domain at the registry node and containerd's mirrors at the registry",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := agent.CheckClusterName(cluster); err != nil {
-				return fmt.Errorf("--cluster: %w", err)
-			}
-			ca, err := io.ReadAll(cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			domain, _, err := net.SplitHostPort(registry)
-			if err != nil {
-				return fmt.Errorf("--registry: %w", err)
-			}
-			if err := agent.SetHostsEntry(hostsFile, cluster, domain, registryIP); err != nil {
-				return err
-			}
-			var list []string
-			for h := range strings.SplitSeq(hosts, ",") {
-				if h != "" {
-					list = append(list, h)
-				}
-			}
-			return agent.WriteMirrors(agent.Mirrors{CertsDir: certsDir, Registry: registry, CA: ca, Hosts: list, Record: record})
-		},
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runs.mirrors(cmd, mirrors) },
 	}
-	f := cmd.Flags()
-	f.StringVar(&cluster, "cluster", "", "cluster name")
-	f.StringVar(&registry, "registry", "", "the cluster registry, DOMAIN:PORT")
-	f.StringVar(&registryIP, "registry-ip", "", "address of the registry node")
-	f.StringVar(&hosts, "hosts", "", "registry hosts bundled in the image, comma-separated")
-	f.StringVar(&certsDir, "certs-dir", apply.CertsDir, "containerd's certs.d")
-	f.StringVar(&hostsFile, "hosts-file", apply.HostsFile, "the hosts file")
-	f.StringVar(&record, "record", "", "file listing what was written")
-	return cmd
-}
-
-func newNodeCleanCommand() *cobra.Command {
-	var cluster, dir, certsDir, hostsFile string
-	cmd := &cobra.Command{
-		Use:   "clean --cluster NAME --dir DIR",
-		Short: "Stop the registry, remove the hosts entry, the mirror files and DIR",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := agent.CheckClusterDir(dir, cluster); err != nil {
-				return err
-			}
-			state := filepath.Join(dir, "state")
-			svc, err := registryService(cluster, state, nil)
-			if err != nil {
-				return err
-			}
-			if err := svc.Stop(cmd.Context()); err != nil {
-				return err
-			}
-			if err := agent.RemoveHostsEntry(hostsFile, cluster); err != nil {
-				return err
-			}
-			if err := agent.RemoveMirrors(filepath.Join(state, "mirrors"), certsDir); err != nil {
-				return err
-			}
-			return os.RemoveAll(dir)
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&cluster, "cluster", "", "cluster name")
-	f.StringVar(&dir, "dir", "", "the cluster's directory on this node")
-	f.StringVar(&certsDir, "certs-dir", apply.CertsDir, "containerd's certs.d")
-	f.StringVar(&hostsFile, "hosts-file", apply.HostsFile, "the hosts file")
+	bindFlags(cmd, mirrors.Flags())
 	return cmd
 }
 
@@ -253,26 +165,18 @@ func newNodeSuperviseCommand() *cobra.Command {
 
 // newNodeServiceCommand runs a node daemon of the image's scripts
 // (containerd, the kubelet) as the registry runs: a systemd unit where
-// systemd is, hoist's supervisor otherwise.
-func newNodeServiceCommand() *cobra.Command {
+// systemd is, hoist's supervisor otherwise. Start and stop are the image
+// scripts' (NAME before or after the flags, COMMAND after --); status is
+// apply's.
+func newNodeServiceCommand(runs nodeRuns) *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Start or stop a node service"}
 	var stateDir string
-	service := func(name string, command []string) (agent.Service, error) {
-		if stateDir == "" {
-			return agent.Service{}, errors.New("--state-dir is required")
-		}
-		self, err := os.Executable()
-		if err != nil {
-			return agent.Service{}, err
-		}
-		return agent.Service{Name: name, Description: name + " (started by hoist)", Command: command, StateDir: stateDir, Self: self}, nil
-	}
 	start := &cobra.Command{
 		Use:   "start NAME --state-dir DIR -- COMMAND...",
 		Short: "Make the service run COMMAND (restarted when the command changed)",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, err := service(args[0], args[1:])
+			svc, err := agent.NodeService(args[0], stateDir, args[1:])
 			if err != nil {
 				return err
 			}
@@ -284,38 +188,27 @@ func newNodeServiceCommand() *cobra.Command {
 		Short: "Stop the service and remove what start wrote",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, err := service(args[0], nil)
+			svc, err := agent.NodeService(args[0], stateDir, nil)
 			if err != nil {
 				return err
 			}
 			return svc.Stop(cmd.Context())
 		},
 	}
-	status := &cobra.Command{
+	for _, c := range []*cobra.Command{start, stop} {
+		c.Flags().StringVar(&stateDir, "state-dir", "", "directory of the pid file and log (without systemd)")
+	}
+	var status agent.ServiceStatusCmd
+	statusCmd := &cobra.Command{
 		Use:   "status NAME... --state-dir DIR",
 		Short: "Exit non-zero, naming them, when some of the services do not run",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var stopped []string
-			for _, name := range args {
-				svc, err := service(name, nil)
-				if err != nil {
-					return err
-				}
-				if !svc.Running(cmd.Context()) {
-					stopped = append(stopped, name)
-				}
-			}
-			if len(stopped) > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "not running: %s\n", strings.Join(stopped, ", "))
-				os.Exit(agent.ExitNotRunning)
-			}
-			return nil
+			status.Names = args
+			return runs.serviceStatus(cmd, status)
 		},
 	}
-	for _, c := range []*cobra.Command{start, stop, status} {
-		c.Flags().StringVar(&stateDir, "state-dir", "", "directory of the pid file and log (without systemd)")
-	}
-	cmd.AddCommand(start, stop, status)
+	bindFlags(statusCmd, status.Flags())
+	cmd.AddCommand(start, stop, statusCmd)
 	return cmd
 }
