@@ -3,17 +3,20 @@ package apply
 import (
 	"context"
 	"fmt"
-	"github.com/hoistdev/hoist/apply/clusterfile"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
+	"github.com/hoistdev/hoist/apply/clusterfile"
+
 	"github.com/hoistdev/hoist/apply/launch"
 	"github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/apply/step"
+	"github.com/hoistdev/hoist/layout"
 	"github.com/hoistdev/hoist/progress"
+	"github.com/hoistdev/hoist/registry"
 	"github.com/hoistdev/hoist/scratch"
 	"github.com/hoistdev/hoist/tree"
 )
@@ -68,15 +71,15 @@ func (r *runner) launchApps(ctx context.Context, steps []PlannedStep) error {
 			continue
 		}
 		step := "app:" + s.Name
-		if s.Name == StepCmds {
-			step = StepCmds
+		if s.Name == stepCmds {
+			step = stepCmds
 			if len(failed) > 0 {
 				break
 			}
 		}
 		report(progress.Event{Step: step, State: progress.StateStart})
 		t := time.Now()
-		if s.Name == StepCmds {
+		if s.Name == stepCmds {
 			err = l.RunCmds(ctx)
 		} else {
 			app := r.image.Meta.App(s.Name)
@@ -116,12 +119,11 @@ func (r *runner) appShell(ctx context.Context) (shell launch.Shell, cleanup func
 	if len(masters) == 0 {
 		return &localShell{rootfs: r.image.Rootfs, work: filepath.Join(r.tmpDir, "rootfs"), kubeconfig: r.c.Kubeconfig}, func() {}, nil
 	}
-	m := masters[0]
-	exec, err := r.pool.Get(ctx, r.access(m.IP.String(), m.SSH))
+	exec, err := r.dial(ctx, masters[0])
 	if err != nil {
 		return nil, nil, err
 	}
-	sh := &sshShell{exec: exec, rootfs: path.Join(NodeDir(r.c), "rootfs")}
+	sh := &sshShell{exec: exec, rootfs: r.dir.Rootfs()}
 	if r.c.Kubeconfig == "" {
 		return sh, func() {}, nil
 	}
@@ -130,7 +132,7 @@ func (r *runner) appShell(ctx context.Context) (shell launch.Shell, cleanup func
 	if err != nil {
 		return nil, nil, err
 	}
-	sh.kubeconfig = path.Join(NodeDir(r.c), "state", "kubeconfig")
+	sh.kubeconfig = r.dir.Kubeconfig()
 	cleanup = func() {
 		// Not the apps' context: a cancelled apply removes it too.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -144,25 +146,6 @@ func (r *runner) appShell(ctx context.Context) (shell launch.Shell, cleanup func
 	return sh, cleanup, nil
 }
 
-// exports is the env as sh export lines, sorted, each value quoted. Keys
-// that are not variable names (Helm value paths such as image.tag, from
-// ENV or APPENV) are for charts and templates: they are left out, never
-// spliced into a script.
-func exports(env map[string]string) string {
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		if clusterfile.IsEnvName(k) {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "export %s=%s\n", k, ssh.Quote(env[k]))
-	}
-	return b.String()
-}
-
 type sshShell struct {
 	exec       ssh.Executor
 	rootfs     string
@@ -174,7 +157,7 @@ func (s *sshShell) Run(ctx context.Context, dir string, env map[string]string, s
 		env = withKubeconfig(env, s.kubeconfig)
 	}
 	// The script's stdout joins its stderr, which the error carries.
-	return s.exec.Run(ctx, "cd "+ssh.Quote(path.Join(s.rootfs, dir))+"\n"+exports(env)+"exec 1>&2\n"+script, nil, nil)
+	return s.exec.Run(ctx, "cd "+ssh.Quote(path.Join(s.rootfs, dir))+"\n"+step.Exports(env)+"exec 1>&2\n"+script, nil, nil)
 }
 
 func (s *sshShell) WriteFile(ctx context.Context, rel string, data []byte) error {
@@ -217,7 +200,7 @@ func (s *localShell) Run(ctx context.Context, dir string, env map[string]string,
 	}
 	// The script's stdout joins its stderr, which the error carries; the
 	// script and its env go on stdin, never on a command line.
-	return ssh.Local().Run(ctx, "cd "+ssh.Quote(wd)+"\n"+exports(env)+"exec 1>&2\n"+script, nil, nil)
+	return ssh.Local().Run(ctx, "cd "+ssh.Quote(wd)+"\n"+step.Exports(env)+"exec 1>&2\n"+script, nil, nil)
 }
 
 func (s *localShell) WriteFile(_ context.Context, rel string, data []byte) error {
@@ -229,32 +212,33 @@ func (s *localShell) WriteFile(_ context.Context, rel string, data []byte) error
 	return os.WriteFile(target, data, 0o644)
 }
 
-// CheckKubeVersion refuses, before anything is pushed or changed on a
+// checkKubeVersion refuses, before anything is pushed or changed on a
 // node, a cluster whose Kubernetes version the image's KUBEVERSION
-// excludes: the version the image installs (its kubeadm configuration with
-// the Clusterfile's laid over) when it brings Kubernetes up, else the
+// excludes: the version the image installs (its runtime's configuration
+// with the Clusterfile's laid over) when it brings Kubernetes up, else the
 // version the cluster of spec.kubeconfig reports. An image without a range,
 // or a cluster with nothing to launch into, passes.
-func CheckKubeVersion(ctx context.Context, c clusterfile.Cluster, image Image, p *Prepared, opts Options) error {
-	if image.Meta == nil || image.Meta.KubeVersion == "" {
+func (r *runner) checkKubeVersion(ctx context.Context) error {
+	meta := r.image.Meta
+	if meta == nil || meta.KubeVersion == "" {
 		return nil
 	}
-	if p.Kube != nil {
-		// Without a version in its configuration, kubeadm installs its
-		// own: the apps' check asks the cluster once it is up.
-		version := p.Kube.Config.Get("ClusterConfiguration", "kubernetesVersion")
+	if r.rt != nil {
+		// Without a version in its configuration, the runtime installs
+		// its tool's own: the apps' check asks the cluster once it is up.
+		version := r.rt.Version()
 		if version == "" {
 			return nil
 		}
-		if err := launch.CheckVersion(image.Meta.KubeVersion, version); err != nil {
-			return fmt.Errorf("the cluster %s brings up: %w", c.Image, err)
+		if err := launch.CheckVersion(meta.KubeVersion, version); err != nil {
+			return fmt.Errorf("the cluster %s brings up: %w", r.c.Image, err)
 		}
 		return nil
 	}
-	if c.Kubeconfig == "" {
+	if r.c.Kubeconfig == "" {
 		return nil
 	}
-	l, err := launcher(c, image, opts, "")
+	l, err := launcher(r.c, r.image, r.opts, "")
 	if err != nil {
 		return err
 	}
@@ -262,14 +246,14 @@ func CheckKubeVersion(ctx context.Context, c clusterfile.Cluster, image Image, p
 	return err
 }
 
-// PreviewApps fills the plan's apps to launch with what they would create
+// previewApps fills the plan's apps to launch with what they would create
 // or change, asking the cluster (read only). A cluster that cannot be asked
 // leaves the plan as it is and returns why.
-func PreviewApps(ctx context.Context, c clusterfile.Cluster, image Image, opts Options, plan *Plan) error {
+func previewApps(ctx context.Context, c clusterfile.Cluster, image Image, opts Options, plan *Plan) error {
 	if c.Kubeconfig == "" {
 		return nil
 	}
-	tmp, err := scratch.Dir(filepath.Join(opts.Root, "tmp"), "preview-")
+	tmp, err := scratch.Dir(layout.Local{Root: opts.Root}.Tmp(), "preview-")
 	if err != nil {
 		return err
 	}
@@ -282,7 +266,7 @@ func PreviewApps(ctx context.Context, c clusterfile.Cluster, image Image, opts O
 		return err
 	}
 	for i, a := range plan.Apps {
-		if a.Done || a.Name == StepCmds {
+		if a.Done || a.Name == stepCmds {
 			continue
 		}
 		app := image.Meta.App(a.Name)
@@ -299,11 +283,16 @@ func launcher(c clusterfile.Cluster, image Image, opts Options, tmp string) (*la
 	l := &launch.Launcher{Kubeconfig: c.Kubeconfig, Rootfs: image.Rootfs, Meta: image.Meta, Env: c.Env,
 		ValueFiles: opts.ValueFiles, Set: opts.Set, TmpDir: tmp}
 	if opts.RewriteImages != "" {
-		rw, err := PushedRewriter(image.Meta, opts.RewriteImages)
+		copies, err := registry.Copies(image.Meta, opts.RewriteImages)
 		if err != nil {
 			return nil, err
 		}
-		l.Rewrite = rw
+		l.Rewrite = launch.Rewriter{}
+		for _, c := range copies {
+			if err := l.Rewrite.Add(c.Ref, c.To, c.Digest); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return l, nil
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoistdev/hoist/agent"
 	"github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/test/fixture"
 	"github.com/hoistdev/hoist/test/testbed"
@@ -34,7 +35,7 @@ func BenchmarkDistribute(b *testing.B) {
 	ctx := context.Background()
 	bed, key := testbed.ForTest(b, 3)
 	bin := fixture.HoistBinary(b)
-	binDigest, err := FileDigest(bin)
+	binDigest, err := agent.FileDigest(bin)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func BenchmarkDistribute(b *testing.B) {
 			b.Fatal(err)
 		}
 		nodes[i] = e
-		if remotes[i], _, err = InstallSelf(ctx, e, bin, binDigest, "/var/lib/hoist/bin"); err != nil {
+		if remotes[i], _, err = installSelf(ctx, e, bin, binDigest, "/var/lib/hoist/bin"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -95,12 +96,12 @@ func BenchmarkDistribute(b *testing.B) {
 		digest := fmt.Sprintf("sha256:bench-%d-one", iter)
 		cpu, self := busyCPU(b), selfCPU()
 		start = time.Now()
-		packed, err := Pack(rootfs, b.TempDir())
+		packed, err := packTree(rootfs, b.TempDir())
 		if err != nil {
 			b.Fatal(err)
 		}
 		pack += time.Since(start)
-		if _, err := Distribute(ctx, nodes[0], remotes[0], packed, digest, "/var/lib/hoist/bench/rootfs", nil); err != nil {
+		if _, err := distribute(ctx, nodes[0], remotes[0], packed, digest, "/var/lib/hoist/bench/rootfs", nil); err != nil {
 			b.Fatal(err)
 		}
 		one += time.Since(start)
@@ -110,12 +111,12 @@ func BenchmarkDistribute(b *testing.B) {
 		digest = fmt.Sprintf("sha256:bench-%d-three", iter)
 		cpu, self = busyCPU(b), selfCPU()
 		start = time.Now()
-		packed, err = Pack(rootfs, b.TempDir())
+		packed, err = packTree(rootfs, b.TempDir())
 		if err != nil {
 			b.Fatal(err)
 		}
 		errs = ssh.ForEach(ctx, []int{0, 1, 2}, 3, func(ctx context.Context, i int) error {
-			_, err := Distribute(ctx, nodes[i], remotes[i], packed, digest, "/var/lib/hoist/bench/rootfs", nil)
+			_, err := distribute(ctx, nodes[i], remotes[i], packed, digest, "/var/lib/hoist/bench/rootfs", nil)
 			return err
 		})
 		three += time.Since(start)

@@ -4,96 +4,103 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hoistdev/hoist/apply/clusterfile"
 	"net/netip"
-	"path"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hoistdev/hoist/agent"
-	"github.com/hoistdev/hoist/apply/runtime/kubeadm"
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/apply/step"
+	"github.com/hoistdev/hoist/layout"
 	"github.com/hoistdev/hoist/progress"
 )
 
-// StepClean is the step that removes a cluster from a node.
-const StepClean = "clean"
-
-// cleanScript runs the image's scripts/clean-node.sh (the Kubernetes
-// runtime's reset), stops the registry and removes the hosts entry, the
-// mirror files and the data directory, with whichever hoist the node holds (it
-// may be another version than this one); without one, nothing but the
-// directory can be there.
+// cleanScript removes the cluster from a node with whichever hoist the
+// node holds (it may be another version than this one): the Undo of every
+// step hoist and its runtimes know, from the last step's to the first
+// (the runtime's reset, then the agent's clean of the registry, the hosts
+// entry, the mirror files and the directory); without a hoist there,
+// nothing but the directory can be.
 //
-// wholeCluster tells the image's script that every node goes: a master
-// then need not leave etcd (which, with the others going at once, could
-// not answer).
+// wholeCluster tells the runtime that every node goes: a master then need
+// not leave etcd (which, with the others going at once, could not answer).
 func cleanScript(c clusterfile.Cluster, wholeCluster bool) (string, error) {
-	dir := NodeDir(c)
-	if err := agent.CheckClusterDir(dir, c.Name); err != nil {
+	dir := nodeDir(c)
+	if err := agent.CheckClusterDir(dir.Dir, c.Name); err != nil {
 		return "", err
 	}
-	q := ssh.Quote
-	return fmt.Sprintf(`for b in %[1]s/bin/hoist-????????????????; do
-  if [ -x "$b" ]; then
-    if [ -f %[1]s/rootfs/%[5]s ]; then
-      (cd %[1]s/rootfs && HOIST="$b" HOIST_STATE=%[1]s/state HOIST_DELETE_CLUSTER=%[6]d sh %[5]s) >&2 || exit 1
-    fi
-    exec "$b" node clean --cluster %[2]s --dir %[1]s --certs-dir %[3]s --hosts-file %[4]s
-  fi
-done
-rm -rf %[1]s`, q(dir), q(c.Name), q(CertsDir), q(HostsFile), kubeadm.CleanScript, b2i(wholeCluster)), nil
+	u := step.Undo{Cluster: c.Name, Dir: dir, WholeCluster: wholeCluster}
+	var all []step.Step
+	for _, rt := range runtimes {
+		all = append(all, (&runner{}).stepList(rt)...)
+	}
+	var undo strings.Builder
+	seen := map[string]bool{}
+	for _, s := range slices.Backward(all) {
+		if s.Undo != nil && !seen[s.Name] {
+			seen[s.Name] = true
+			undo.WriteString(s.Undo(u))
+		}
+	}
+	return fmt.Sprintf("for b in %[1]s/hoist-????????????????; do\n  if [ -x \"$b\" ]; then\n%[2]s  fi\ndone\nrm -rf %[3]s",
+		ssh.Quote(dir.Bin()), undo.String(), ssh.Quote(dir.Dir)), nil
 }
 
 // cleanNode runs the clean hooks around the clean itself on one node.
 func (r *runner) cleanNode(ctx context.Context, n clusterfile.Node) (err error) {
 	node := n.IP.String()
 	start := time.Now()
-	step := ""
+	name := ""
 	defer func() {
 		if err != nil {
-			r.report(progress.Event{Node: node, State: progress.StateNodeFailed, Step: step, Error: err.Error(), Elapsed: time.Since(start).Seconds()})
-			err = &NodeError{Node: node, Step: step, Err: err}
+			r.report(progress.Event{Node: node, State: progress.StateNodeFailed, Step: name, Error: err.Error(), Elapsed: time.Since(start).Seconds()})
+			err = &NodeError{Node: node, Step: name, Err: err}
 			return
 		}
 		r.report(progress.Event{Node: node, State: progress.StateNodeDone, Elapsed: time.Since(start).Seconds()})
 	}()
-	step = StepClean
+	name = stepClean
 	script, err := cleanScript(r.c, r.deleteCluster)
 	if err != nil {
 		return err
 	}
-	step = "connect"
-	exec, err := r.pool.Get(ctx, r.access(node, n.SSH))
+	name = "connect"
+	exec, err := r.dial(ctx, n)
 	if err != nil {
 		return err
 	}
-	run := func(name string, fn func() error) error {
-		step = name
-		r.report(progress.Event{Node: node, Step: name, State: progress.StateStart})
+	run := func(step string, fn func() error) error {
+		name = step
+		r.report(progress.Event{Node: node, Step: step, State: progress.StateStart})
 		t := time.Now()
 		if err := fn(); err != nil {
-			r.report(progress.Event{Node: node, Step: name, State: progress.StateFailed, Error: err.Error(), Elapsed: time.Since(t).Seconds()})
+			r.report(progress.Event{Node: node, Step: step, State: progress.StateFailed, Error: err.Error(), Elapsed: time.Since(t).Seconds()})
 			return err
 		}
-		r.report(progress.Event{Node: node, Step: name, State: progress.StateDone, Elapsed: time.Since(t).Seconds()})
+		r.report(progress.Event{Node: node, Step: step, State: progress.StateDone, Elapsed: time.Since(t).Seconds()})
 		return nil
 	}
-	rootfs := path.Join(NodeDir(r.c), "rootfs")
-	if len(HooksOf(r.plugins, clusterfile.PhasePreCleanHost, n.Roles)) > 0 {
-		if err := run("hook:"+clusterfile.PhasePreCleanHost, func() error { return r.runHooks(ctx, exec, n, clusterfile.PhasePreCleanHost, rootfs) }); err != nil {
+	if len(hooksOf(r.plugins, clusterfile.PhasePreCleanHost, n.Roles)) > 0 {
+		if err := run("hook:"+clusterfile.PhasePreCleanHost, func() error {
+			return r.runHooks(ctx, exec, n, clusterfile.PhasePreCleanHost, r.dir.Rootfs())
+		}); err != nil {
 			return err
 		}
 	}
-	if err := run(StepClean, func() error { return exec.Run(ctx, script, nil, nil) }); err != nil {
+	if err := run(stepClean, func() error { return exec.Run(ctx, script, nil, nil) }); err != nil {
 		return err
 	}
-	if len(HooksOf(r.plugins, clusterfile.PhasePostCleanHost, n.Roles)) > 0 {
-		if err := run("hook:"+clusterfile.PhasePostCleanHost, func() error { return r.runHooks(ctx, exec, n, clusterfile.PhasePostCleanHost, "/") }); err != nil {
+	if len(hooksOf(r.plugins, clusterfile.PhasePostCleanHost, n.Roles)) > 0 {
+		if err := run("hook:"+clusterfile.PhasePostCleanHost, func() error {
+			return r.runHooks(ctx, exec, n, clusterfile.PhasePostCleanHost, "/")
+		}); err != nil {
 			return err
 		}
 	}
-	step = ""
+	name = ""
 	return r.journal.Forget(node)
 }
 
@@ -125,11 +132,11 @@ func (r *runner) removeNode(ctx context.Context, ip string) error {
 	return r.leave(ctx, n)
 }
 
-// leave takes a node out of the cluster: drained and deleted from
-// Kubernetes first, when hoist brought Kubernetes up, then cleaned.
+// leave takes a node out of the cluster: drained and deleted from it by
+// the runtime first, when the cluster has one, then cleaned.
 func (r *runner) leave(ctx context.Context, n clusterfile.Node) error {
 	ip := n.IP.String()
-	if r.kube != nil {
+	if r.rt != nil {
 		if err := r.drain(ctx, ip); err != nil {
 			r.report(progress.Event{Node: ip, Step: "drain", State: progress.StateNodeFailed, Error: err.Error()})
 			return &NodeError{Node: ip, Step: "drain", Err: err}
@@ -138,9 +145,56 @@ func (r *runner) leave(ctx context.Context, n clusterfile.Node) error {
 	return r.cleanNode(ctx, n)
 }
 
-// DeleteNodes lists the nodes a delete touches: those given, or every node
+// drain takes a node that leaves the cluster out of the runtime first. The
+// first master cannot leave: the others join through it.
+func (r *runner) drain(ctx context.Context, ip string) error {
+	master, masterIP, err := r.master(ctx)
+	if ip == masterIP {
+		return fmt.Errorf("%s is the first master: it cannot be removed while the cluster lives (hoist delete removes the whole cluster)", ip)
+	}
+	if err != nil {
+		return fmt.Errorf("the first master: %w", err)
+	}
+	return r.rt.Drain(ctx, master, ip)
+}
+
+// Delete is hoist delete: the cluster removed from its nodes (clean hooks,
+// the runtime's reset, registry, hosts entries, mirror files, the data
+// directory), or from some of them. Targets first (it takes the cluster's
+// lock), then Run; Close releases the lock.
+type Delete struct {
+	Cluster clusterfile.Cluster
+	// Plugins are the Clusterfile's; ImageHooks adds the image's.
+	Plugins []clusterfile.Plugin
+	// Only: these nodes rather than all of the Clusterfile and journal.
+	Only []netip.Addr
+	// Force: a node that cannot be reached is forgotten rather than
+	// failed.
+	Force bool
+	Options
+
+	journal *Journal
+	nodes   []string
+	unlock  func()
+}
+
+// Targets takes the cluster's lock, opens its journal and lists the nodes
+// the delete touches.
+func (d *Delete) Targets() ([]string, error) {
+	var err error
+	if d.unlock, err = lock(d.Root, d.Cluster.Name); err != nil {
+		return nil, err
+	}
+	if d.journal, err = OpenJournal(layout.Local{Root: d.Root}.Cluster(d.Cluster.Name).Journal(), d.Cluster.Name); err != nil {
+		return nil, err
+	}
+	d.nodes = deleteNodes(d.Cluster, d.journal, d.Only)
+	return d.nodes, nil
+}
+
+// deleteNodes lists the nodes a delete touches: those given, or every node
 // of the Clusterfile and of the journal.
-func DeleteNodes(c clusterfile.Cluster, j *Journal, only []netip.Addr) []string {
+func deleteNodes(c clusterfile.Cluster, j *Journal, only []netip.Addr) []string {
 	var all []string
 	for _, n := range c.Nodes {
 		all = append(all, n.IP.String())
@@ -160,27 +214,32 @@ func DeleteNodes(c clusterfile.Cluster, j *Journal, only []netip.Addr) []string 
 	return out
 }
 
-// Delete removes the cluster from the nodes: clean hooks, registry, hosts
-// entries, mirror files, the data directory. With force, a node that
-// cannot be reached is forgotten rather than failed.
-func Delete(ctx context.Context, c clusterfile.Cluster, plugins []clusterfile.Plugin, j *Journal, nodes []string, force bool, opts Options) *Result {
-	r := &runner{c: c, opts: opts, journal: j, pool: ssh.NewPool(), plugins: plugins}
-	defer r.pool.Close()
-	if m := c.Masters(); len(m) > 0 && j.Done(m[0].IP.String(), StepKubeInit, kubeInitKey) {
-		if slices.Contains(nodes, m[0].IP.String()) {
-			r.deleteCluster = true
-		} else {
-			// Some nodes of a Kubernetes cluster that stays: they
-			// leave it as removed hosts do, drained first.
-			r.kube = &kubeadm.Runtime{}
+// Run removes the cluster from the nodes of Targets; when no node is left
+// in the journal, the cluster's state here goes too.
+func (d *Delete) Run(ctx context.Context) (*Result, error) {
+	if d.journal == nil {
+		return nil, errors.New("delete: Run before Targets")
+	}
+	c, j := d.Cluster, d.journal
+	r := &runner{c: c, opts: d.Options, journal: j, plugins: d.Plugins, dir: nodeDir(c)}
+	defer r.close()
+	if m := c.Masters(); len(m) > 0 {
+		if rt := recordedRuntime(j, m[0].IP.String()); rt != nil {
+			if slices.Contains(d.nodes, m[0].IP.String()) {
+				r.deleteCluster = true
+			} else {
+				// Some nodes of a cluster that stays: they leave it as
+				// removed hosts do, drained first.
+				r.rt = rt
+			}
 		}
 	}
 	byIP := map[string]clusterfile.Node{}
 	for _, n := range c.Nodes {
 		byIP[n.IP.String()] = n
 	}
-	res := &Result{Nodes: nodes, Errors: map[string]error{}}
-	errs := ssh.ForEach(ctx, nodes, opts.Jobs, func(ctx context.Context, ip string) error {
+	res := &Result{Nodes: d.nodes, Errors: map[string]error{}}
+	errs := ssh.ForEach(ctx, d.nodes, d.Jobs, func(ctx context.Context, ip string) error {
 		n, ok := byIP[ip]
 		if !ok {
 			var err error
@@ -191,21 +250,35 @@ func Delete(ctx context.Context, c clusterfile.Cluster, plugins []clusterfile.Pl
 		err := r.leave(ctx, n)
 		var se *ssh.Error
 		var ne *NodeError
-		if err != nil && force && errors.As(err, &ne) && ne.Step == "connect" && errors.As(err, &se) {
-			r.report(progress.Event{Node: ip, Step: StepClean, State: progress.StateSkipped, Error: "unreachable, forgotten (--force): " + err.Error()})
+		if err != nil && d.Force && errors.As(err, &ne) && ne.Step == "connect" && errors.As(err, &se) {
+			r.report(progress.Event{Node: ip, Step: stepClean, State: progress.StateSkipped, Error: "unreachable, forgotten (--force): " + err.Error()})
 			return j.Forget(ip)
 		}
 		return err
 	})
-	for i, n := range nodes {
+	for i, n := range d.nodes {
 		res.Errors[n] = errs[i]
 	}
-	return res
+	if res.Err() == nil && len(j.Nodes()) == 0 {
+		// Nothing left: the cluster's state goes too.
+		return res, os.RemoveAll(layout.Local{Root: d.Root}.Cluster(c.Name).Dir)
+	}
+	return res, nil
 }
 
-func b2i(b bool) int {
-	if b {
-		return 1
+// ImageHooks adds the clean hooks of the cluster's image, whose tree is at
+// rootfs, to the Clusterfile's; an image whose hooks cannot be read adds
+// none (the image is not needed to delete).
+func (d *Delete) ImageHooks(rootfs string) {
+	if ps, err := imagePlugins(rootfs); err == nil {
+		d.Plugins = mergePlugins(ps, d.Plugins)
 	}
-	return 0
+}
+
+// Close releases the cluster's lock.
+func (d *Delete) Close() {
+	if d.unlock != nil {
+		d.unlock()
+		d.unlock = nil
+	}
 }

@@ -12,35 +12,22 @@ import (
 
 	"github.com/hoistdev/hoist/agent"
 	"github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/apply/step"
 )
 
-// FileDigest is the sha256 of a file, hex.
-func FileDigest(file string) (string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
+// remoteHoistPath is where installSelf puts the hoist binary of this digest
+// (agent.FileDigest) under dir.
+func remoteHoistPath(dir, digest string) string { return path.Join(dir, "hoist-"+digest[:16]) }
 
-// RemoteHoist is where InstallSelf puts the hoist binary of this digest
-// (FileDigest) under dir.
-func RemoteHoist(dir, digest string) string { return path.Join(dir, "hoist-"+digest[:16]) }
-
-// InstallSelf puts the hoist binary at binary, whose FileDigest is digest
+// installSelf puts the hoist binary at binary, whose agent.FileDigest is digest
 // (computed once for every node), on the node under dir, once per version:
 // the copy is named by its digest, checked by the copy itself after the
 // upload, and moved into place only then. It returns the remote path and
 // whether it had to upload.
-func InstallSelf(ctx context.Context, node ssh.Executor, binary, digest, dir string) (string, bool, error) {
-	remote := RemoteHoist(dir, digest)
+func installSelf(ctx context.Context, node ssh.Executor, binary, digest, dir string) (string, bool, error) {
+	remote := remoteHoistPath(dir, digest)
 	q := ssh.Quote
-	if out, err := ssh.Output(ctx, node, fmt.Sprintf("if [ -x %[1]s ]; then %[1]s node digest %[1]s; fi", q(remote))); err == nil && strings.TrimSpace(string(out)) == digest {
+	if out, err := ssh.Output(ctx, node, fmt.Sprintf("if [ -x %s ]; then %s; fi", q(remote), step.Agent(remote, agent.DigestCmd{File: remote}))); err == nil && strings.TrimSpace(string(out)) == digest {
 		return remote, false, nil
 	}
 	f, err := os.Open(binary)
@@ -52,7 +39,7 @@ func InstallSelf(ctx context.Context, node ssh.Executor, binary, digest, dir str
 	if err := node.Run(ctx, fmt.Sprintf("mkdir -p %s && cat > %s && chmod 755 %s", q(dir), q(tmp), q(tmp)), f, nil); err != nil {
 		return "", false, fmt.Errorf("uploading hoist: %w", err)
 	}
-	out, err := ssh.Output(ctx, node, q(tmp)+" node digest "+q(tmp))
+	out, err := ssh.Output(ctx, node, step.Agent(tmp, agent.DigestCmd{File: tmp}))
 	if err != nil {
 		return "", false, fmt.Errorf("checking the uploaded hoist: %w", err)
 	}
@@ -65,39 +52,39 @@ func InstallSelf(ctx context.Context, node ssh.Executor, binary, digest, dir str
 	return remote, true, nil
 }
 
-// Packed is a tree packed by Pack: the file and the sha256 of its bytes.
-type Packed struct {
+// packedTree is a tree packed by packTree: the file and the sha256 of its bytes.
+type packedTree struct {
 	File   string
 	Digest string // sha256:<hex>
 }
 
-// Pack writes the tree at dir, as Distribute sends it (a zstd tar), to a
+// packTree writes the tree at dir, as distribute sends it (a zstd tar), to a
 // temporary file in tmpDir: packed once, it is sent to every node, so that
 // more nodes cost no more compression. Top-level entries named in exclude
 // are left out.
-func Pack(dir, tmpDir string, exclude ...string) (Packed, error) {
+func packTree(dir, tmpDir string, exclude ...string) (packedTree, error) {
 	f, err := os.CreateTemp(tmpDir, "rootfs-*.tar.zst")
 	if err != nil {
-		return Packed{}, err
+		return packedTree{}, err
 	}
 	h := sha256.New()
 	if err := agent.Pack(io.MultiWriter(f, h), dir, exclude...); err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return Packed{}, err
+		return packedTree{}, err
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(f.Name())
-		return Packed{}, err
+		return packedTree{}, err
 	}
-	return Packed{File: f.Name(), Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
+	return packedTree{File: f.Name(), Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// Distribute sends the packed tree to dest on the node, unpacked there by
+// distribute sends the packed tree to dest on the node, unpacked there by
 // the node's hoist, unless the node already holds this digest. It returns
 // whether it sent anything. progress, when not nil, is told the bytes sent
 // so far and the total.
-func Distribute(ctx context.Context, node ssh.Executor, remoteHoist string, packed Packed, digest, dest string, progress func(sent, total int64)) (bool, error) {
+func distribute(ctx context.Context, node ssh.Executor, remoteHoist string, packed packedTree, digest, dest string, progress func(sent, total int64)) (bool, error) {
 	out, err := ssh.Output(ctx, node, "cat "+ssh.Quote(path.Join(dest, agent.Marker))+" 2>/dev/null || true")
 	if err != nil {
 		return false, err
@@ -118,7 +105,7 @@ func Distribute(ctx context.Context, node ssh.Executor, remoteHoist string, pack
 		}
 		in = &countingReader{r: f, total: fi.Size(), progress: progress}
 	}
-	err = node.Run(ctx, fmt.Sprintf("%s node unpack --dest %s --digest %s --stream-digest %s", ssh.Quote(remoteHoist), ssh.Quote(dest), ssh.Quote(digest), ssh.Quote(packed.Digest)), in, nil)
+	err = node.Run(ctx, step.Agent(remoteHoist, agent.UnpackCmd{Dest: dest, Digest: digest, StreamDigest: packed.Digest}), in, nil)
 	if err != nil {
 		return false, fmt.Errorf("distributing to %s: %w", dest, err)
 	}

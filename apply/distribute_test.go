@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/hoistdev/hoist/agent"
 	"github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/test/fixture"
 	"github.com/hoistdev/hoist/test/testbed"
@@ -16,7 +17,7 @@ func TestInstallSelfAndDistribute(t *testing.T) {
 	ctx := context.Background()
 	bed, key := testbed.ForTest(t, 3)
 	bin := fixture.HoistBinary(t)
-	binDigest, err := FileDigest(bin)
+	binDigest, err := agent.FileDigest(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +33,7 @@ func TestInstallSelfAndDistribute(t *testing.T) {
 	os.WriteFile(filepath.Join(rootfs, "etc", "kubeadm.yaml"), []byte("kind: ClusterConfiguration\n"), 0o644)
 	os.Symlink("etc/kubeadm.yaml", filepath.Join(rootfs, "current"))
 	const dest = "/var/lib/hoist/demo/rootfs"
-	packed, err := Pack(rootfs, t.TempDir())
+	packed, err := packTree(rootfs, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,14 +44,14 @@ func TestInstallSelfAndDistribute(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		remote, uploaded, err := InstallSelf(ctx, node, bin, binDigest, "/var/lib/hoist/bin")
+		remote, uploaded, err := installSelf(ctx, node, bin, binDigest, "/var/lib/hoist/bin")
 		if err != nil {
 			return err
 		}
 		if uploaded {
 			uploads.Add(1)
 		}
-		sent, err := Distribute(ctx, node, remote, packed, "sha256:v1", dest, nil)
+		sent, err := distribute(ctx, node, remote, packed, "sha256:v1", dest, nil)
 		if sent {
 			sends.Add(1)
 		}

@@ -2,12 +2,14 @@ package apply
 
 import (
 	"context"
-	"github.com/hoistdev/hoist/apply/clusterfile"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hoistdev/hoist/apply/clusterfile"
+	"github.com/hoistdev/hoist/apply/step"
 
 	"github.com/hoistdev/hoist/apply/runtime/kubeadm"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
@@ -32,6 +34,13 @@ func TestKubeRuntimeChecksTheClusterfile(t *testing.T) {
 	}
 	withDoc := parse("---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nnetworking: {podSubnet: 172.20.0.0/16}\n")
 
+	kubeRuntime := func(c clusterfile.Cluster, image Image) (*kubeadm.Runtime, error) {
+		rt, err := detectRuntime(c, step.Image{Rootfs: image.Rootfs, Meta: image.Meta, Dir: nodeDir(c)})
+		if rt == nil {
+			return nil, err
+		}
+		return rt.(*kubeadm.Runtime), err
+	}
 	if rt, err := kubeRuntime(parse(""), plain); rt != nil || err != nil {
 		t.Errorf("an image without %s: runtime %v, error %v", kubeadm.DefaultsFile, rt, err)
 	}
@@ -85,12 +94,13 @@ func TestKubeVersionRefusedBeforeAnyStep(t *testing.T) {
 		{"~1.36", "outside the image's KUBEVERSION ~1.36"},
 	} {
 		image := Image{Rootfs: rootfs, Digest: "sha256:img", Meta: &metadata.Metadata{KubeVersion: tc.kubeVersion}}
-		p, err := Prepare(cf.Cluster, nil, image, opts)
-		if err != nil {
+		a := &Apply{Cluster: cf.Cluster, Image: image, Options: opts}
+		if _, err := a.Plan(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		err = CheckKubeVersion(context.Background(), cf.Cluster, image, p, opts)
+		err = a.r.checkKubeVersion(context.Background())
 		if tc.want == "" {
+			a.Close()
 			if err != nil {
 				t.Errorf("KUBEVERSION %q: %v", tc.kubeVersion, err)
 			}
@@ -101,12 +111,13 @@ func TestKubeVersionRefusedBeforeAnyStep(t *testing.T) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		res, err := Apply(ctx, cf.Cluster, nil, image, p, opts)
+		res, err := a.Run(ctx)
 		cancel()
+		a.Close()
 		if err == nil || !strings.Contains(err.Error(), tc.want) || res != nil {
 			t.Errorf("apply of KUBEVERSION %q: %v %v, want %q", tc.kubeVersion, res, err, tc.want)
 		}
-		if f, ok := p.Journal.Failed(AppsNode); !ok || f.Step != "kube-version" {
+		if f, ok := a.r.journal.Failed(AppsNode); !ok || f.Step != "kube-version" {
 			t.Errorf("the journal does not record the refusal: %+v", f)
 		}
 		// An image that passes clears the refusal (the nodes' steps then
@@ -115,15 +126,21 @@ func TestKubeVersionRefusedBeforeAnyStep(t *testing.T) {
 		passing.Meta = &metadata.Metadata{KubeVersion: ">=1.37"}
 		done, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := Apply(done, cf.Cluster, nil, passing, p, opts); err != nil {
+		b := &Apply{Cluster: cf.Cluster, Image: passing, Options: opts}
+		if _, err := b.Plan(done); err != nil {
 			t.Fatal(err)
 		}
-		if f, ok := p.Journal.Failed(AppsNode); ok {
+		_, err = b.Run(done)
+		b.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, ok := b.r.journal.Failed(AppsNode); ok {
 			t.Errorf("the refusal stays after a passing apply: %+v", f)
 		}
-		for _, n := range p.Journal.Nodes() {
-			for _, s := range []string{StepInstallHoist, StepRootfs} {
-				if _, done := p.Journal.StepDone(n, s); done {
+		for _, n := range b.r.journal.Nodes() {
+			for _, s := range []string{stepInstallHoist, stepRootfs} {
+				if _, done := b.r.journal.StepDone(n, s); done {
 					t.Errorf("%s: %s done though the image was refused", n, s)
 				}
 			}

@@ -13,7 +13,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/hoistdev/hoist/apply/clusterfile"
 	"math/big"
 	"net"
 	"os"
@@ -21,22 +20,24 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hoistdev/hoist/apply/clusterfile"
+
 	"go.podman.io/storage/pkg/ioutils"
 )
 
-// TLS is the cluster's registry PKI: a CA every node trusts, and the
+// clusterTLS is the cluster's registry PKI: a CA every node trusts, and the
 // registry's certificate for its domain and the registry nodes' addresses.
-type TLS struct {
+type clusterTLS struct {
 	CA, Cert, Key []byte // PEM
 }
 
 // Digest names the CA and certificate, for the plan's keys.
-func (t TLS) Digest() string {
+func (t clusterTLS) Digest() string {
 	h := sha256.Sum256(append(append([]byte{}, t.CA...), t.Cert...))
 	return "sha256:" + hex.EncodeToString(h[:])
 }
 
-// LoadTLS returns the cluster's PKI from dir, made anew when missing or
+// loadTLS returns the cluster's PKI from dir, made anew when missing or
 // when the registry's names changed. The CA key signs once and is thrown
 // away: a change of names makes a new CA, which the plan then installs on
 // every node, so no CA key lies around to be stolen.
@@ -48,18 +49,18 @@ func (t TLS) Digest() string {
 // (a crash between two files). A new set is installed on the nodes as for
 // a change of names, where an error would only make someone delete the
 // directory, and serving the set as it is would fail on every node.
-func LoadTLS(dir string, c clusterfile.Cluster) (TLS, error) {
-	t, ok, err := ReadTLS(dir, c)
+func loadTLS(dir string, c clusterfile.Cluster) (clusterTLS, error) {
+	t, ok, err := readTLS(dir, c)
 	if err != nil || ok {
 		return t, err
 	}
 	names, ips := registryNames(c)
 	t, err = newTLS(c.Name, names, ips)
 	if err != nil {
-		return TLS{}, err
+		return clusterTLS{}, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return TLS{}, err
+		return clusterTLS{}, err
 	}
 	// Each file is a new one renamed into place, 0600 whatever was there:
 	// a file cut short by a crash is never read, and a symlink planted at a
@@ -72,16 +73,16 @@ func LoadTLS(dir string, c clusterfile.Cluster) (TLS, error) {
 	}{{"registry.key", t.Key}, {"registry.crt", t.Cert}, {"ca.crt", t.CA}} {
 		name := filepath.Join(dir, f.name)
 		if err := ioutils.AtomicWriteFile(name, f.data, 0o600); err != nil {
-			return TLS{}, fmt.Errorf("writing %s: %w", name, err)
+			return clusterTLS{}, fmt.Errorf("writing %s: %w", name, err)
 		}
 	}
 	return t, nil
 }
 
-// ReadTLS returns the cluster's PKI from dir, writing nothing (a dry run):
-// ok is false when LoadTLS would make a new one (missing, for other names,
+// readTLS returns the cluster's PKI from dir, writing nothing (a dry run):
+// ok is false when loadTLS would make a new one (missing, for other names,
 // or not holding together).
-func ReadTLS(dir string, c clusterfile.Cluster) (t TLS, ok bool, err error) {
+func readTLS(dir string, c clusterfile.Cluster) (t clusterTLS, ok bool, err error) {
 	read := func(name string) []byte {
 		data, e := os.ReadFile(filepath.Join(dir, name))
 		if e != nil && err == nil {
@@ -91,14 +92,14 @@ func ReadTLS(dir string, c clusterfile.Cluster) (t TLS, ok bool, err error) {
 	}
 	t.CA, t.Cert, t.Key = read("ca.crt"), read("registry.crt"), read("registry.key")
 	if errors.Is(err, os.ErrNotExist) {
-		return TLS{}, false, nil
+		return clusterTLS{}, false, nil
 	}
 	if err != nil {
-		return TLS{}, false, err
+		return clusterTLS{}, false, err
 	}
 	names, ips := registryNames(c)
 	if !certCovers(t.Cert, names, ips) || !t.holdsTogether() {
-		return TLS{}, false, nil
+		return clusterTLS{}, false, nil
 	}
 	return t, true, nil
 }
@@ -115,7 +116,7 @@ func registryNames(c clusterfile.Cluster) ([]string, []net.IP) {
 
 // holdsTogether tells whether the key is the certificate's, and the
 // certificate one the CA signed for serving.
-func (t TLS) holdsTogether() bool {
+func (t clusterTLS) holdsTogether() bool {
 	pair, err := tls.X509KeyPair(t.Cert, t.Key)
 	if err != nil {
 		return false
@@ -150,10 +151,10 @@ func certCovers(certPEM []byte, names []string, ips []net.IP) bool {
 	return true
 }
 
-func newTLS(cluster string, names []string, ips []net.IP) (TLS, error) {
+func newTLS(cluster string, names []string, ips []net.IP) (clusterTLS, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return TLS{}, err
+		return clusterTLS{}, err
 	}
 	now := time.Now()
 	ca := &x509.Certificate{
@@ -168,12 +169,12 @@ func newTLS(cluster string, names []string, ips []net.IP) (TLS, error) {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
 	if err != nil {
-		return TLS{}, err
+		return clusterTLS{}, err
 	}
 	ca, _ = x509.ParseCertificate(caDER)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return TLS{}, err
+		return clusterTLS{}, err
 	}
 	leaf := &x509.Certificate{
 		SerialNumber: serial(),
@@ -187,18 +188,18 @@ func newTLS(cluster string, names []string, ips []net.IP) (TLS, error) {
 	}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return TLS{}, err
+		return clusterTLS{}, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return TLS{}, err
+		return clusterTLS{}, err
 	}
 	enc := func(typ string, der []byte) []byte {
 		var b bytes.Buffer
 		pem.Encode(&b, &pem.Block{Type: typ, Bytes: der})
 		return b.Bytes()
 	}
-	return TLS{CA: enc("CERTIFICATE", caDER), Cert: enc("CERTIFICATE", leafDER), Key: enc("PRIVATE KEY", keyDER)}, nil
+	return clusterTLS{CA: enc("CERTIFICATE", caDER), Cert: enc("CERTIFICATE", leafDER), Key: enc("PRIVATE KEY", keyDER)}, nil
 }
 
 func serial() *big.Int {

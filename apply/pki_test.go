@@ -14,7 +14,7 @@ import (
 func TestLoadTLS(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki")
 	c := testCluster(t, twoHosts)
-	first, err := LoadTLS(dir, c)
+	first, err := loadTLS(dir, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,13 +49,13 @@ func TestLoadTLS(t *testing.T) {
 	}
 
 	// Same names: the same PKI, so nothing is reinstalled.
-	again, err := LoadTLS(dir, c)
+	again, err := loadTLS(dir, c)
 	if err != nil || again.Digest() != first.Digest() {
 		t.Errorf("reloaded PKI differs: %v", err)
 	}
 	// Another registry node: a new CA and certificate.
 	c.Registry.Nodes = []netip.Addr{netip.MustParseAddr("10.0.0.3")}
-	moved, err := LoadTLS(dir, c)
+	moved, err := loadTLS(dir, c)
 	if err != nil || moved.Digest() == first.Digest() {
 		t.Fatalf("registry moved, PKI kept: %v", err)
 	}
@@ -83,12 +83,12 @@ func TestLoadTLSInconsistent(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "pki")
-			first, err := LoadTLS(dir, c)
+			first, err := loadTLS(dir, c)
 			if err != nil {
 				t.Fatal(err)
 			}
 			spoil(dir)
-			again, err := LoadTLS(dir, c)
+			again, err := loadTLS(dir, c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +96,7 @@ func TestLoadTLSInconsistent(t *testing.T) {
 				t.Errorf("the PKI was kept")
 			}
 			assertConsistent(t, again)
-			onDisk, err := LoadTLS(dir, c)
+			onDisk, err := loadTLS(dir, c)
 			if err != nil || onDisk.Digest() != again.Digest() || string(onDisk.Key) != string(again.Key) {
 				t.Errorf("the set made anew is not what is on disk: %v", err)
 			}
@@ -104,7 +104,7 @@ func TestLoadTLSInconsistent(t *testing.T) {
 	}
 }
 
-func assertConsistent(t *testing.T, pki TLS) {
+func assertConsistent(t *testing.T, pki clusterTLS) {
 	t.Helper()
 	pair, err := tls.X509KeyPair(pki.Cert, pki.Key)
 	if err != nil {
@@ -129,7 +129,7 @@ func TestLoadTLSWritesNewFiles(t *testing.T) {
 	os.Symlink(outside, filepath.Join(dir, "registry.key"))
 	os.WriteFile(filepath.Join(dir, "registry.crt"), []byte("stale"), 0o644)
 	os.Chmod(filepath.Join(dir, "registry.crt"), 0o644)
-	pki, err := LoadTLS(dir, c)
+	pki, err := loadTLS(dir, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,23 +154,23 @@ func TestLoadTLSWritesNewFiles(t *testing.T) {
 func TestReadTLSWritesNothing(t *testing.T) {
 	c := testCluster(t, twoHosts)
 	dir := filepath.Join(t.TempDir(), "pki")
-	if _, ok, err := ReadTLS(dir, c); ok || err != nil {
+	if _, ok, err := readTLS(dir, c); ok || err != nil {
 		t.Fatalf("ReadTLS of nothing: %v %v", ok, err)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("ReadTLS made %s: %v", dir, err)
 	}
-	made, err := LoadTLS(dir, c)
+	made, err := loadTLS(dir, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	read, ok, err := ReadTLS(dir, c)
+	read, ok, err := readTLS(dir, c)
 	if !ok || err != nil || read.Digest() != made.Digest() {
 		t.Errorf("ReadTLS after LoadTLS: %v %v, digest %s want %s", ok, err, read.Digest(), made.Digest())
 	}
 	other := c
 	other.Registry.Domain = "other.example"
-	if _, ok, err := ReadTLS(dir, other); ok || err != nil {
+	if _, ok, err := readTLS(dir, other); ok || err != nil {
 		t.Errorf("ReadTLS for other names: %v %v", ok, err)
 	}
 }

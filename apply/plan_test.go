@@ -3,11 +3,16 @@ package apply
 import (
 	"bytes"
 	"fmt"
-	"github.com/hoistdev/hoist/apply/clusterfile"
+	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hoistdev/hoist/apply/clusterfile"
+	"github.com/hoistdev/hoist/apply/runtime/kubeadm"
+	"github.com/hoistdev/hoist/apply/step"
 )
 
 func testCluster(t *testing.T, hosts string) clusterfile.Cluster {
@@ -17,6 +22,13 @@ func testCluster(t *testing.T, hosts string) clusterfile.Cluster {
 		t.Fatal(err)
 	}
 	return cf.Cluster
+}
+
+// planOf plans an apply of the cluster with the steps of hoist and of the
+// runtime rt (nil: none), as prepare does.
+func planOf(c clusterfile.Cluster, j *Journal, in step.Input, rt step.Runtime, prune bool) Plan {
+	in = withNodes(in, c)
+	return makePlan(&in, (&runner{}).stepList(rt), nil, j, prune)
 }
 
 const twoHosts = "    - ips: [10.0.0.2]\n      roles: [master]\n    - ips: [10.0.0.3]\n      roles: [node]\n"
@@ -32,7 +44,7 @@ func TestJournalPersistsAndResumes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := j.MarkDone(fmt.Sprintf("10.0.0.%d", i), StepRootfs, "k1"); err != nil {
+			if err := j.MarkDone(fmt.Sprintf("10.0.0.%d", i), stepRootfs, "k1"); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -42,13 +54,13 @@ func TestJournalPersistsAndResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(again.Nodes()) != 20 || !again.Done("10.0.0.7", StepRootfs, "k1") || again.Done("10.0.0.7", StepRootfs, "k2") || again.Done("10.0.0.7", StepRegistry, "k1") {
+	if len(again.Nodes()) != 20 || !again.Done("10.0.0.7", stepRootfs, "k1") || again.Done("10.0.0.7", stepRootfs, "k2") || again.Done("10.0.0.7", stepRegistry, "k1") {
 		t.Errorf("reloaded journal: %v", again.Nodes())
 	}
 	if err := again.Forget("10.0.0.7"); err != nil {
 		t.Fatal(err)
 	}
-	if again.Done("10.0.0.7", StepRootfs, "k1") {
+	if again.Done("10.0.0.7", stepRootfs, "k1") {
 		t.Errorf("a forgotten node kept its steps")
 	}
 	if _, err := OpenJournal(path, "other"); err == nil || !strings.Contains(err.Error(), `belongs to cluster "demo"`) {
@@ -59,11 +71,11 @@ func TestJournalPersistsAndResumes(t *testing.T) {
 func TestPlan(t *testing.T) {
 	c := testCluster(t, twoHosts)
 	j, _ := OpenJournal(filepath.Join(t.TempDir(), "journal.json"), "demo")
-	in := PlanInput{ImageDigest: "sha256:img1", HoistDigest: "h1", Plugins: []clusterfile.Plugin{
+	in := step.Input{ImageDigest: "sha256:img1", HoistDigest: "h1", Plugins: []clusterfile.Plugin{
 		{Name: "b", Phase: "post-init-host", Scope: []string{"master"}, Data: "x"},
 		{Name: "a", Phase: "pre-init-host", Data: "y"},
 	}}
-	p := MakePlan(c, j, in, false)
+	p := planOf(c, j, in, nil, false)
 	names := func(np NodePlan) string {
 		var s []string
 		for _, st := range np.Steps {
@@ -79,7 +91,7 @@ func TestPlan(t *testing.T) {
 	}
 	noReg := in
 	noReg.NoRegistry = true
-	if got := names(MakePlan(c, j, noReg, false).Nodes[0]); got != "install-hoist,rootfs,hook:pre-init-host,hook:post-init-host" {
+	if got := names(planOf(c, j, noReg, nil, false).Nodes[0]); got != "install-hoist,rootfs,hook:pre-init-host,hook:post-init-host" {
 		t.Errorf("master steps without bundled images %s (no registry, no mirrors)", got)
 	}
 	if p.ToDo() != 10 {
@@ -91,22 +103,22 @@ func TestPlan(t *testing.T) {
 			j.MarkDone(np.Node, s.Name, s.Key)
 		}
 	}
-	if p := MakePlan(c, j, in, false); p.ToDo() != 0 {
+	if p := planOf(c, j, in, nil, false); p.ToDo() != 0 {
 		t.Errorf("after a full apply, %d to do", p.ToDo())
 	}
 	// A new image redoes what depends on it, not the hoist install.
 	in2 := in
 	in2.ImageDigest = "sha256:img2"
-	p2 := MakePlan(c, j, in2, false)
+	p2 := planOf(c, j, in2, nil, false)
 	for _, s := range p2.Nodes[0].Steps {
-		if s.Done != (s.Name == StepInstallHoist) {
+		if s.Done != (s.Name == stepInstallHoist) {
 			t.Errorf("new image: %s done=%v", s.Name, s.Done)
 		}
 	}
 	// An added host is all to do, the others nothing; a removed host is
 	// to be cleaned with prune, and left alone without.
 	c3 := testCluster(t, "    - ips: [10.0.0.2]\n      roles: [master]\n    - ips: [10.0.0.4]\n      roles: [node]\n")
-	p3 := MakePlan(c3, j, in, true)
+	p3 := planOf(c3, j, in, nil, true)
 	if p3.ToDo() != 4+1 || len(p3.Remove) != 1 || p3.Remove[0] != "10.0.0.3" || len(p3.Removed()) != 1 || len(p3.Kept()) != 0 {
 		t.Errorf("added/removed: to do %d, remove %v", p3.ToDo(), p3.Remove)
 	}
@@ -117,7 +129,7 @@ func TestPlan(t *testing.T) {
 			t.Errorf("print lacks %q:\n%s", want, out.String())
 		}
 	}
-	kept := MakePlan(c3, j, in, false)
+	kept := planOf(c3, j, in, nil, false)
 	if kept.ToDo() != 4 || len(kept.Removed()) != 0 || strings.Join(kept.Kept(), ",") != "10.0.0.3" {
 		t.Errorf("without prune: to do %d, removed %v, kept %v", kept.ToDo(), kept.Removed(), kept.Kept())
 	}
@@ -150,25 +162,26 @@ func TestKubernetesPlan(t *testing.T) {
 	three := "    - ips: [10.0.0.2, 10.0.0.4]\n      roles: [master]\n    - ips: [10.0.0.3]\n      roles: [node]\n      labels: {tier: apps}\n"
 	c := testCluster(t, three)
 	j, _ := OpenJournal(filepath.Join(t.TempDir(), "journal.json"), "demo")
-	in := PlanInput{ImageDigest: "sha256:i", HoistDigest: "sha256:h", Kubernetes: true, HoistNetwork: true}
-	p := MakePlan(c, j, in, false)
-	type step struct {
+	in := step.Input{ImageDigest: "sha256:i", HoistDigest: "sha256:h"}
+	rt := &kubeadm.Runtime{}
+	p := planOf(c, j, in, rt, false)
+	type staged struct {
 		name  string
-		stage int
+		stage step.Stage
 	}
-	want := map[string][]step{
-		"10.0.0.2": {{StepInstallHoist, stageHost}, {StepRootfs, stageHost}, {StepRegistry, stageHost}, {StepMirrors, stageHost}, {StepKubeNode, stageHost},
-			{StepKubeInit, stageInit}, {StepKubeNetwork, stageCluster}, {StepKubeReady, stageCluster}},
-		"10.0.0.4": {{StepInstallHoist, stageHost}, {StepRootfs, stageHost}, {StepMirrors, stageHost}, {StepKubeNode, stageHost},
-			{StepKubeJoin, stageJoinMasters}, {StepKubeNetwork, stageCluster}, {StepKubeReady, stageCluster}},
-		"10.0.0.3": {{StepInstallHoist, stageHost}, {StepRootfs, stageHost}, {StepMirrors, stageHost}, {StepKubeNode, stageHost},
-			{StepKubeJoin, stageJoinWorkers}, {StepKubeNetwork, stageCluster}, {StepKubeReady, stageCluster}},
+	want := map[string][]staged{
+		"10.0.0.2": {{stepInstallHoist, step.Host}, {stepRootfs, step.Host}, {stepRegistry, step.Host}, {stepMirrors, step.Host}, {kubeadm.StepNode, step.Host},
+			{kubeadm.StepInit, step.Init}, {kubeadm.StepNetwork, step.Cluster}, {kubeadm.StepReady, step.Cluster}},
+		"10.0.0.4": {{stepInstallHoist, step.Host}, {stepRootfs, step.Host}, {stepMirrors, step.Host}, {kubeadm.StepNode, step.Host},
+			{kubeadm.StepJoin, step.JoinMasters}, {kubeadm.StepNetwork, step.Cluster}, {kubeadm.StepReady, step.Cluster}},
+		"10.0.0.3": {{stepInstallHoist, step.Host}, {stepRootfs, step.Host}, {stepMirrors, step.Host}, {kubeadm.StepNode, step.Host},
+			{kubeadm.StepJoin, step.JoinWorkers}, {kubeadm.StepNetwork, step.Cluster}, {kubeadm.StepReady, step.Cluster}},
 	}
 	keys := map[string]string{}
 	for _, np := range p.Nodes {
-		var got []step
+		var got []staged
 		for _, s := range np.Steps {
-			got = append(got, step{s.Name, s.stage})
+			got = append(got, staged{s.Name, s.step.Stage})
 			keys[np.Node+" "+s.Name] = s.Key
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want[np.Node]) {
@@ -178,24 +191,99 @@ func TestKubernetesPlan(t *testing.T) {
 	// A node added changes every node's routes, not its joins; a label
 	// changes that node's kube-ready only.
 	c2 := testCluster(t, strings.Replace(three, "[10.0.0.3]\n      roles: [node]\n      labels: {tier: apps}", "[10.0.0.3, 10.0.0.5]\n      roles: [node]\n      labels: {tier: web}", 1))
-	for _, np := range MakePlan(c2, j, in, false).Nodes {
+	for _, np := range planOf(c2, j, in, rt, false).Nodes {
 		for _, s := range np.Steps {
 			old, ok := keys[np.Node+" "+s.Name]
 			if !ok {
 				continue
 			}
 			changed := old != s.Key
-			wantChanged := s.Name == StepKubeNetwork || (s.Name == StepKubeReady && np.Node == "10.0.0.3")
+			wantChanged := s.Name == kubeadm.StepNetwork || (s.Name == kubeadm.StepReady && np.Node == "10.0.0.3")
 			if changed != wantChanged {
 				t.Errorf("%s %s: key changed %v, want %v", np.Node, s.Name, changed, wantChanged)
 			}
 		}
 	}
 	// Without hoist's network (the image has a CNI app): no kube-network.
-	in.HoistNetwork = false
-	for _, s := range MakePlan(c, j, in, false).Nodes[0].Steps {
-		if s.Name == StepKubeNetwork {
+	for _, s := range planOf(c, j, in, &kubeadm.Runtime{OwnCNI: true}, false).Nodes[0].Steps {
+		if s.Name == kubeadm.StepNetwork {
 			t.Error("kube-network planned for an image with its own CNI")
+		}
+	}
+}
+
+// TestChangedFieldRerunsItsSteps: a field of the Clusterfile that changes
+// what a step installs re-runs exactly the steps that use it, on exactly
+// the nodes it concerns; the real steps of hoist and of the kubeadm
+// runtime.
+func TestChangedFieldRerunsItsSteps(t *testing.T) {
+	base := func() (clusterfile.Cluster, step.Input) {
+		c := testCluster(t, fourNodes)
+		return c, step.Input{ImageDigest: "sha256:i", HoistDigest: "sha256:h", TLSDigest: "sha256:t"}
+	}
+	rt := &kubeadm.Runtime{}
+	j, _ := OpenJournal(filepath.Join(t.TempDir(), "journal.json"), "demo")
+	c, in := base()
+	for _, np := range planOf(c, j, in, rt, false).Nodes {
+		for _, s := range np.Steps {
+			j.MarkDone(np.Node, s.Name, s.Key)
+		}
+	}
+	all := []string{"10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"}
+	on := func(name string, nodes ...string) []string {
+		var out []string
+		for _, n := range nodes {
+			out = append(out, n+" "+name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(c *clusterfile.Cluster, in *step.Input)
+		want   []string
+	}{
+		{"nothing", func(*clusterfile.Cluster, *step.Input) {}, nil},
+		{"registry port", func(c *clusterfile.Cluster, _ *step.Input) { c.Registry.Port++ },
+			append(on(stepRegistry, "10.0.0.2"), on(stepMirrors, all...)...)},
+		{"registry domain", func(c *clusterfile.Cluster, _ *step.Input) { c.Registry.Domain = "reg.example" },
+			append(on(stepRegistry, "10.0.0.2"), on(stepMirrors, all...)...)},
+		{"registry nodes", func(c *clusterfile.Cluster, _ *step.Input) {
+			c.Registry.Nodes = append(c.Registry.Nodes, c.Nodes[1].IP)
+		}, append(append(on(stepRootfs, "10.0.0.3"), on(stepRegistry, "10.0.0.3")...), on(stepMirrors, all...)...)},
+		{"a host's labels", func(c *clusterfile.Cluster, _ *step.Input) { c.Nodes[2].Labels = map[string]string{"tier": "web"} },
+			on(kubeadm.StepReady, "10.0.0.4")},
+		{"a host's taints", func(c *clusterfile.Cluster, _ *step.Input) { c.Nodes[3].Taints = []string{"gpu=true:NoSchedule"} },
+			on(kubeadm.StepReady, "10.0.0.5")},
+		{"a host's role", func(c *clusterfile.Cluster, _ *step.Input) { c.Nodes[3].Roles = []string{clusterfile.RoleMaster} },
+			on(kubeadm.StepJoin, "10.0.0.5")},
+		{"a host added", func(c *clusterfile.Cluster, _ *step.Input) {
+			n := c.Nodes[3]
+			n.IP = netip.MustParseAddr("10.0.0.6")
+			c.Nodes = append(c.Nodes, n)
+		}, append(on(kubeadm.StepNetwork, all...), "10.0.0.6 "+stepInstallHoist, "10.0.0.6 "+stepRootfs, "10.0.0.6 "+stepMirrors,
+			"10.0.0.6 "+kubeadm.StepNode, "10.0.0.6 "+kubeadm.StepJoin, "10.0.0.6 "+kubeadm.StepNetwork, "10.0.0.6 "+kubeadm.StepReady)},
+		{"a master hook", func(_ *clusterfile.Cluster, in *step.Input) {
+			in.Plugins = []clusterfile.Plugin{{Name: "p", Phase: clusterfile.PhasePreInstall, Scope: []string{clusterfile.RoleMaster}, Data: "true"}}
+		}, on("hook:"+clusterfile.PhasePreInstall, "10.0.0.2", "10.0.0.3")},
+		{"the registry certificate", func(_ *clusterfile.Cluster, in *step.Input) { in.TLSDigest = "sha256:t2" },
+			append(on(stepRegistry, "10.0.0.2"), on(stepMirrors, all...)...)},
+		{"the hoist binary", func(_ *clusterfile.Cluster, in *step.Input) { in.HoistDigest = "sha256:h2" },
+			on(stepInstallHoist, all...)},
+	} {
+		c, in := base()
+		tc.change(&c, &in)
+		var got []string
+		for _, np := range planOf(c, j, in, rt, false).Nodes {
+			for _, s := range np.Steps {
+				if !s.Done {
+					got = append(got, np.Node+" "+s.Name)
+				}
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(tc.want)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s changed: to do\n  %v\nwant\n  %v", tc.name, got, tc.want)
 		}
 	}
 }

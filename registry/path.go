@@ -11,6 +11,8 @@ package registry
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -28,4 +30,26 @@ func RepositoryPath(named reference.Named) (string, error) {
 // EncodeHost turns a registry host into a repository path component.
 func EncodeHost(host string) string {
 	return strings.ReplaceAll(host, ":", "_")
+}
+
+// DecodeHost turns a repository path component back into a registry host:
+// the last '_' before a port is its ':'.
+func DecodeHost(component string) string {
+	if i := strings.LastIndexByte(component, '_'); i > 0 && i+1 < len(component) && strings.Trim(component[i+1:], "0123456789") == "" {
+		return component[:i] + ":" + component[i+1:]
+	}
+	return component
+}
+
+// Hosts lists the registry hosts whose images the registry directory root
+// holds.
+func Hosts(root string) []string {
+	entries, _ := os.ReadDir(filepath.Join(root, v2, "repositories"))
+	var hosts []string
+	for _, e := range entries {
+		if e.IsDir() {
+			hosts = append(hosts, DecodeHost(e.Name()))
+		}
+	}
+	return hosts
 }

@@ -406,6 +406,15 @@ func commandError(err error, stderr string) error {
 // Quote quotes s as one word for sh.
 func Quote(s string) string { return shellQuote(s) }
 
+// Command is a command line for sh of the words of args, each quoted.
+func Command(args ...string) string {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = shellQuote(a)
+	}
+	return strings.Join(quoted, " ")
+}
+
 // shellQuote quotes s for sh.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"

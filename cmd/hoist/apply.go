@@ -4,16 +4,15 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/hoistdev/hoist/apply/clusterfile"
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/hoistdev/hoist/apply/clusterfile"
+
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/hoistdev/hoist/apply"
@@ -66,23 +65,6 @@ func loadClusterfile(file string) (*clusterfile.Clusterfile, error) {
 	return clusterfile.ParseClusterfile(file, data)
 }
 
-// lockCluster keeps two applies or deletes of one cluster apart.
-func lockCluster(root, cluster string) (func(), error) {
-	dir := apply.StateDir(root, cluster)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cluster %s is being applied or deleted by another hoist (%s)", cluster, f.Name())
-	}
-	return func() { f.Close() }, nil
-}
-
 func runApply(cmd *cobra.Command, g *globalOptions, cf *clusterfile.Clusterfile, f applyFlags) error {
 	if f.format != "" && f.format != "text" && f.format != "json" {
 		return fmt.Errorf("--format %q: want text or json", f.format)
@@ -101,76 +83,53 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *clusterfile.Clusterfile,
 		return err
 	}
 	defer img.Unmount()
-	imagePlugins, err := apply.ImagePlugins(img.Rootfs)
-	if err != nil {
-		return fmt.Errorf("%s: %w", c.Image, err)
-	}
-	plugins := apply.Plugins(imagePlugins, cf.Plugins)
 	binary, err := nodeBinary()
 	if err != nil {
 		return err
 	}
-	opts := apply.Options{Root: g.root, Binary: binary, Jobs: f.jobs, AcceptNewHostKeys: f.acceptNew,
-		Apps: f.apps, ValueFiles: f.valueFiles, Set: f.set, Prune: f.prune, DryRun: f.dryRun,
-		PushTo: f.registry, PushInsecure: !f.tlsVerify}
+	a := &apply.Apply{Cluster: c, Plugins: cf.Plugins, Image: apply.Image{Rootfs: img.Rootfs, Digest: img.Digest, Meta: img.Meta},
+		Options: apply.Options{Root: g.root, Binary: binary, Jobs: f.jobs, AcceptNewHostKeys: f.acceptNew,
+			Apps: f.apps, ValueFiles: f.valueFiles, Set: f.set, Prune: f.prune, DryRun: f.dryRun,
+			PushTo: f.registry, PushInsecure: !f.tlsVerify}}
 	if f.rewrite {
-		opts.RewriteImages = f.registry
+		a.RewriteImages = f.registry
 	}
-	if !f.dryRun {
-		// A dry run writes nothing, not even the lock file.
-		unlock, err := lockCluster(g.root, c.Name)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
-	image := apply.Image{Rootfs: img.Rootfs, Digest: img.Digest, Meta: img.Meta}
-	prep, err := apply.Prepare(c, plugins, image, opts)
+	defer a.Close()
+	plan, err := a.Plan(cmd.Context())
 	if err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
 	if f.dryRun {
-		if err := apply.CheckKubeVersion(cmd.Context(), c, image, prep, opts); err != nil {
-			return err
-		}
-		if err := apply.PreviewApps(cmd.Context(), c, image, opts, &prep.Plan); err != nil {
-			fmt.Fprintf(cmd.ErrOrStderr(), "the apps' changes are not listed: %v\n", err)
+		if plan.PreviewErr != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "the apps' changes are not listed: %v\n", plan.PreviewErr)
 		}
 		if f.format == "json" {
-			return writeFormatted(out, "json", prep.Plan)
+			return writeFormatted(out, "json", plan)
 		}
-		prep.Plan.Print(out)
+		plan.Print(out)
 		return nil
 	}
-	if removed := prep.Plan.Removed(); len(removed) > 0 && !f.force {
+	if removed := plan.Removed(); len(removed) > 0 && !f.force {
 		question := fmt.Sprintf("Remove %d host(s) no longer in the Clusterfile from cluster %s (drained and cleaned): %s?", len(removed), c.Name, strings.Join(removed, ", "))
 		if err := confirm(cmd, question, "--prune --force"); err != nil {
 			return err
 		}
 	}
-	var nodes []string
-	for _, n := range prep.Plan.Nodes {
-		nodes = append(nodes, n.Node)
-	}
-	nodes = append(nodes, prep.Plan.Removed()...)
-	if len(prep.Plan.Apps) > 0 || opts.PushTo != "" {
-		nodes = append(nodes, apply.AppsNode)
-	}
-	rep, err := progress.New(out, f.format, nodes)
+	rep, err := progress.New(out, f.format, a.Targets())
 	if err != nil {
 		return err
 	}
-	opts.Reporter = rep
-	res, err := apply.Apply(cmd.Context(), c, plugins, image, prep, opts)
+	a.Reporter = rep
+	res, err := a.Run(cmd.Context())
 	rep.Close()
 	if err != nil {
 		return err
 	}
 	if f.format != "json" {
 		printSummary(out, res)
-		if prep.Plan.AppsNote != "" {
-			fmt.Fprintf(out, "%-15s  %s\n", apply.AppsNode, prep.Plan.AppsNote)
+		if plan.AppsNote != "" {
+			fmt.Fprintf(out, "%-15s  %s\n", apply.AppsNode, plan.AppsNote)
 		}
 	}
 	if len(res.Kept) > 0 {
@@ -194,6 +153,24 @@ func printSummary(w io.Writer, res *apply.Result) {
 	}
 }
 
+// wrap breaks a line of words into lines of at most width, indented.
+func wrap(s, indent string, width int) string {
+	var b strings.Builder
+	line := indent
+	for _, w := range strings.Fields(s) {
+		if len(line) > len(indent) && len(line)+1+len(w) > width {
+			b.WriteString(line + "\n")
+			line = indent
+		}
+		if len(line) > len(indent) {
+			line += " "
+		}
+		line += w
+	}
+	b.WriteString(line)
+	return b.String()
+}
+
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func newApplyCommand(g *globalOptions) *cobra.Command {
@@ -204,8 +181,10 @@ func newApplyCommand(g *globalOptions) *cobra.Command {
 		Short: "Install a cluster image on the machines of a Clusterfile",
 		Long: `Install the cluster image of a Clusterfile on its hosts over SSH.
 
-Each node goes through its steps in order (install hoist, rootfs, hooks,
-registry, mirrors); nodes work in parallel, --jobs at a time. Every finished
+Each node goes through the steps its roles and the image call for, in
+this order:
+` + wrap(strings.Join(apply.StepNames(), ", "), "  ", 76) + `
+Nodes work in parallel, --jobs at a time. Every finished
 step is recorded in a journal under --root (and copied to the first master),
 so running apply again after a failure or an interruption does only what is
 left. A node that fails stops there; the others go on, and apply ends
@@ -312,75 +291,6 @@ func readPassword(r io.Reader) (string, error) {
 	return line, nil
 }
 
-// nodeStatus is one row of hoist status.
-type nodeStatus struct {
-	Cluster string   `json:"cluster"`
-	Node    string   `json:"node"`
-	Roles   []string `json:"roles"`
-	Status  string   `json:"status"`
-	Done    int      `json:"stepsDone"`
-	Steps   int      `json:"steps"`
-	Error   string   `json:"error,omitempty"`
-}
-
-// setStatus sets failed (with the journal's error), ready or pending.
-func (row *nodeStatus) setStatus(j *apply.Journal, node string) {
-	switch fail, failed := j.Failed(node); {
-	case failed:
-		row.Status, row.Error = "failed", fail.Step+": "+fail.Error
-	case row.Done == row.Steps:
-		row.Status = "ready"
-	default:
-		row.Status = "pending"
-	}
-}
-
-func clusterStatus(root, name string, c *clusterfile.Cluster) ([]nodeStatus, error) {
-	j, err := apply.OpenJournal(filepath.Join(apply.StateDir(root, name), "journal.json"), name)
-	if err != nil {
-		return nil, err
-	}
-	var rows []nodeStatus
-	listed := map[string]bool{}
-	if c != nil {
-		for _, n := range c.Nodes {
-			listed[n.IP.String()] = true
-			if _, ok := j.Host(n.IP.String()); !ok {
-				rows = append(rows, nodeStatus{Cluster: name, Node: n.IP.String(), Roles: n.Roles, Status: "not applied"})
-			}
-		}
-	}
-	for _, node := range j.Nodes() {
-		h, _ := j.Host(node)
-		row := nodeStatus{Cluster: name, Node: node, Roles: h.Roles, Steps: len(h.Steps)}
-		for _, s := range h.Steps {
-			if _, ok := j.StepDone(node, s); ok {
-				row.Done++
-			}
-		}
-		row.setStatus(j, node)
-		if c != nil && !listed[node] {
-			row.Status = "to remove"
-		}
-		rows = append(rows, row)
-	}
-	if planned := j.PlannedApps(); len(planned) > 0 {
-		done := map[string]bool{}
-		for _, a := range j.Apps() {
-			done[a] = true
-		}
-		row := nodeStatus{Cluster: name, Node: apply.AppsNode, Roles: []string{}, Steps: len(planned)}
-		for _, a := range planned {
-			if done[a] {
-				row.Done++
-			}
-		}
-		row.setStatus(j, apply.AppsNode)
-		rows = append(rows, row)
-	}
-	return rows, nil
-}
-
 func newStatusCommand(g *globalOptions) *cobra.Command {
 	var file, format string
 	cmd := &cobra.Command{
@@ -388,30 +298,17 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 		Short: "Show the state of each node of the clusters applied from here",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var rows []nodeStatus
+			var c *clusterfile.Cluster
 			if file != "" {
 				cf, err := loadClusterfile(file)
 				if err != nil {
 					return err
 				}
-				if rows, err = clusterStatus(g.root, cf.Cluster.Name, &cf.Cluster); err != nil {
-					return err
-				}
-			} else {
-				dirs, _ := os.ReadDir(filepath.Join(g.root, "clusters"))
-				for _, d := range dirs {
-					if _, err := os.Stat(filepath.Join(g.root, "clusters", d.Name(), "journal.json")); err != nil {
-						continue
-					}
-					r, err := clusterStatus(g.root, d.Name(), nil)
-					if err != nil {
-						return err
-					}
-					rows = append(rows, r...)
-				}
+				c = &cf.Cluster
 			}
-			if rows == nil {
-				rows = []nodeStatus{}
+			rows, err := apply.Status(g.root, c)
+			if err != nil {
+				return err
 			}
 			if format != "" {
 				return writeFormatted(cmd.OutOrStdout(), format, rows)
@@ -466,27 +363,21 @@ skips the question, and forgets nodes that cannot be reached.`,
 					return fmt.Errorf("--nodes: %w", err)
 				}
 			}
-			unlock, err := lockCluster(g.root, c.Name)
+			d := &apply.Delete{Cluster: c, Plugins: cf.Plugins, Only: only, Force: force, Options: apply.Options{Root: g.root, Jobs: jobs}}
+			defer d.Close()
+			nodes, err := d.Targets()
 			if err != nil {
 				return err
 			}
-			defer unlock()
-			j, err := apply.OpenJournal(filepath.Join(apply.StateDir(g.root, c.Name), "journal.json"), c.Name)
-			if err != nil {
-				return err
-			}
-			nodes := apply.DeleteNodes(c, j, only)
 			if !force {
 				if err := confirm(cmd, fmt.Sprintf("Delete cluster %s from %d node(s) (%s)?", c.Name, len(nodes), strings.Join(nodes, ", ")), "--force"); err != nil {
 					return err
 				}
 			}
-			plugins := cf.Plugins
+			// The image's clean hooks, when it is still in the store.
 			if store, err := g.openStore(); err == nil {
 				if img, err := store.Mount(cmd.Context(), c.Image); err == nil {
-					if ps, err := apply.ImagePlugins(img.Rootfs); err == nil {
-						plugins = apply.Plugins(ps, cf.Plugins)
-					}
+					d.ImageHooks(img.Rootfs)
 					img.Unmount()
 				}
 				store.Close()
@@ -498,19 +389,16 @@ skips the question, and forgets nodes that cannot be reached.`,
 			if err != nil {
 				return err
 			}
-			res := apply.Delete(cmd.Context(), c, plugins, j, nodes, force, apply.Options{Root: g.root, Jobs: jobs, Reporter: rep})
+			d.Reporter = rep
+			res, err := d.Run(cmd.Context())
 			rep.Close()
-			if format != "json" {
+			if format != "json" && res != nil {
 				printSummary(cmd.OutOrStdout(), res)
 			}
-			if err := res.Err(); err != nil {
-				return err
+			if res != nil && res.Err() != nil {
+				return res.Err()
 			}
-			if len(j.Nodes()) == 0 {
-				// Nothing left: the cluster's state goes too.
-				return os.RemoveAll(apply.StateDir(g.root, c.Name))
-			}
-			return nil
+			return err
 		},
 	}
 	f := cmd.Flags()

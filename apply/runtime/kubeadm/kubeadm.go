@@ -62,6 +62,9 @@ type Runtime struct {
 	Rootfs, State, Hoist string
 	// ReadyTimeout bounds the wait for a node to be Ready.
 	ReadyTimeout time.Duration
+	// OwnCNI: the image has a CNI app; without one, hoist gives the
+	// cluster its pod network.
+	OwnCNI bool
 }
 
 // Load reads the image's kubeadm defaults and lays the Clusterfile's
@@ -184,11 +187,6 @@ func (k *Runtime) Join(ctx context.Context, e ssh.Executor, ip string, in JoinIn
 	return k.runWithConfig(ctx, e, "kubeadm-join.yaml", cfg, func(file string) string {
 		return k.resetIfStarted() + "kubeadm join --config " + file + " >&2"
 	})
-}
-
-// Kubeconfig returns the cluster's admin kubeconfig, from a master.
-func Kubeconfig(ctx context.Context, master ssh.Executor) ([]byte, error) {
-	return ssh.Output(ctx, master, "cat "+AdminConf)
 }
 
 // NodeInfo is what the cluster says of a node.

@@ -1,4 +1,4 @@
-package apply
+package registry
 
 import (
 	"context"
@@ -12,9 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/hoistdev/hoist/apply/launch"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
-	"github.com/hoistdev/hoist/registry"
+	"github.com/hoistdev/hoist/layout"
 )
 
 // PushImages copies every image bundled in the image's registry/ to the
@@ -28,7 +27,7 @@ func PushImages(ctx context.Context, rootfs string, meta *metadata.Metadata, tar
 	if err != nil || len(images) == 0 {
 		return 0, err
 	}
-	h, err := registry.NewHandler(ctx, filepath.Join(rootfs, "registry"), registry.Options{ReadOnly: true})
+	h, err := NewHandler(ctx, filepath.Join(rootfs, layout.ImageRegistry), Options{ReadOnly: true})
 	if err != nil {
 		return 0, err
 	}
@@ -92,20 +91,24 @@ func PushImages(ctx context.Context, rootfs string, meta *metadata.Metadata, tar
 	return len(images), nil
 }
 
-// PushedRewriter maps the image's bundled images to their copies in target,
-// as PushImages puts them.
-func PushedRewriter(meta *metadata.Metadata, target string) (launch.Rewriter, error) {
+// Copy is a bundled image and where PushImages puts it in a target.
+type Copy struct {
+	Ref, Digest string
+	To          string // <target>/<host>/<path>@<digest>
+}
+
+// Copies lists the image's bundled images with their copies in target, as
+// PushImages puts them.
+func Copies(meta *metadata.Metadata, target string) ([]Copy, error) {
 	images, err := bundled(meta)
 	if err != nil {
 		return nil, err
 	}
-	rw := launch.Rewriter{}
+	var out []Copy
 	for _, img := range images {
-		if err := rw.Add(img.Ref, target+"/"+img.repo+"@"+img.Digest, img.Digest); err != nil {
-			return nil, err
-		}
+		out = append(out, Copy{Ref: img.Ref, Digest: img.Digest, To: target + "/" + img.repo + "@" + img.Digest})
 	}
-	return rw, nil
+	return out, nil
 }
 
 // bundledImage is an image the image's registry/ holds, with its path
@@ -128,7 +131,7 @@ func bundled(meta *metadata.Metadata) ([]bundledImage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", img.Ref, err)
 		}
-		repo, err := registry.RepositoryPath(named)
+		repo, err := RepositoryPath(named)
 		if err != nil {
 			return nil, err
 		}

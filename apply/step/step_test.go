@@ -1,4 +1,4 @@
-package apply
+package step
 
 import (
 	"context"
@@ -19,7 +19,7 @@ func TestExportsOnlyNames(t *testing.T) {
 		"X=1; touch /x; Y":   "v",
 		"controller.replica": "2",
 	}
-	got := exports(env)
+	got := Exports(env)
 	if strings.Contains(got, "image.tag") || strings.Contains(got, "touch /x; Y") || strings.Contains(got, "controller") {
 		t.Errorf("exports holds a key that is not a name:\n%s", got)
 	}

@@ -1,0 +1,36 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/hoistdev/hoist/agent"
+
+	"github.com/hoistdev/hoist/apply/clusterfile"
+	"github.com/hoistdev/hoist/apply/step"
+	"github.com/hoistdev/hoist/layout"
+)
+
+// mirrorsStep points the registry domain at the registry node and
+// containerd's mirrors of every bundled registry host at the registry.
+func (r *runner) mirrorsStep() step.Step {
+	return step.Step{
+		Name:  stepMirrors,
+		Stage: step.Host,
+		Key: func(in *step.Input, _ clusterfile.Node) (string, bool) {
+			reg := in.Cluster.Registry
+			var nodes []string
+			for _, a := range reg.Nodes {
+				nodes = append(nodes, a.String())
+			}
+			return fmt.Sprintf("%s %s:%d %s %s", in.ImageDigest, reg.Domain, reg.Port, strings.Join(nodes, ","), in.TLSDigest), !in.NoRegistry
+		},
+		Run: func(ctx context.Context, t *step.Target) error {
+			reg := t.Cluster.Registry
+			return t.Exec.Run(ctx, step.Agent(t.Hoist, agent.MirrorsCmd{Cluster: t.Cluster.Name, Registry: fmt.Sprintf("%s:%d", reg.Domain, reg.Port),
+				RegistryIP: reg.Nodes[0].String(), Hosts: r.registryHosts, CertsDir: layout.CertsDir, HostsFile: layout.HostsFile, Record: t.Dir.Mirrors()}),
+				strings.NewReader(string(r.tls.CA)), nil)
+		},
+	}
+}

@@ -1,0 +1,60 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hoistdev/hoist/apply/clusterfile"
+	"github.com/hoistdev/hoist/apply/step"
+)
+
+// rootfsStep sends the image's tree to the node, with its registry/ on
+// registry nodes only.
+func (r *runner) rootfsStep() step.Step {
+	return step.Step{
+		Name:  stepRootfs,
+		Stage: step.Host,
+		// The same image is a different tree with and without registry/.
+		Key: func(in *step.Input, n clusterfile.Node) (string, bool) {
+			return rootfsKey(in.ImageDigest, isRegistry(in, n)), true
+		},
+		Run: func(ctx context.Context, t *step.Target) error {
+			withRegistry := isRegistry(t.Input, t.Node)
+			packed, err := r.pack(withRegistry)
+			if err != nil {
+				return err
+			}
+			_, err = distribute(ctx, t.Exec, t.Hoist, packed, rootfsKey(r.image.Digest, withRegistry), t.Dir.Rootfs(), t.Progress)
+			return err
+		},
+	}
+}
+
+// rootfsKey is the digest marker of a node's rootfs: the image, with or
+// without its registry/.
+func rootfsKey(imageDigest string, withRegistry bool) string {
+	if withRegistry {
+		return imageDigest + "+registry"
+	}
+	return imageDigest
+}
+
+// pack packs the rootfs, once per variant (with or without registry/) for
+// the whole apply; nodes that need it meanwhile wait for it.
+func (r *runner) pack(withRegistry bool) (packedTree, error) {
+	r.packMu.Lock()
+	defer r.packMu.Unlock()
+	if p, ok := r.packed[withRegistry]; ok {
+		return p, nil
+	}
+	var exclude []string
+	if !withRegistry {
+		exclude = []string{"registry"}
+	}
+	p, err := packTree(r.image.Rootfs, r.tmpDir, exclude...)
+	if err != nil {
+		return packedTree{}, fmt.Errorf("packing the rootfs: %w", err)
+	}
+	r.packed[withRegistry] = p
+	return p, nil
+}
