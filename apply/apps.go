@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hoistdev/hoist/apply/clusterfile"
-
 	"github.com/hoistdev/hoist/apply/launch"
 	"github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/apply/step"

@@ -84,7 +84,7 @@ func (r *runner) cleanNode(ctx context.Context, n clusterfile.Node) (err error) 
 		return nil
 	}
 	if len(hooksOf(r.plugins, clusterfile.PhasePreCleanHost, n.Roles)) > 0 {
-		if err := run("hook:"+clusterfile.PhasePreCleanHost, func() error {
+		if err := run(hookName(clusterfile.PhasePreCleanHost), func() error {
 			return r.runHooks(ctx, exec, n, clusterfile.PhasePreCleanHost, r.dir.Rootfs())
 		}); err != nil {
 			return err
@@ -94,7 +94,7 @@ func (r *runner) cleanNode(ctx context.Context, n clusterfile.Node) (err error) 
 		return err
 	}
 	if len(hooksOf(r.plugins, clusterfile.PhasePostCleanHost, n.Roles)) > 0 {
-		if err := run("hook:"+clusterfile.PhasePostCleanHost, func() error {
+		if err := run(hookName(clusterfile.PhasePostCleanHost), func() error {
 			return r.runHooks(ctx, exec, n, clusterfile.PhasePostCleanHost, "/")
 		}); err != nil {
 			return err
@@ -120,7 +120,7 @@ func (r *runner) recordedNode(ip string) (clusterfile.Node, error) {
 	if h.PrivateKey != "" {
 		s.PrivateKey = h.PrivateKey
 	}
-	return clusterfile.Node{IP: addr, Roles: h.Roles, SSH: s, Env: r.c.Env}, nil
+	return clusterfile.Node{IP: addr, Roles: clusterfile.RolesOf(h.Roles), SSH: s, Env: r.c.Env}, nil
 }
 
 // removeNode cleans a node the Clusterfile no longer lists.

@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/hoistdev/hoist/apply/clusterfile"
-	"github.com/hoistdev/hoist/apply/step"
-
 	"github.com/hoistdev/hoist/apply/runtime/kubeadm"
+	"github.com/hoistdev/hoist/apply/step"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 

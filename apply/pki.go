@@ -20,9 +20,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hoistdev/hoist/apply/clusterfile"
-
 	"go.podman.io/storage/pkg/ioutils"
+
+	"github.com/hoistdev/hoist/apply/clusterfile"
 )
 
 // clusterTLS is the cluster's registry PKI: a CA every node trusts, and the

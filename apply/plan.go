@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/apply/launch"
 	"github.com/hoistdev/hoist/apply/step"
 )
@@ -58,7 +59,7 @@ func makePlan(in *step.Input, steps []step.Step, apps []PlannedStep, j *Journal,
 	for _, n := range c.Nodes {
 		node := n.IP.String()
 		listed[node] = true
-		np := NodePlan{Node: node, Roles: n.Roles}
+		np := NodePlan{Node: node, Roles: clusterfile.RoleNames(n.Roles)}
 		for i := range steps {
 			s := &steps[i]
 			if key, ok := s.Key(in, n); ok {

@@ -72,7 +72,7 @@ func TestPlan(t *testing.T) {
 	c := testCluster(t, twoHosts)
 	j, _ := OpenJournal(filepath.Join(t.TempDir(), "journal.json"), "demo")
 	in := step.Input{ImageDigest: "sha256:img1", HoistDigest: "h1", Plugins: []clusterfile.Plugin{
-		{Name: "b", Phase: "post-init-host", Scope: []string{"master"}, Data: "x"},
+		{Name: "b", Phase: "post-init-host", Scope: []clusterfile.Role{"master"}, Data: "x"},
 		{Name: "a", Phase: "pre-init-host", Data: "y"},
 	}}
 	p := planOf(c, j, in, nil, false)
@@ -254,7 +254,9 @@ func TestChangedFieldRerunsItsSteps(t *testing.T) {
 			on(kubeadm.StepReady, "10.0.0.4")},
 		{"a host's taints", func(c *clusterfile.Cluster, _ *step.Input) { c.Nodes[3].Taints = []string{"gpu=true:NoSchedule"} },
 			on(kubeadm.StepReady, "10.0.0.5")},
-		{"a host's role", func(c *clusterfile.Cluster, _ *step.Input) { c.Nodes[3].Roles = []string{clusterfile.RoleMaster} },
+		{"a host's role", func(c *clusterfile.Cluster, _ *step.Input) {
+			c.Nodes[3].Roles = []clusterfile.Role{clusterfile.RoleMaster}
+		},
 			on(kubeadm.StepJoin, "10.0.0.5")},
 		{"a host added", func(c *clusterfile.Cluster, _ *step.Input) {
 			n := c.Nodes[3]
@@ -263,8 +265,8 @@ func TestChangedFieldRerunsItsSteps(t *testing.T) {
 		}, append(on(kubeadm.StepNetwork, all...), "10.0.0.6 "+stepInstallHoist, "10.0.0.6 "+stepRootfs, "10.0.0.6 "+stepMirrors,
 			"10.0.0.6 "+kubeadm.StepNode, "10.0.0.6 "+kubeadm.StepJoin, "10.0.0.6 "+kubeadm.StepNetwork, "10.0.0.6 "+kubeadm.StepReady)},
 		{"a master hook", func(_ *clusterfile.Cluster, in *step.Input) {
-			in.Plugins = []clusterfile.Plugin{{Name: "p", Phase: clusterfile.PhasePreInstall, Scope: []string{clusterfile.RoleMaster}, Data: "true"}}
-		}, on("hook:"+clusterfile.PhasePreInstall, "10.0.0.2", "10.0.0.3")},
+			in.Plugins = []clusterfile.Plugin{{Name: "p", Phase: clusterfile.PhasePreInstall, Scope: []clusterfile.Role{clusterfile.RoleMaster}, Data: "true"}}
+		}, on("hook:"+string(clusterfile.PhasePreInstall), "10.0.0.2", "10.0.0.3")},
 		{"the registry certificate", func(_ *clusterfile.Cluster, in *step.Input) { in.TLSDigest = "sha256:t2" },
 			append(on(stepRegistry, "10.0.0.2"), on(stepMirrors, all...)...)},
 		{"the hoist binary", func(_ *clusterfile.Cluster, in *step.Input) { in.HoistDigest = "sha256:h2" },

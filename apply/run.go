@@ -29,6 +29,7 @@ type runner struct {
 	opts        Options
 	journal     *Journal
 	pool        *ssh.Pool
+	poolOnce    sync.Once
 	plugins     []clusterfile.Plugin
 	hoistDigest string
 	tls         clusterTLS
@@ -61,9 +62,8 @@ func (r *runner) dial(ctx context.Context, n clusterfile.Node) (ssh.Executor, er
 	if r.opts.Dial != nil {
 		return r.opts.Dial(ctx, cfg)
 	}
-	if r.pool == nil {
-		r.pool = ssh.NewPool()
-	}
+	// Nodes are dialled in parallel: one pool for all of them.
+	r.poolOnce.Do(func() { r.pool = ssh.NewPool() })
 	return r.pool.Get(ctx, cfg)
 }
 
@@ -95,7 +95,7 @@ func (r *runner) nodeEnv(n clusterfile.Node) map[string]string {
 	}
 	env["HOIST_CLUSTER"] = r.c.Name
 	env["HOIST_NODE"] = n.IP.String()
-	env["HOIST_ROLES"] = strings.Join(n.Roles, ",")
+	env["HOIST_ROLES"] = strings.Join(clusterfile.RoleNames(n.Roles), ",")
 	env["HOIST_ROOTFS"] = r.dir.Rootfs()
 	return env
 }
@@ -161,7 +161,7 @@ func (r *runner) apply(ctx context.Context, rep progress.Reporter) (*Result, err
 		for _, s := range np.Steps {
 			steps = append(steps, s.Name)
 		}
-		if err := r.journal.SetHost(np.Node, HostRecord{Roles: n.Roles, User: n.SSH.User, Port: n.SSH.Port, PrivateKey: n.SSH.PrivateKey, Steps: steps}); err != nil {
+		if err := r.journal.SetHost(np.Node, HostRecord{Roles: clusterfile.RoleNames(n.Roles), User: n.SSH.User, Port: n.SSH.Port, PrivateKey: n.SSH.PrivateKey, Steps: steps}); err != nil {
 			return nil, err
 		}
 		res.Nodes = append(res.Nodes, np.Node)

@@ -62,7 +62,7 @@ func clusterStatus(root, name string, c *clusterfile.Cluster, rows []NodeStatus)
 		for _, n := range c.Nodes {
 			listed[n.IP.String()] = true
 			if _, ok := j.Host(n.IP.String()); !ok {
-				rows = append(rows, NodeStatus{Cluster: name, Node: n.IP.String(), Roles: n.Roles, Status: "not applied"})
+				rows = append(rows, NodeStatus{Cluster: name, Node: n.IP.String(), Roles: clusterfile.RoleNames(n.Roles), Status: "not applied"})
 			}
 		}
 	}

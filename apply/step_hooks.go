@@ -15,11 +15,15 @@ import (
 	"github.com/hoistdev/hoist/layout"
 )
 
+// hookName is the name of the step that runs a phase's hooks, in the plan,
+// the journal and the progress of apply and delete alike.
+func hookName(phase clusterfile.Phase) string { return "hook:" + string(phase) }
+
 // hookStep runs the hooks (sealer's plugins) of a phase that apply to the
 // node, in the rootfs; a node without any does not get the step.
-func (r *runner) hookStep(phase string, stage step.Stage) step.Step {
+func (r *runner) hookStep(phase clusterfile.Phase, stage step.Stage) step.Step {
 	return step.Step{
-		Name:  "hook:" + phase,
+		Name:  hookName(phase),
 		Stage: stage,
 		Key: func(in *step.Input, n clusterfile.Node) (string, bool) {
 			hooks := hooksOf(in.Plugins, phase, n.Roles)
@@ -39,13 +43,13 @@ func (r *runner) hookStep(phase string, stage step.Stage) step.Step {
 
 // hooksOf returns the plugins of a phase that apply to a node with these
 // roles, in the order they run (by name).
-func hooksOf(plugins []clusterfile.Plugin, phase string, roles []string) []clusterfile.Plugin {
+func hooksOf(plugins []clusterfile.Plugin, phase clusterfile.Phase, roles []clusterfile.Role) []clusterfile.Plugin {
 	var hooks []clusterfile.Plugin
 	for _, p := range plugins {
 		if p.Phase != phase {
 			continue
 		}
-		if len(p.Scope) > 0 && !slices.ContainsFunc(p.Scope, func(r string) bool { return slices.Contains(roles, r) }) {
+		if len(p.Scope) > 0 && !slices.ContainsFunc(p.Scope, func(r clusterfile.Role) bool { return slices.Contains(roles, r) }) {
 			continue
 		}
 		hooks = append(hooks, p)
@@ -57,9 +61,9 @@ func hooksOf(plugins []clusterfile.Plugin, phase string, roles []string) []clust
 // runHooks runs the phase's hooks on the node in dir (or / when dir is
 // gone), the cluster's and the host's env exported, each hook's output
 // kept for its error.
-func (r *runner) runHooks(ctx context.Context, exec ssh.Executor, n clusterfile.Node, phase, dir string) error {
+func (r *runner) runHooks(ctx context.Context, exec ssh.Executor, n clusterfile.Node, phase clusterfile.Phase, dir string) error {
 	env := r.nodeEnv(n)
-	env["HOIST_PHASE"] = phase
+	env["HOIST_PHASE"] = string(phase)
 	prelude := fmt.Sprintf("cd %s 2>/dev/null || cd /\n", ssh.Quote(dir)) + step.Exports(env)
 	for _, h := range hooksOf(r.plugins, phase, n.Roles) {
 		// The hook's stdout joins its stderr, which the error carries.

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/hoistdev/hoist/agent"
-
 	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/apply/step"

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/hoistdev/hoist/agent"
-
 	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/apply/step"
 	"github.com/hoistdev/hoist/layout"

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/hoistdev/hoist/agent"
-
 	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/apply/step"

@@ -31,11 +31,16 @@ import (
 	"github.com/hoistdev/hoist/progress"
 )
 
+// PullPolicy says when a build pulls its base images: the word --pull takes.
+// It may hold any word the flag was given; Build rejects one it does not
+// know, naming it.
+type PullPolicy string
+
 // Pull policies, as podman names them.
 const (
-	PullMissing = "missing"
-	PullAlways  = "always"
-	PullNever   = "never"
+	PullMissing PullPolicy = "missing"
+	PullAlways  PullPolicy = "always"
+	PullNever   PullPolicy = "never"
 )
 
 // Options are the inputs of a build besides the store.
@@ -47,10 +52,10 @@ type Options struct {
 	Labels      []string // KEY=VALUE
 	Annotations []string // KEY=VALUE
 	Target      string
-	Type        string
+	Type        metadata.ImageType
 	Platforms   []kubefile.Platform
 	NoCache     bool
-	Pull        string // missing (default), always or never
+	Pull        PullPolicy // missing (default), always or never
 	Quiet       bool
 	// CacheDir keeps downloaded APP sources; default: under the store root.
 	CacheDir string
@@ -226,7 +231,7 @@ func planPlatform(ctx context.Context, store *clusterimage.Store, file *kubefile
 
 // baseMetadata returns the hoist metadata of a base image, or nil when it
 // is not a hoist image.
-func baseMetadata(ctx context.Context, store *clusterimage.Store, base string, pl kubefile.Platform, pull string) (*metadata.Metadata, error) {
+func baseMetadata(ctx context.Context, store *clusterimage.Store, base string, pl kubefile.Platform, pull PullPolicy) (*metadata.Metadata, error) {
 	lookup := &libimage.LookupImageOptions{OS: pl.OS, Architecture: pl.Arch, Variant: pl.Variant}
 	img, _, err := store.Runtime.LookupImage(base, lookup)
 	if err != nil {
@@ -270,11 +275,11 @@ func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, plan
 		AdditionalBuildContexts: contexts,
 		Args:                    plan.BuildArgs,
 		Labels: append([]string{
-			metadata.TypeLabel + "=" + plan.Metadata.Type,
+			metadata.TypeLabel + "=" + string(plan.Metadata.Type),
 			metadata.Annotation + "=" + string(meta),
 		}, opts.Labels...),
 		Annotations: append([]string{
-			metadata.TypeLabel + "=" + plan.Metadata.Type,
+			metadata.TypeLabel + "=" + string(plan.Metadata.Type),
 			metadata.Annotation + "=" + string(meta),
 		}, opts.Annotations...),
 		Target: opts.Target,
@@ -348,7 +353,7 @@ func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, plan
 	return id, nil
 }
 
-func pullPolicy(s string) (define.PullPolicy, error) {
+func pullPolicy(s PullPolicy) (define.PullPolicy, error) {
 	switch s {
 	case "", PullMissing:
 		return define.PullIfMissing, nil

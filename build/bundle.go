@@ -193,7 +193,7 @@ func addRegistryLayer(store *clusterimage.Store, plans []*kubefile.Plan, ids []s
 		if err != nil {
 			return nil, err
 		}
-		tags := map[string]string{metadata.Annotation: string(doc), metadata.TypeLabel: meta.Type}
+		tags := map[string]string{metadata.Annotation: string(doc), metadata.TypeLabel: string(meta.Type)}
 		// The layer is determined by the images (content-addressed) and the
 		// metadata: the same ones on the same base give the same image.
 		h := sha256.New()

@@ -7,9 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/hoistdev/hoist/clusterimage/archive"
-	"github.com/hoistdev/hoist/scratch"
-	"github.com/hoistdev/hoist/tree"
 	"github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/common/libimage"
@@ -23,6 +20,10 @@ import (
 	"go.podman.io/image/v5/transports"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
+
+	"github.com/hoistdev/hoist/clusterimage/archive"
+	"github.com/hoistdev/hoist/scratch"
+	"github.com/hoistdev/hoist/tree"
 )
 
 // containers/storage cannot take an index in one copy (its destination

@@ -27,24 +27,60 @@ const (
 	SealerPluginAPI  = "sealer.io/v1"
 )
 
+// Role is a role of a host. The parser accepts RoleMaster and RoleNode only;
+// a node read back from the journal has the roles recorded for it.
+type Role string
+
 // Roles of a host.
 const (
-	RoleMaster = "master"
-	RoleNode   = "node"
+	RoleMaster Role = "master"
+	RoleNode   Role = "node"
 )
+
+// RoleNames returns roles as plain strings, for what keeps or shows them as
+// such: the journal, the plan, the status, HOIST_ROLES. Nil stays nil, so
+// that JSON written from it does not change.
+func RoleNames(roles []Role) []string { return names(roles) }
+
+// RolesOf is the inverse of RoleNames, for roles read back from the journal.
+func RolesOf(names []string) []Role {
+	if names == nil {
+		return nil
+	}
+	out := make([]Role, len(names))
+	for i, n := range names {
+		out[i] = Role(n)
+	}
+	return out
+}
+
+// Phase is when a hook runs.
+type Phase string
 
 // The hook phases.
 const (
-	PhasePreInitHost   = "pre-init-host"
-	PhasePostInitHost  = "post-init-host"
-	PhasePreInstall    = "pre-install"
-	PhasePostInstall   = "post-install"
-	PhasePreCleanHost  = "pre-clean-host"
-	PhasePostCleanHost = "post-clean-host"
+	PhasePreInitHost   Phase = "pre-init-host"
+	PhasePostInitHost  Phase = "post-init-host"
+	PhasePreInstall    Phase = "pre-install"
+	PhasePostInstall   Phase = "post-install"
+	PhasePreCleanHost  Phase = "pre-clean-host"
+	PhasePostCleanHost Phase = "post-clean-host"
 )
 
 // Phases are the hook phases, in the order apply and delete run them.
-var Phases = []string{PhasePreInitHost, PhasePostInitHost, PhasePreInstall, PhasePostInstall, PhasePreCleanHost, PhasePostCleanHost}
+var Phases = []Phase{PhasePreInitHost, PhasePostInitHost, PhasePreInstall, PhasePostInstall, PhasePreCleanHost, PhasePostCleanHost}
+
+// names converts a list of a string type to plain strings, nil to nil.
+func names[S ~string](list []S) []string {
+	if list == nil {
+		return nil
+	}
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = string(s)
+	}
+	return out
+}
 
 // Defaults of a Clusterfile.
 const (
@@ -99,7 +135,7 @@ func (c Cluster) Masters() []Node {
 // Node is one machine.
 type Node struct {
 	IP     netip.Addr
-	Roles  []string
+	Roles  []Role
 	SSH    SSH
 	Env    map[string]string
 	Labels map[string]string
@@ -141,9 +177,9 @@ type Registry struct {
 // Plugin is a hook: a shell script run at a phase on the hosts of a scope.
 type Plugin struct {
 	Name  string
-	Type  string   // SHELL
-	Phase string   // one of Phases
-	Scope []string // roles; empty means every host
+	Type  string // SHELL
+	Phase Phase  // one of Phases
+	Scope []Role // empty means every host
 	Data  string
 }
 
@@ -488,7 +524,7 @@ func parseCluster(raw json.RawMessage, sealer bool, fe func(string, error) error
 			return nil, fe(at+".roles", errors.New("missing: master, node, or both"))
 		}
 		for j, r := range h.Roles {
-			if r != RoleMaster && r != RoleNode {
+			if Role(r) != RoleMaster && Role(r) != RoleNode {
 				return nil, fe(fmt.Sprintf("%s.roles[%d]", at, j), fmt.Errorf("%q is not a role (master or node)", r))
 			}
 		}
@@ -520,7 +556,7 @@ func parseCluster(raw json.RawMessage, sealer bool, fe func(string, error) error
 				for k, v := range h.Env {
 					env[k] = v
 				}
-				c.Nodes = append(c.Nodes, Node{IP: ip, Roles: slices.Clone(h.Roles), SSH: ssh, Env: env, Labels: h.Labels, Taints: h.Taints})
+				c.Nodes = append(c.Nodes, Node{IP: ip, Roles: RolesOf(h.Roles), SSH: ssh, Env: env, Labels: h.Labels, Taints: h.Taints})
 			}
 		}
 		for j, t := range h.Taints {
@@ -695,7 +731,7 @@ func parsePlugin(raw json.RawMessage, sealer bool, fe func(string, error) error)
 	}
 	phase, ok := normalizePhase(spec.Phase)
 	if !ok {
-		return nil, fe(phaseField, fmt.Errorf("%q is not a phase (%s)", spec.Phase, strings.Join(Phases, ", ")))
+		return nil, fe(phaseField, fmt.Errorf("%q is not a phase (%s)", spec.Phase, strings.Join(names(Phases), ", ")))
 	}
 	if strings.TrimSpace(spec.Data) == "" {
 		return nil, fe("spec.data", errors.New("empty: the shell script to run"))
@@ -708,10 +744,10 @@ func parsePlugin(raw json.RawMessage, sealer bool, fe func(string, error) error)
 }
 
 // normalizePhase accepts hoist's names and sealer's (PostInstall).
-func normalizePhase(s string) (string, bool) {
+func normalizePhase(s string) (Phase, bool) {
 	key := strings.ToLower(strings.ReplaceAll(s, "-", ""))
 	for _, p := range Phases {
-		if strings.ReplaceAll(p, "-", "") == key {
+		if strings.ReplaceAll(string(p), "-", "") == key {
 			return p, true
 		}
 	}
@@ -719,7 +755,7 @@ func normalizePhase(s string) (string, bool) {
 }
 
 // parseScope reads roles as a list, or a string with | or , between them.
-func parseScope(v any) ([]string, error) {
+func parseScope(v any) ([]Role, error) {
 	var roles []string
 	switch s := v.(type) {
 	case nil:
@@ -738,12 +774,12 @@ func parseScope(v any) ([]string, error) {
 		return nil, fmt.Errorf("%v is not a list of roles", v)
 	}
 	for _, r := range roles {
-		if r != RoleMaster && r != RoleNode {
+		if Role(r) != RoleMaster && Role(r) != RoleNode {
 			return nil, fmt.Errorf("%q is not a role (master or node)", r)
 		}
 	}
 	sort.Strings(roles)
-	return slices.Compact(roles), nil
+	return RolesOf(slices.Compact(roles)), nil
 }
 
 // ClusterFromFlags builds the cluster `hoist run` describes with flags:
@@ -763,7 +799,10 @@ func ClusterFromFlags(image, masters, nodes, kubeconfig string, ssh SSH, env []s
 		envMap[k] = v
 	}
 	var hosts []any
-	for _, group := range []struct{ list, role string }{{masters, RoleMaster}, {nodes, RoleNode}} {
+	for _, group := range []struct {
+		list string
+		role Role
+	}{{masters, RoleMaster}, {nodes, RoleNode}} {
 		if strings.TrimSpace(group.list) == "" {
 			continue
 		}
@@ -771,7 +810,7 @@ func ClusterFromFlags(image, masters, nodes, kubeconfig string, ssh SSH, env []s
 		for _, s := range strings.Split(group.list, ",") {
 			ips = append(ips, strings.TrimSpace(s))
 		}
-		hosts = append(hosts, map[string]any{"ips": ips, "roles": []string{group.role}})
+		hosts = append(hosts, map[string]any{"ips": ips, "roles": []Role{group.role}})
 	}
 	doc["spec"] = map[string]any{
 		"image": image,

@@ -2,13 +2,13 @@ package clusterfile
 
 import (
 	"errors"
-	"github.com/hoistdev/hoist/layout"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/hoistdev/hoist/agent"
+	"github.com/hoistdev/hoist/layout"
 )
 
 const hoistClusterfile = `apiVersion: hoist.dev/v1alpha1
@@ -130,7 +130,7 @@ func TestHoistClusterfile(t *testing.T) {
 	if c.Registry.Domain != "hub.acme.local" || c.Registry.Port != 5443 || !reflect.DeepEqual(c.Registry.Nodes, []netip.Addr{ip("10.0.0.2")}) {
 		t.Errorf("registry %+v", c.Registry)
 	}
-	if len(cf.Plugins) != 1 || !reflect.DeepEqual(cf.Plugins[0], Plugin{Name: "hostname", Type: "SHELL", Phase: "post-install", Scope: []string{"master"}, Data: "hostnamectl set-hostname master-0\n"}) {
+	if len(cf.Plugins) != 1 || !reflect.DeepEqual(cf.Plugins[0], Plugin{Name: "hostname", Type: "SHELL", Phase: "post-install", Scope: []Role{"master"}, Data: "hostnamectl set-hostname master-0\n"}) {
 		t.Errorf("plugins %+v", cf.Plugins)
 	}
 	if strings.Contains(worker.SSH.String(), "s3cret") {
@@ -156,7 +156,7 @@ func TestSealerClusterfile(t *testing.T) {
 	if c.Registry.Domain != "sea.hub" || c.Registry.Port != 5000 {
 		t.Errorf("registry %+v", c.Registry)
 	}
-	if len(cf.Plugins) != 1 || cf.Plugins[0].Phase != "post-install" || !reflect.DeepEqual(cf.Plugins[0].Scope, []string{"master", "node"}) {
+	if len(cf.Plugins) != 1 || cf.Plugins[0].Phase != "post-install" || !reflect.DeepEqual(cf.Plugins[0].Scope, []Role{"master", "node"}) {
 		t.Errorf("plugin %+v", cf.Plugins)
 	}
 }

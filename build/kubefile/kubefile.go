@@ -35,7 +35,7 @@ type Options struct {
 	// Platform is the target platform; zero means the host's.
 	Platform Platform
 	// Type is the image type, metadata.TypeCluster (the default) or TypeApp.
-	Type string
+	Type metadata.ImageType
 	// CacheDir keeps https:// sources, downloaded once. Needed only when a
 	// Kubefile has such sources.
 	CacheDir string

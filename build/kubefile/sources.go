@@ -175,7 +175,7 @@ func hasExt(name string, exts ...string) bool {
 }
 
 // detect decides how an app is launched from its files, and lists them.
-func (p *planner) detect(a *app) (string, []string, error) {
+func (p *planner) detect(a *app) (metadata.AppType, []string, error) {
 	dest := "apps/" + a.name + "/"
 	var metaFiles, all []string
 	owner := map[string]string{}

@@ -25,24 +25,39 @@ const (
 	TypeLabel = "io.hoist.image.type"
 )
 
+// ImageType is what an image is for: TypeCluster or TypeApp. A document read
+// back may hold any other string, which Validate rejects.
+type ImageType string
+
+// UnmarshalJSON decodes as a plain string does, so that a document whose type
+// is not a string fails with the message it always had ("of type string").
+func (t *ImageType) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, (*string)(t)) }
+
 // Image types.
 const (
-	TypeCluster = "cluster" // brings a cluster up
-	TypeApp     = "app"     // installed into an existing cluster
+	TypeCluster ImageType = "cluster" // brings a cluster up
+	TypeApp     ImageType = "app"     // installed into an existing cluster
 )
+
+// AppType is how an app is installed; it selects the launcher at apply time.
+type AppType string
+
+// UnmarshalJSON decodes as a plain string does, for the same reason as
+// ImageType's.
+func (t *AppType) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, (*string)(t)) }
 
 // App types, detected from the app's files at build time.
 const (
-	AppHelm      = "helm"
-	AppManifests = "manifests"
-	AppShell     = "shell"
+	AppHelm      AppType = "helm"
+	AppManifests AppType = "manifests"
+	AppShell     AppType = "shell"
 )
 
 // Metadata is the document stored under Annotation. Every list and map is
 // always present in JSON (never null), so consumers need no nil checks.
 type Metadata struct {
 	SchemaVersion string            `json:"schemaVersion"`
-	Type          string            `json:"type"`
+	Type          ImageType         `json:"type"`
 	Apps          []App             `json:"apps"`
 	Launch        Launch            `json:"launch"`
 	Env           map[string]string `json:"env"`
@@ -55,7 +70,7 @@ type Metadata struct {
 // App is one application of the image, installed from apps/<name>/.
 type App struct {
 	Name  string            `json:"name"`
-	Type  string            `json:"type"`
+	Type  AppType           `json:"type"`
 	Files []string          `json:"files"`
 	Cmds  []string          `json:"cmds"`
 	Env   map[string]string `json:"env"`
@@ -77,7 +92,7 @@ type Image struct {
 }
 
 // New returns empty metadata of the given type.
-func New(imageType string) *Metadata {
+func New(imageType ImageType) *Metadata {
 	m := &Metadata{SchemaVersion: SchemaVersion, Type: imageType}
 	m.normalize()
 	return m
@@ -186,7 +201,7 @@ func (m *Metadata) Validate() error {
 			return fmt.Errorf("metadata: app %q appears twice", a.Name)
 		}
 		seen[a.Name] = true
-		if !slices.Contains([]string{AppHelm, AppManifests, AppShell}, a.Type) {
+		if !slices.Contains([]AppType{AppHelm, AppManifests, AppShell}, a.Type) {
 			return fmt.Errorf("metadata: app %q has unknown type %q", a.Name, a.Type)
 		}
 	}

@@ -69,3 +69,17 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// The types are typed strings; a document whose type is not a string must
+// still fail as it did when they were plain ones.
+func TestDecodeTypeMismatch(t *testing.T) {
+	for _, tc := range []struct{ doc, want string }{
+		{`{"schemaVersion":"v1alpha1","type":5}`, "decoding io.hoist.image.metadata: json: cannot unmarshal number into Go struct field Metadata.type of type string"},
+		{`{"schemaVersion":"v1alpha1","type":"app","apps":[{"name":"a","type":true}]}`, "decoding io.hoist.image.metadata: json: cannot unmarshal bool into Go struct field App.apps.type of type string"},
+	} {
+		_, err := Decode([]byte(tc.doc))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: error %v, want %q", tc.doc, err, tc.want)
+		}
+	}
+}

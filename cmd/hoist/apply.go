@@ -10,12 +10,11 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/hoistdev/hoist/apply/clusterfile"
-
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/hoistdev/hoist/apply"
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/progress"
 )
 

@@ -28,9 +28,9 @@ type buildOptions struct {
 	annotations []string
 	target      string
 	platforms   string
-	imageType   string
+	imageType   string // a metadata.ImageType, as given: the build checks it
 	noCache     bool
-	pull        string
+	pull        string // a build.PullPolicy, as given: the build checks it
 	quiet       bool
 	dryRun      bool
 	format      string
@@ -78,9 +78,9 @@ buildah would run and the image metadata.`,
 	f.StringArrayVar(&o.annotations, "annotation", nil, "add a manifest annotation KEY=VALUE (repeatable)")
 	f.StringVar(&o.target, "target", "", "build up to this stage of a multi-stage Kubefile")
 	f.StringVar(&o.platforms, "platform", "", "target platform os/arch[/variant] (default: this machine's); comma-separated for an index of several")
-	f.StringVar(&o.imageType, "type", metadata.TypeCluster, "image type: cluster (brings a cluster up) or app (installs into an existing one)")
+	f.StringVar(&o.imageType, "type", string(metadata.TypeCluster), "image type: cluster (brings a cluster up) or app (installs into an existing one)")
 	f.BoolVar(&o.noCache, "no-cache", false, "do not use cached layers")
-	f.StringVar(&o.pull, "pull", build.PullMissing, "pull base images: missing, always or never")
+	f.StringVar(&o.pull, "pull", string(build.PullMissing), "pull base images: missing, always or never")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID")
 	f.BoolVar(&o.dryRun, "dry-run", false, "parse and plan only; print the Dockerfile and the metadata")
 	f.StringVar(&o.format, "format", "", "with --dry-run: json, or a Go template")
@@ -141,10 +141,10 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o
 		Labels:        o.labels,
 		Annotations:   o.annotations,
 		Target:        o.target,
-		Type:          o.imageType,
+		Type:          metadata.ImageType(o.imageType),
 		Platforms:     platforms,
 		NoCache:       o.noCache,
-		Pull:          o.pull,
+		Pull:          build.PullPolicy(o.pull),
 		Quiet:         o.quiet,
 		CacheDir:      layout.Local{Root: g.root}.Downloads(),
 		Out:           stdout,
