@@ -100,15 +100,11 @@ func (r *runner) nodeEnv(n clusterfile.Node) map[string]string {
 	return env
 }
 
-// target is what a step of node n is given; exec is filled once the node
-// is reached.
+// target is what the steps of node n are given; Exec is filled once the
+// node is reached, Progress for each step.
 func (r *runner) target(n clusterfile.Node) *step.Target {
-	node := n.IP.String()
 	return &step.Target{Node: n, Cluster: &r.c, Input: &r.in, Dir: r.dir, Hoist: r.remoteHoist(), Env: r.nodeEnv(n),
-		Master: r.master, Done: r.journal.Done,
-		Progress: func(sent, total int64) {
-			r.report(progress.Event{Node: node, Step: stepRootfs, State: progress.StateProgress, Bytes: sent, Total: total})
-		}}
+		Master: r.master, Done: r.journal.Done}
 }
 
 func (r *runner) report(e progress.Event) {
@@ -317,6 +313,9 @@ func (r *runner) runSteps(ctx context.Context, n clusterfile.Node, np *NodePlan,
 			r.restarted.Store(node, true)
 		}
 		r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateStart})
+		t.Progress = func(sent, total int64) {
+			r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateProgress, Bytes: sent, Total: total})
+		}
 		start := time.Now()
 		err := s.step.Run(ctx, t)
 		if err == nil {

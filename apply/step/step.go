@@ -102,7 +102,7 @@ type Target struct {
 	// Done tells whether the journal records the step done on a node with
 	// this key.
 	Done func(node, step, key string) bool
-	// Progress reports the bytes of a transfer.
+	// Progress reports the bytes of a transfer of the running step.
 	Progress func(sent, total int64)
 }
 
