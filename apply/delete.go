@@ -74,14 +74,10 @@ func (r *runner) cleanNode(ctx context.Context, n clusterfile.Node) (err error) 
 	}
 	run := func(step string, fn func() error) error {
 		name = step
-		r.report(progress.Event{Node: node, Step: step, State: progress.StateStart})
-		t := time.Now()
-		if err := fn(); err != nil {
-			r.report(progress.Event{Node: node, Step: step, State: progress.StateFailed, Error: err.Error(), Elapsed: time.Since(t).Seconds()})
-			return err
-		}
-		r.report(progress.Event{Node: node, Step: step, State: progress.StateDone, Elapsed: time.Since(t).Seconds()})
-		return nil
+		end := progress.Start(r.opts.Reporter, node, step)
+		err := fn()
+		end(err)
+		return err
 	}
 	if len(hooksOf(r.plugins, clusterfile.PhasePreCleanHost, n.Roles)) > 0 {
 		if err := run(hookName(clusterfile.PhasePreCleanHost), func() error {

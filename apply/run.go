@@ -107,12 +107,7 @@ func (r *runner) target(n clusterfile.Node) *step.Target {
 		Master: r.master, Done: r.journal.Done}
 }
 
-func (r *runner) report(e progress.Event) {
-	if r.opts.Reporter != nil {
-		e.Time = time.Now()
-		r.opts.Reporter.Report(e)
-	}
-}
+func (r *runner) report(e progress.Event) { progress.Send(r.opts.Reporter, e) }
 
 // stepPushImages pushes the bundled images to Options.PushTo;
 // stepKubeVersion is the KUBEVERSION check, both before any node step.
@@ -312,20 +307,18 @@ func (r *runner) runSteps(ctx context.Context, n clusterfile.Node, np *NodePlan,
 		if s.step.Restarts {
 			r.restarted.Store(node, true)
 		}
-		r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateStart})
+		end := progress.Start(r.opts.Reporter, node, s.Name)
 		t.Progress = func(sent, total int64) {
 			r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateProgress, Bytes: sent, Total: total})
 		}
-		start := time.Now()
 		err := s.step.Run(ctx, t)
 		if err == nil {
 			err = r.journal.MarkDone(node, s.Name, s.Key)
 		}
+		end(err)
 		if err != nil {
-			r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateFailed, Error: err.Error(), Elapsed: time.Since(start).Seconds()})
 			return &NodeError{Node: node, Step: s.Name, Err: err}
 		}
-		r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateDone, Elapsed: time.Since(start).Seconds()})
 	}
 	return nil
 }

@@ -1,8 +1,6 @@
 package build
 
 import (
-	"time"
-
 	"github.com/hoistdev/hoist/progress"
 )
 
@@ -25,26 +23,10 @@ const (
 // nothing.
 type reporter struct{ r progress.Reporter }
 
-func (r reporter) report(e progress.Event) {
-	if r.r == nil {
-		return
-	}
-	e.Time = time.Now()
-	r.r.Report(e)
-}
+func (r reporter) report(e progress.Event) { progress.Send(r.r, e) }
 
 // start reports the step begun and returns what reports its end.
-func (r reporter) start(node, step string) func(error) {
-	began := time.Now()
-	r.report(progress.Event{Node: node, Step: step, State: progress.StateStart})
-	return func(err error) {
-		e := progress.Event{Node: node, Step: step, State: progress.StateDone, Elapsed: time.Since(began).Seconds()}
-		if err != nil {
-			e.State, e.Error = progress.StateFailed, err.Error()
-		}
-		r.report(e)
-	}
-}
+func (r reporter) start(node, step string) func(error) { return progress.Start(r.r, node, step) }
 
 func (r reporter) warn(step, message string) {
 	r.report(progress.Event{Node: Node, Step: step, State: progress.StateWarning, Message: message})

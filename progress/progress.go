@@ -51,6 +51,29 @@ type Reporter interface {
 	Close()       // flush; after Close, Report is not called
 }
 
+// Send stamps e with the time and reports it to r; a nil r reports
+// nothing (a caller that wants no progress).
+func Send(r Reporter, e Event) {
+	if r != nil {
+		e.Time = time.Now()
+		r.Report(e)
+	}
+}
+
+// Start reports the step begun on node and returns what reports its end:
+// done, or failed with the error, and the time it took.
+func Start(r Reporter, node, step string) func(error) {
+	began := time.Now()
+	Send(r, Event{Node: node, Step: step, State: StateStart})
+	return func(err error) {
+		e := Event{Node: node, Step: step, State: StateDone, Elapsed: time.Since(began).Seconds()}
+		if err != nil {
+			e.State, e.Error = StateFailed, err.Error()
+		}
+		Send(r, e)
+	}
+}
+
 // New picks a Reporter for w. format "json" gives JSON lines; "" or "text"
 // gives live bars when w is a terminal and plain lines otherwise, so that
 // redirected output and CI logs stay readable.
