@@ -9,6 +9,18 @@ comma    := ,
 space    := $(empty) $(empty)
 VERSION  ?= 0.1.0-dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
+# Helm's version strings, set as Helm's own Makefile sets them: the Helm
+# module's version (charts may test .Capabilities.HelmVersion), and the
+# Kubernetes version of Helm's default capabilities from client-go's (1.N
+# for v0.N). hoist's renders pass their Kubernetes version explicitly
+# (build/discover.NewestKubeVersion by default), so nothing depends on
+# these but Helm's own defaults. Recursive (=): only the build runs go list.
+HELM_VERSION     = $(shell $(GO) list -m -f '{{.Version}}' helm.sh/helm/v3)
+K8S_MODULES_VER  = $(subst ., ,$(subst v,,$(shell $(GO) list -m -f '{{.Version}}' k8s.io/client-go)))
+HELM_LDFLAGS     = -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/internal/version.metadata= \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$$(($(firstword $(K8S_MODULES_VER)) + 1)) \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(word 2,$(K8S_MODULES_VER))
 FUZZTIME ?= 60s
 
 export CGO_ENABLED := 0
@@ -35,7 +47,7 @@ deps:
 	$(GO) mod download
 
 build: deps
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/hoist ./cmd/hoist
+	$(GO) build -ldflags "$(LDFLAGS) $(HELM_LDFLAGS)" -o bin/hoist ./cmd/hoist
 
 # The main job: build the example cluster image and show what it holds.
 ROOT ?= /var/lib/hoist

@@ -15,6 +15,7 @@ import (
 	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/apply/ssh"
 	"github.com/hoistdev/hoist/apply/step"
+	"github.com/hoistdev/hoist/chartvalues"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 	"github.com/hoistdev/hoist/layout"
 	"github.com/hoistdev/hoist/progress"
@@ -46,7 +47,8 @@ type Options struct {
 	// and asks the cluster what the apps would change.
 	DryRun bool
 	// Apps replaces the image's LAUNCH list; ValueFiles and Set are Helm
-	// values for every chart.
+	// values: FILE and K=V for every chart, APP=FILE and APP:K=V for one
+	// app's (chartvalues.Flags, composed as at build).
 	Apps       []string
 	ValueFiles []string
 	Set        []string
@@ -251,19 +253,29 @@ func appSteps(c clusterfile.Cluster, image Image, kube bool, opts Options) ([]Pl
 	if opts.Apps != nil {
 		names = opts.Apps
 	}
-	var values [][]byte
-	for _, f := range opts.ValueFiles {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		values = append(values, data)
+	flags := chartvalues.Flags{Files: opts.ValueFiles, Set: opts.Set}
+	// A per-app flag that names no Helm app of the image is a typo: the
+	// chart would run with values the user did not mean.
+	if err := flags.CheckApps(image.Meta.Apps); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Image, err)
 	}
 	var steps []PlannedStep
 	for _, name := range names {
 		app := image.Meta.App(name)
 		if app == nil {
 			return nil, fmt.Errorf("%s: no app %q (it has: %s)", c.Image, name, strings.Join(appNames(image.Meta), ", "))
+		}
+		// Only the values of this app's chart: another app's --set
+		// APP:K=V does not launch this one again.
+		own := flags.For(name)
+		var values [][]byte
+		for _, f := range own.Files {
+			_, file := chartvalues.SplitFile(f)
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return nil, fmt.Errorf("--values %s: %w", f, err)
+			}
+			values = append(values, data)
 		}
 		key := step.Hash(struct {
 			Image   string
@@ -272,7 +284,7 @@ func appSteps(c clusterfile.Cluster, image Image, kube bool, opts Options) ([]Pl
 			Values  [][]byte
 			Set     []string
 			Rewrite string
-		}{image.Digest, *app, c.Env, values, opts.Set, opts.RewriteImages})
+		}{image.Digest, *app, c.Env, values, own.Set, opts.RewriteImages})
 		steps = append(steps, PlannedStep{Name: name, Key: key})
 	}
 	if len(image.Meta.Launch.Cmds) > 0 && opts.Apps == nil {

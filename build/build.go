@@ -61,13 +61,19 @@ type Options struct {
 	CacheDir string
 
 	// Image discovery and collection (the registry layer).
-	ValueFiles    []string // Helm values files for every chart
-	Set           []string // Helm --set values for every chart
+	ValueFiles    []string // Helm values files: FILE for every chart, APP=FILE for one app's
+	Set           []string // Helm --set values: K=V for every chart, APP:K=V for one app's
 	ImageLists    []string // extra image list files
 	ExcludeImages []string // references or prefixes (ending in / or *) not to bundle
 	Jobs          int      // parallel pulls (default 4)
 	AllowMissing  bool     // an image that cannot be fetched is a warning, not an error
 	TLSNoVerify   bool     // reach source registries over plain HTTP or unverified TLS
+	IncludeTests  bool     // bundle the images of Helm test hooks too (--include-tests)
+	// KubeVersion is the Kubernetes version charts are rendered for
+	// (--kube-version); "" chooses one (renderKubeVersion). APIVersions are
+	// API versions the charts see besides Helm's defaults (--api-versions).
+	KubeVersion string
+	APIVersions []string
 	// Progress receives pull progress bars; nil for none.
 	Progress io.Writer
 	// Out receives buildah's step output; Err its warnings.
@@ -226,7 +232,11 @@ func planPlatform(ctx context.Context, store *clusterimage.Store, file *kubefile
 			return nil, fmt.Errorf("%s: FROM %s: %w", file.Name(), base, err)
 		}
 	}
-	return file.Plan(ctx, kopts)
+	plan, err = file.Plan(ctx, kopts)
+	if err != nil {
+		return nil, err
+	}
+	return plan, finishPlan(ctx, store, opts, plan)
 }
 
 // baseMetadata returns the hoist metadata of a base image, or nil when it

@@ -14,7 +14,6 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.podman.io/common/libimage"
 	"go.podman.io/storage"
-	"helm.sh/helm/v3/pkg/strvals"
 
 	"github.com/hoistdev/hoist/build/discover"
 	"github.com/hoistdev/hoist/build/kubefile"
@@ -143,41 +142,9 @@ func bundle(ctx context.Context, store *clusterimage.Store, opts Options, plans 
 func findImages(ctx context.Context, store *clusterimage.Store, opts Options, plans []*kubefile.Plan, ids []string, rep reporter) (found map[string]map[string]bool, err error) {
 	done := rep.start(Node, StepFindImages)
 	defer func() { done(err) }()
-	found = map[string]map[string]bool{}
-	add := func(ref, where string) {
-		if found[ref] == nil {
-			found[ref] = map[string]bool{}
-		}
-		found[ref][where] = true
-	}
-	for i, plan := range plans {
-		images, err := discoverIn(ctx, store, ids[i], plan, opts)
-		if err != nil {
-			return nil, err
-		}
-		for _, img := range images {
-			for _, where := range img.FoundIn {
-				add(img.Ref, where)
-			}
-		}
-		for _, img := range plan.Images {
-			if !discover.Excluded(img.Ref, opts.ExcludeImages) {
-				add(img.Ref, fmt.Sprintf("%s:%d (IMAGE)", filepath.Base(plan.File), img.Line))
-			}
-		}
-	}
-	if len(opts.ImageLists) > 0 {
-		listed, err := discover.Find(nil, discover.Options{ImageLists: opts.ImageLists, Exclude: opts.ExcludeImages})
-		if err != nil {
-			return nil, err
-		}
-		for _, img := range listed {
-			for _, where := range img.FoundIn {
-				add(img.Ref, where)
-			}
-		}
-	}
-	return found, nil
+	return gatherImages(plans, opts, rep, func(i int, plan *kubefile.Plan, warn func(string)) ([]discover.Image, error) {
+		return discoverIn(ctx, store, ids[i], plan, opts, warn)
+	})
 }
 
 // addRegistryLayer puts the collected images' layer on each built image:
@@ -218,7 +185,7 @@ func addRegistryLayer(store *clusterimage.Store, plans []*kubefile.Plan, ids []s
 
 // discoverIn mounts a built image and finds the images its apps, charts
 // and manifests name: discovery reads exactly what ships.
-func discoverIn(ctx context.Context, store *clusterimage.Store, id string, plan *kubefile.Plan, opts Options) ([]discover.Image, error) {
+func discoverIn(ctx context.Context, store *clusterimage.Store, id string, plan *kubefile.Plan, opts Options, warn func(string)) ([]discover.Image, error) {
 	img, _, err := store.Runtime.LookupImage(id, &libimage.LookupImageOptions{})
 	if err != nil {
 		return nil, err
@@ -240,29 +207,10 @@ func discoverIn(ctx context.Context, store *clusterimage.Store, id string, plan 
 	if len(paths) == 0 {
 		return nil, nil
 	}
-	// APPENV keys of a Helm app are its chart's values, as --set.
-	chartValues := map[string]map[string]any{}
-	for _, app := range plan.Metadata.Apps {
-		if app.Type != metadata.AppHelm || len(app.Env) == 0 {
-			continue
-		}
-		values := map[string]any{}
-		for k, v := range app.Env {
-			if err := strvals.ParseInto(k+"="+v, values); err != nil {
-				return nil, fmt.Errorf("APPENV %s %s=%s: %w", app.Name, k, v, err)
-			}
-		}
-		for _, f := range app.Files {
-			chartValues[filepath.Join(root, f)] = values
-		}
-	}
-	images, err := discover.Find(paths, discover.Options{
-		ValueFiles:  opts.ValueFiles,
-		Set:         opts.Set,
-		ChartValues: chartValues,
-		Exclude:     opts.ExcludeImages,
-		BaseDir:     root,
-	})
+	// The apps' charts get their APPENV and per-app flags, composed as
+	// the install composes them.
+	apps := discover.ImageApps(root, plan.Metadata.Apps)
+	images, err := searchImages(paths, discoverOptions(opts, plan, apps, root, warn))
 	if err != nil {
 		return nil, fmt.Errorf("finding the images %s needs: %w", plan.File, err)
 	}

@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 
+	"github.com/hoistdev/hoist/build/discover"
 	"github.com/hoistdev/hoist/build/kubefile"
 	"github.com/hoistdev/hoist/clusterimage"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
@@ -19,10 +20,11 @@ type Preview struct {
 	Images     []string            `json:"requestedImages"`
 }
 
-// DryRun plans the build for every platform and builds nothing. The store
-// (nil: none) is only read, to inherit the metadata of a hoist base image
-// it already holds: a dry run never pulls an image (https:// sources are
-// downloaded, since the plan lists their files).
+// DryRun plans the build for every platform, finds the images of the
+// Kubefile's apps from their sources, and builds nothing. The store
+// (nil: none) is only read, to inherit the metadata and the Kubernetes
+// version label of a base image it already holds: a dry run never pulls an
+// image (https:// sources are downloaded, since the plan lists their files).
 func DryRun(ctx context.Context, store *clusterimage.Store, opts Options) ([]Preview, error) {
 	opts = opts.withDefaults()
 	opts.Pull = PullNever
@@ -43,8 +45,17 @@ func DryRun(ctx context.Context, store *clusterimage.Store, opts Options) ([]Pre
 	for _, w := range plans[0].Warnings {
 		rep.warn(StepPlan, w)
 	}
+	// The images, as the build will find them, from the apps' sources:
+	// listed in the metadata without the digests that collecting gives.
+	found, err := gatherImages(plans, opts, rep, func(_ int, plan *kubefile.Plan, warn func(string)) ([]discover.Image, error) {
+		return discoverSources(plan, opts, warn)
+	})
+	if err != nil {
+		return nil, err
+	}
 	previews := make([]Preview, len(plans))
 	for i, plan := range plans {
+		plan.Metadata.Images = imageRecords(found)
 		// Empty, not null, in JSON.
 		images := []string{}
 		for _, img := range plan.Images {

@@ -11,12 +11,10 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/kube"
 	"helm.sh/helm/v3/pkg/storage/driver"
-	"helm.sh/helm/v3/pkg/strvals"
-	"sigs.k8s.io/yaml"
 
+	"github.com/hoistdev/hoist/chartvalues"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 
@@ -54,37 +52,12 @@ func chartPath(dir string) (string, error) {
 	return found[0], nil
 }
 
-// values merges, in order: the app's APPENV (as --set), the value files
-// and --set of the apply.
+// values composes the app's chart values as the build did when it found
+// the chart's images (package chartvalues): APPENV, then --values (every
+// chart's, then the app's APP=FILE), then --set (every chart's, then the
+// app's APP:K=V).
 func (l *Launcher) values(app metadata.App) (map[string]any, error) {
-	vals := map[string]any{}
-	keys := make([]string, 0, len(app.Env))
-	for k := range app.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := strvals.ParseInto(k+"="+app.Env[k], vals); err != nil {
-			return nil, fmt.Errorf("APPENV %s=%s: %w", k, app.Env[k], err)
-		}
-	}
-	for _, f := range l.ValueFiles {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		var v map[string]any
-		if err := yaml.Unmarshal(data, &v); err != nil {
-			return nil, fmt.Errorf("values %s: %w", f, err)
-		}
-		vals = chartutil.CoalesceTables(v, vals)
-	}
-	for _, s := range l.Set {
-		if err := strvals.ParseInto(s, vals); err != nil {
-			return nil, fmt.Errorf("--set %s: %w", s, err)
-		}
-	}
-	return vals, nil
+	return chartvalues.Flags{Files: l.ValueFiles, Set: l.Set}.Values(app.Name, app.Env)
 }
 
 // helm installs the app's chart as release <app> in namespace <app>, or

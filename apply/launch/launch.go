@@ -37,7 +37,8 @@ type Launcher struct {
 	Rootfs     string // the image's tree, read-only
 	Meta       *metadata.Metadata
 	Env        map[string]string // the cluster's env
-	// ValueFiles and Set are Helm values for every chart, as at build.
+	// ValueFiles and Set are Helm values, as at build: FILE and K=V for
+	// every chart, APP=FILE and APP:K=V for one app's (chartvalues.Flags).
 	ValueFiles []string
 	Set        []string
 	Shell      Shell

@@ -10,6 +10,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/distribution/reference"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -24,8 +25,12 @@ const (
 )
 
 // imageAnnotations are the Chart.yaml annotations that list a chart's
-// images: helm.sh/images, and Artifact Hub's of the same format.
-var imageAnnotations = []string{"helm.sh/images", "artifacthub.io/images"}
+// images: helm.sh/images, and Artifact Hub's and Bitnami's (images) of the
+// same format, a YAML list of {name, image} in a string.
+var imageAnnotations = []string{"helm.sh/images", "artifacthub.io/images", bitnamiImages}
+
+// bitnamiImages is Bitnami's annotation key.
+const bitnamiImages = "images"
 
 // chart renders the chart at p (a directory, or a .tgz archive when archive
 // is true) and records the images of what it renders and of its Chart.yaml
@@ -37,7 +42,7 @@ func (f *finder) chart(p string, archive bool) error {
 		return fmt.Errorf("chart %s: %w", display, err)
 	}
 	if err := checkDependencies(chrt); err != nil {
-		return fmt.Errorf("chart %s: %w", display, err)
+		return fmt.Errorf("chart %s: %w; %s", display, err, dependencyHint(display, archive))
 	}
 	// files maps a chart-internal path ("web/templates/x.yaml") to
 	// FoundIn's: the file under p, or inside the archive.
@@ -48,15 +53,21 @@ func (f *finder) chart(p string, archive bool) error {
 		_, rest, _ := strings.Cut(name, "/")
 		return path.Join(display, rest)
 	}
+	// Before rendering, which drops what it does not use.
+	f.warnDependencies(chrt, files)
 
 	// A library chart renders nothing of its own.
 	if chrt.Metadata.Type != "library" {
-		rendered, err := render(chrt, f.valuesFor(p))
+		vals, err := f.valuesFor(p, chrt.Name())
 		if err != nil {
 			return fmt.Errorf("chart %s: %w", display, err)
 		}
+		rendered, err := render(chrt, vals, f.opts)
+		if err != nil {
+			return fmt.Errorf("chart %s: %w", display, templateError(err, chrt.Name(), files))
+		}
 		for _, r := range rendered {
-			if err := f.manifests(files(r.name), []byte(r.content)); err != nil {
+			if err := f.rendered(files(r.name), []byte(r.content)); err != nil {
 				return err
 			}
 		}
@@ -83,7 +94,12 @@ type renderedFile struct{ name, content string }
 
 // render renders a chart offline, as `helm template` does, and returns its
 // manifests and hooks by template name.
-func render(chrt *chart.Chart, vals map[string]any) ([]renderedFile, error) {
+func render(chrt *chart.Chart, vals map[string]any, opts Options) ([]renderedFile, error) {
+	// Helm's own default is v1.20.0, which most charts refuse today.
+	kubeVersion, apiVersions, err := capabilities(opts.KubeVersion, opts.APIVersions)
+	if err != nil {
+		return nil, err
+	}
 	cfg := &action.Configuration{Log: func(string, ...any) {}}
 	install := action.NewInstall(cfg)
 	install.DryRun = true
@@ -92,6 +108,8 @@ func render(chrt *chart.Chart, vals map[string]any) ([]renderedFile, error) {
 	install.IncludeCRDs = true
 	install.ReleaseName = releaseName
 	install.Namespace = releaseNamespace
+	install.KubeVersion = kubeVersion
+	install.APIVersions = apiVersions
 	rel, err := install.Run(chrt, vals)
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)
@@ -138,25 +156,47 @@ func (f *finder) annotations(c *chart.Chart, files func(string) string) error {
 		if !ok {
 			continue
 		}
-		var entries []struct {
-			Name  string `json:"name"`
-			Image string `json:"image"`
+		err := f.imageAnnotation(chartYAML, key, s)
+		if err != nil && key == bitnamiImages {
+			// An unprefixed key: another chart may use it for something
+			// else, which must not stop its build.
+			f.warn("%v: not Bitnami's list of images, ignored", err)
+			continue
 		}
-		if err := yaml.Unmarshal([]byte(s), &entries); err != nil {
-			return fmt.Errorf("%s: annotation %s: %w", chartYAML, key, err)
-		}
-		where := fmt.Sprintf("%s (%s)", chartYAML, key)
-		for i, e := range entries {
-			if e.Image == "" {
-				return fmt.Errorf("%s: entry %d (%q) has no image", where, i+1, e.Name)
-			}
-			if err := f.add(e.Image, where); err != nil {
-				return err
-			}
+		if err != nil {
+			return err
 		}
 	}
 	for _, d := range c.Dependencies() {
 		if err := f.annotations(d, files); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// imageAnnotation records the images of one image annotation of a
+// Chart.yaml, all or none: an entry that is not an image fails the whole
+// annotation.
+func (f *finder) imageAnnotation(chartYAML, key, s string) error {
+	var entries []struct {
+		Name  string `json:"name"`
+		Image string `json:"image"`
+	}
+	if err := yaml.Unmarshal([]byte(s), &entries); err != nil {
+		return fmt.Errorf("%s: annotation %s: want a YAML list of {name, image}: %w", chartYAML, key, err)
+	}
+	where := fmt.Sprintf("%s (%s)", chartYAML, key)
+	for i, e := range entries {
+		if e.Image == "" {
+			return fmt.Errorf("%s: entry %d (%q) has no image", where, i+1, e.Name)
+		}
+		if _, err := reference.ParseNormalizedNamed(e.Image); err != nil {
+			return fmt.Errorf("%s: invalid image reference %q: %w", where, e.Image, err)
+		}
+	}
+	for _, e := range entries {
+		if err := f.add(e.Image, Source{FoundIn: where, Kind: KindAnnotation}); err != nil {
 			return err
 		}
 	}

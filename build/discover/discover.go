@@ -6,12 +6,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/distribution/reference"
-	"helm.sh/helm/v3/pkg/strvals"
-	"sigs.k8s.io/yaml"
 )
 
 // Image is one container image reference found, normalised, with every
@@ -23,17 +20,37 @@ type Image struct {
 	// FoundIn lists where Ref was found, sorted: "file (Kind/name)" for an
 	// object, "file:line" for an image list, "Chart.yaml (annotation)".
 	FoundIn []string `json:"foundIn"`
+	// Kinds are the kinds of Sources, sorted and each once.
+	Kinds []Kind `json:"kinds"`
+	// Sources are the places of FoundIn with the kind and field of each,
+	// sorted: one place may name an image in several ways (a container's
+	// image and an argument of another container).
+	Sources []Source `json:"sources"`
 }
 
 // Options tune Find.
 type Options struct {
-	// ValueFiles are Helm values files (YAML), applied to every chart, in order.
+	// ValueFiles are Helm values files (YAML), applied to every chart, in
+	// order; APP=FILE applies to the chart of app APP only.
 	ValueFiles []string
-	// Set are Helm --set values (strvals syntax), applied after ValueFiles.
+	// Set are Helm --set values (strvals syntax), applied after ValueFiles;
+	// APP:K=V applies to the chart of app APP only. Package chartvalues
+	// composes them, with an app's APPENV, as the install does.
 	Set []string
-	// ChartValues are extra values per chart path (absolute or as given to
-	// Find), merged last; the build passes per-app values this way.
-	ChartValues map[string]map[string]any
+	// Apps maps chart paths (absolute or as given to Find) to their apps:
+	// the build passes its Helm apps (ImageApps). Without it, the app of
+	// a chart, for per-app values, is its Chart.yaml name.
+	Apps map[string]App
+	// KubeVersion is the Kubernetes version charts are rendered for
+	// (v1.31.4; "": NewestKubeVersion), and APIVersions are API versions
+	// the charts see besides Helm's defaults (monitoring.coreos.com/v1), as
+	// `helm template --kube-version --api-versions` take them.
+	KubeVersion string
+	APIVersions []string
+	// Warn, when set, receives findings that do not stop the search (a
+	// vendored subchart outside its dependency's range, values for a chart
+	// not found), one sentence each, without a "warning:" prefix.
+	Warn func(message string)
 	// ImageLists are extra image list files, one reference a line.
 	ImageLists []string
 	// Exclude drops an image whose Ref matches one of these: a path.Match
@@ -42,24 +59,43 @@ type Options struct {
 	Exclude []string
 	// BaseDir, when set, makes the paths in FoundIn relative to it.
 	BaseDir string
+	// IncludeTests bundles the images of Helm test hooks (helm.sh/hook:
+	// test), which nothing runs at install: by default they are Skipped.
+	IncludeTests bool
 }
 
 // Find walks each path (a file or a directory, recursively) and returns the
 // images that the charts, manifests and image lists under it need, sorted by
-// Ref, each once with all the places it was found.
+// Ref, each once with all the places it was found: Search's Images.
+func Find(paths []string, opts Options) ([]Image, error) {
+	r, err := Search(paths, opts)
+	if err != nil {
+		return nil, err
+	}
+	return r.Images, nil
+}
+
+// Search walks each path (a file or a directory, recursively) and returns
+// the images that the charts, manifests and image lists under it need, the
+// references it saw but does not bundle (possible ones, test hooks' ones),
+// each sorted by Ref, each once with all the places it was found.
 //
 // A directory with a Chart.yaml and a .tgz chart archive are Helm charts;
 // *.yaml, *.yml and *.json files are Kubernetes manifests; files named
 // imageList are image lists. Other files are ignored while walking, but a
 // file given directly must be one of these.
-func Find(paths []string, opts Options) ([]Image, error) {
-	f := &finder{opts: opts, found: map[string]map[string]bool{}}
+func Search(paths []string, opts Options) (*Result, error) {
+	f := &finder{opts: opts, found: records{}, skipped: records{}, possible: records{}}
 	for _, p := range opts.Exclude {
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, fmt.Errorf("exclude pattern %q: %w", p, err)
 		}
 	}
 	if err := f.loadValues(); err != nil {
+		return nil, err
+	}
+	// Checked once, before any chart, rather than at each render.
+	if _, _, err := capabilities(opts.KubeVersion, opts.APIVersions); err != nil {
 		return nil, err
 	}
 	for _, p := range paths {
@@ -72,82 +108,19 @@ func Find(paths []string, opts Options) ([]Image, error) {
 			return nil, err
 		}
 	}
-	images := make([]Image, 0, len(f.found))
-	for ref, where := range f.found {
-		img := Image{Ref: ref}
-		for w := range where {
-			img.FoundIn = append(img.FoundIn, w)
-		}
-		sort.Strings(img.FoundIn)
-		images = append(images, img)
-	}
-	sort.Slice(images, func(i, j int) bool { return images[i].Ref < images[j].Ref })
-	return images, nil
+	f.unusedAppFlags()
+	return f.result(), nil
 }
 
 type finder struct {
 	opts Options
-	// values are ValueFiles and Set merged, the base of every chart's values.
-	values map[string]any
-	// chartValues are Options.ChartValues keyed by absolute path.
-	chartValues map[string]map[string]any
-	found       map[string]map[string]bool
-}
-
-func (f *finder) loadValues() error {
-	f.values = map[string]any{}
-	for _, name := range f.opts.ValueFiles {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("values file: %w", err)
-		}
-		var v map[string]any
-		if err := yaml.Unmarshal(data, &v); err != nil {
-			return fmt.Errorf("values file %s: %w", name, err)
-		}
-		mergeValues(f.values, v)
-	}
-	for _, s := range f.opts.Set {
-		if err := strvals.ParseInto(s, f.values); err != nil {
-			return fmt.Errorf("--set %s: %w", s, err)
-		}
-	}
-	f.chartValues = map[string]map[string]any{}
-	for p, v := range f.opts.ChartValues {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return fmt.Errorf("chart values for %s: %w", p, err)
-		}
-		f.chartValues[abs] = v
-	}
-	return nil
-}
-
-// valuesFor returns a fresh copy of the values for the chart at p, since
-// rendering may change the map it is given.
-func (f *finder) valuesFor(p string) map[string]any {
-	vals := mergeValues(map[string]any{}, f.values)
-	if abs, err := filepath.Abs(p); err == nil {
-		mergeValues(vals, f.chartValues[abs])
-	}
-	return vals
-}
-
-// mergeValues merges src into dst as Helm merges values files: maps
-// recursively, anything else replaced. Maps of src are copied, not shared.
-func mergeValues(dst, src map[string]any) map[string]any {
-	for k, v := range src {
-		if sm, ok := v.(map[string]any); ok {
-			dm, ok := dst[k].(map[string]any)
-			if !ok {
-				dm = map[string]any{}
-			}
-			dst[k] = mergeValues(dm, sm)
-			continue
-		}
-		dst[k] = v
-	}
-	return dst
+	// apps are Options.Apps keyed by absolute path; usedApps the apps
+	// whose charts were rendered (values.go).
+	apps     map[string]App
+	usedApps map[string]bool
+	// found are the images to bundle; skipped those of test hooks left
+	// out; possible the strings that only look like references.
+	found, skipped, possible records
 }
 
 func (f *finder) walk(root string) error {
@@ -205,7 +178,9 @@ func (f *finder) file(p string, explicit bool) error {
 			return err
 		}
 		return f.manifests(f.display(p), data)
-	case strings.HasSuffix(p, ".tgz"):
+	// The Kubefile takes a chart as .tgz or .tar.gz: both, or the
+	// images of an APP chart.tar.gz would be missed.
+	case strings.HasSuffix(p, ".tgz") || strings.HasSuffix(p, ".tar.gz"):
 		ok, err := isChartArchive(p)
 		if err != nil {
 			return err
@@ -242,8 +217,13 @@ func (f *finder) display(p string) string {
 	return filepath.ToSlash(p)
 }
 
-// add records the image reference raw found at where, normalised.
-func (f *finder) add(raw, where string) error {
+// add records the image reference raw found at src, normalised, as an
+// image to bundle.
+func (f *finder) add(raw string, src Source) error { return f.addTo(f.found, raw, src) }
+
+// addTo records the image reference raw found at src, normalised, in set.
+func (f *finder) addTo(set records, raw string, src Source) error {
+	where := src.FoundIn
 	if strings.Contains(raw, "{{") {
 		return fmt.Errorf("%s: image %q is templated but unresolved", where, raw)
 	}
@@ -255,10 +235,7 @@ func (f *finder) add(raw, where string) error {
 	if f.excluded(ref) {
 		return nil
 	}
-	if f.found[ref] == nil {
-		f.found[ref] = map[string]bool{}
-	}
-	f.found[ref][where] = true
+	set.add(ref, src)
 	return nil
 }
 

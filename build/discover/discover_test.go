@@ -342,16 +342,18 @@ just a string
 			},
 		},
 		{
-			name:  "values file, then --set, then chart values",
+			// The install's order (package chartvalues): the app's APPENV
+			// gives way to a values file, which gives way to --set.
+			name:  "APPENV, then values file, then --set",
 			files: merged(appChart, map[string]string{"v1.yaml": "image:\n  repository: acme/web\n  tag: v1\n"}),
 			paths: []string{"app"},
 			opts: Options{
-				ValueFiles:  []string{"v1.yaml"},
-				Set:         []string{"image.tag=v2"},
-				ChartValues: map[string]map[string]any{"app": {"image": map[string]any{"tag": "v3"}}},
+				ValueFiles: []string{"v1.yaml"},
+				Set:        []string{"image.tag=v2"},
+				Apps:       map[string]App{"app": {Name: "app", Env: map[string]string{"image.repository": "acme/env", "image.tag": "v0"}}},
 			},
 			want: map[string][]string{
-				"docker.io/acme/web:v3": {"app/templates/deploy.yaml (Deployment/hoist-app)"},
+				"docker.io/acme/web:v2": {"app/templates/deploy.yaml (Deployment/hoist-app)"},
 			},
 		},
 		{
@@ -517,12 +519,12 @@ func inDir(dir string, names []string, def ...string) []string {
 func inDirOptions(dir string, opts Options) Options {
 	opts.ValueFiles = inDir(dir, opts.ValueFiles)
 	opts.ImageLists = inDir(dir, opts.ImageLists)
-	if opts.ChartValues != nil {
-		cv := map[string]map[string]any{}
-		for k, v := range opts.ChartValues {
-			cv[filepath.Join(dir, k)] = v
+	if opts.Apps != nil {
+		apps := map[string]App{}
+		for k, v := range opts.Apps {
+			apps[filepath.Join(dir, k)] = v
 		}
-		opts.ChartValues = cv
+		opts.Apps = apps
 	}
 	opts.BaseDir = dir
 	return opts
@@ -676,8 +678,12 @@ func FuzzManifests(f *testing.F) {
 	f.Add([]byte("---\na: 1\n---\n- x\n---\napiVersion: batch/v1\nkind: CronJob\nspec: {jobTemplate: {spec: {template: {spec: {containers: [{image: 'a/b:c@sha256:0'}]}}}}}\n"))
 	f.Add([]byte(`{"apiVersion": "v1", "kind": "Pod", "spec": {"ephemeralContainers": [{"image": "{{ x }}"}]}}`))
 	f.Add([]byte("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - image: {{ .Values.x }}\n"))
+	// Custom resources, operator arguments, possible references.
+	f.Add([]byte("apiVersion: x.io/v1\nkind: Db\nspec: {image: {registry: quay.io, repository: a/b, tag: v1}, sidecar: {image: 'quay.io/c/d'}}\n"))
+	f.Add([]byte("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - image: op:1\n      args: [--solver-image=x/y:1, --reloader, quay.io/r/l:2, --repo-server=svc:8081, -]\n      env: [{name: RELATED_IMAGE_A, value: 'quay.io/a@sha256:0'}]\n  volumes: [{name: v, image: {reference: 7}}]\n"))
+	f.Add([]byte("apiVersion: v1\nkind: ConfigMap\ndata: {a: 'run quay.io/x/y:v1. and node-role.kubernetes.io/x:NoSchedule'}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d := &finder{found: map[string]map[string]bool{}}
+		d := &finder{found: records{}, skipped: records{}, possible: records{}}
 		err := d.manifests("fuzz.yaml", data)
 		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.yaml") {
 			t.Errorf("error does not name the file: %v", err)

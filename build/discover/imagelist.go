@@ -26,7 +26,7 @@ func (f *finder) imageList(p string) error {
 		if line == "" {
 			continue
 		}
-		if err := f.add(line, fmt.Sprintf("%s:%d", name, n)); err != nil {
+		if err := f.add(line, Source{FoundIn: fmt.Sprintf("%s:%d", name, n), Kind: KindImageList}); err != nil {
 			return err
 		}
 	}

@@ -172,6 +172,7 @@ func (f *File) plan(ctx context.Context, opts Options, baseOnly bool) (*Plan, er
 			ContextDir:    ctxDir.abs,
 			Platform:      opts.Platform,
 			AppFiles:      map[string][]string{},
+			AppSources:    map[string][]string{},
 			BuildArgs:     map[string]string{},
 			BuildContexts: map[string]string{},
 			Parent:        opts.Parent,
@@ -808,6 +809,7 @@ func (p *planner) app(i int, n *parser.Node, word string) error {
 			return err
 		}
 		a.sources = append(a.sources, src)
+		p.plan.AppSources[name] = append(p.plan.AppSources[name], src.abs)
 	}
 	switch word {
 	case "CNI":

@@ -28,6 +28,11 @@ type Plan struct {
 	// AppFiles lists, per app, every file the app will hold, as image paths
 	// (apps/<name>/...), sorted.
 	AppFiles map[string][]string
+	// AppSources lists, per app of this Kubefile, where its sources are on
+	// this machine (absolute: in the context, or a download in the cache),
+	// in the order given: what a dry run reads to find the app's images
+	// without building.
+	AppSources map[string][]string
 	// BuildArgs are the --build-arg values some ARG consumes; the others are
 	// reported in Warnings, as docker does.
 	BuildArgs map[string]string

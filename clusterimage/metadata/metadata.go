@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 )
 
@@ -23,6 +24,10 @@ const (
 	// TypeLabel holds the image type alone, so that `hoist images` and other
 	// tools can filter without decoding the document.
 	TypeLabel = "io.hoist.image.type"
+	// KubernetesVersionLabel is the config label of a base image that
+	// brings Kubernetes up: the version it installs (v1.37.2). Images built
+	// FROM it inherit it, and their charts are rendered for it.
+	KubernetesVersionLabel = "io.hoist.kubernetes.version"
 )
 
 // ImageType is what an image is for: TypeCluster or TypeApp. A document read
@@ -62,9 +67,13 @@ type Metadata struct {
 	Launch        Launch            `json:"launch"`
 	Env           map[string]string `json:"env"`
 	KubeVersion   string            `json:"kubeVersion"`
-	CNI           []string          `json:"cni"`
-	CSI           []string          `json:"csi"`
-	Images        []Image           `json:"images"`
+	// RenderKubeVersion is the Kubernetes version (v1.37.2) the image's
+	// charts were rendered for when its images were found; "" in images
+	// built before hoist recorded it.
+	RenderKubeVersion string   `json:"renderKubeVersion"`
+	CNI               []string `json:"cni"`
+	CSI               []string `json:"csi"`
+	Images            []Image  `json:"images"`
 }
 
 // App is one application of the image, installed from apps/<name>/.
@@ -90,6 +99,10 @@ type Image struct {
 	Platform string `json:"platform"`
 	FoundIn  string `json:"foundIn"`
 }
+
+// kubeVersion is how RenderKubeVersion is written: v, major, minor, patch,
+// and an optional pre-release or build part.
+var kubeVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]+)?$`)
 
 // New returns empty metadata of the given type.
 func New(imageType ImageType) *Metadata {
@@ -209,6 +222,9 @@ func (m *Metadata) Validate() error {
 		if !seen[name] {
 			return fmt.Errorf("metadata: launch names app %q, which the image does not hold", name)
 		}
+	}
+	if m.RenderKubeVersion != "" && !kubeVersion.MatchString(m.RenderKubeVersion) {
+		return fmt.Errorf("metadata renderKubeVersion %q: not a Kubernetes version such as v1.37.2", m.RenderKubeVersion)
 	}
 	for _, list := range [][]string{m.CNI, m.CSI} {
 		for _, name := range list {

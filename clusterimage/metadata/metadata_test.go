@@ -15,7 +15,7 @@ func TestEmptyListsAreNeverNull(t *testing.T) {
 	if strings.Contains(string(data), "null") {
 		t.Errorf("null in %s", data)
 	}
-	want := `{"schemaVersion":"v1alpha1","type":"cluster","apps":[{"name":"a","type":"helm","files":[],"cmds":[],"env":{}}],"launch":{"apps":[],"cmds":[]},"env":{},"kubeVersion":"","cni":[],"csi":[],"images":[]}`
+	want := `{"schemaVersion":"v1alpha1","type":"cluster","apps":[{"name":"a","type":"helm","files":[],"cmds":[],"env":{}}],"launch":{"apps":[],"cmds":[]},"env":{},"kubeVersion":"","renderKubeVersion":"","cni":[],"csi":[],"images":[]}`
 	if string(data) != want {
 		t.Errorf("got  %s\nwant %s", data, want)
 	}
@@ -37,6 +37,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 	m := New(TypeCluster)
 	m.Apps = []App{{Name: "web", Type: AppHelm, Files: []string{"apps/web/"}, Env: map[string]string{"K": "V"}}}
 	m.Launch.Apps = []string{"web"}
+	m.RenderKubeVersion = "v1.37.2"
 	m.Images = []Image{{Ref: "docker.io/library/nginx:1.27", Digest: "sha256:" + strings.Repeat("a", 64), Platform: "linux/amd64", FoundIn: "apps/web/templates/deploy.yaml"}}
 	data, err := json.Marshal(m)
 	if err != nil {
@@ -62,6 +63,7 @@ func TestValidate(t *testing.T) {
 		{`{"schemaVersion":"v1alpha1","type":"app","launch":{"apps":["x"]}}`, "launch names app \"x\""},
 		{`{"schemaVersion":"v1alpha1","type":"app","cni":["x"]}`, "plugin app \"x\""},
 		{`{"schemaVersion":`, "decoding io.hoist.image.metadata"},
+		{`{"schemaVersion":"v1alpha1","type":"app","renderKubeVersion":"1.37"}`, `renderKubeVersion "1.37": not a Kubernetes version`},
 	} {
 		_, err := Decode([]byte(tc.doc))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -81,5 +83,18 @@ func TestDecodeTypeMismatch(t *testing.T) {
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%s: error %v, want %q", tc.doc, err, tc.want)
 		}
+	}
+}
+
+// An image built before renderKubeVersion existed decodes, with it empty;
+// one with a pre-release version decodes too.
+func TestRenderKubeVersionOptional(t *testing.T) {
+	m, err := Decode([]byte(`{"schemaVersion":"v1alpha1","type":"cluster","kubeVersion":">=1.28"}`))
+	if err != nil || m.RenderKubeVersion != "" {
+		t.Errorf("old document: %+v, %v", m, err)
+	}
+	m, err = Decode([]byte(`{"schemaVersion":"v1alpha1","type":"cluster","renderKubeVersion":"v1.38.0-rc.1"}`))
+	if err != nil || m.RenderKubeVersion != "v1.38.0-rc.1" {
+		t.Errorf("pre-release: %+v, %v", m, err)
 	}
 }

@@ -41,8 +41,8 @@ func (f *applyFlags) add(cmd *cobra.Command) {
 	fl.IntVar(&f.jobs, "jobs", 10, "nodes worked on at once")
 	fl.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust the SSH host key of a host seen for the first time (StrictHostKeyChecking=accept-new); a changed key is always refused")
 	fl.StringSliceVar(&f.apps, "apps", nil, "apps to launch, in order, instead of the image's LAUNCH (comma-separated)")
-	fl.StringArrayVar(&f.valueFiles, "values", nil, "Helm values file for every chart (repeatable)")
-	fl.StringArrayVar(&f.set, "set", nil, "Helm value k=v for every chart (repeatable)")
+	fl.StringArrayVar(&f.valueFiles, "values", nil, "Helm values FILE for every chart, or APP=FILE for app APP's, over APPENV (repeatable, in order)")
+	fl.StringArrayVar(&f.set, "set", nil, "Helm value k=v for every chart, or APP:k=v for app APP's, after --values (repeatable)")
 	fl.BoolVar(&f.prune, "prune", false, "remove (drain and clean) the hosts applied before that the Clusterfile no longer lists; asks first on a terminal")
 	fl.BoolVar(&f.force, "force", false, "with --prune: remove without asking")
 }

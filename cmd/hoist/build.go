@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hoistdev/hoist/build"
+	"github.com/hoistdev/hoist/build/discover"
 	"github.com/hoistdev/hoist/build/kubefile"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 	"github.com/hoistdev/hoist/layout"
@@ -37,10 +38,13 @@ type buildOptions struct {
 
 	valueFiles    []string
 	set           []string
+	kubeVersion   string
+	apiVersions   []string
 	imageLists    []string
 	excludeImages []string
 	jobs          int
 	allowMissing  bool
+	includeTests  bool
 	tlsVerify     bool
 	progress      io.Writer
 }
@@ -56,7 +60,14 @@ CONTEXT is the build context directory (default: the current directory). The
 Kubefile is CONTEXT/Kubefile unless -f names another. The build runs through
 buildah into the image store under --root; RUN steps run with runc. With
 --dry-run, hoist only parses and plans the build and prints the Dockerfile
-buildah would run and the image metadata.`,
+buildah would run and the image metadata, with the images the Kubefile's
+apps need (found from their sources; the build also reads what COPY, ADD
+and RUN put under charts/ and manifests/, and collects digests).
+
+Charts are rendered for --kube-version, else the io.hoist.kubernetes.version
+label of the base image, else the highest version KUBEVERSION allows, else
+the newest version hoist's Kubernetes base image ships; the version is
+recorded in the metadata (renderKubeVersion).`,
 		Example: `  hoist build -t acme/platform:v1 -f Kubefile.example examples/platform
   hoist build --platform linux/amd64,linux/arm64 -t acme/platform:v1 .
   hoist build --dry-run --format json -f Kubefile.example examples/platform`,
@@ -84,11 +95,14 @@ buildah would run and the image metadata.`,
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID")
 	f.BoolVar(&o.dryRun, "dry-run", false, "parse and plan only; print the Dockerfile and the metadata")
 	f.StringVar(&o.format, "format", "", "with --dry-run: json, or a Go template")
-	f.StringArrayVar(&o.valueFiles, "values", nil, "Helm values file for every chart, when finding images (repeatable)")
-	f.StringArrayVar(&o.set, "set", nil, "Helm value k=v for every chart, when finding images (repeatable)")
+	f.StringArrayVar(&o.valueFiles, "values", nil, "Helm values FILE for every chart, or APP=FILE for app APP's, when finding images (repeatable)")
+	f.StringArrayVar(&o.set, "set", nil, "Helm value k=v for every chart, or APP:k=v for app APP's, when finding images (repeatable)")
+	f.StringVar(&o.kubeVersion, "kube-version", "", "Kubernetes version charts are rendered for (default: the base image's io.hoist.kubernetes.version, else the highest KUBEVERSION allows, else "+discover.NewestKubeVersion+")")
+	f.StringSliceVar(&o.apiVersions, "api-versions", nil, "Kubernetes API versions charts see besides Helm's defaults, such as monitoring.coreos.com/v1 (repeatable, or comma-separated)")
 	f.StringArrayVar(&o.imageLists, "image-list", nil, "file of extra images to bundle, one a line (repeatable)")
 	f.StringArrayVar(&o.excludeImages, "exclude-image", nil, "image not to bundle: a reference, or a prefix ending in / or * (repeatable)")
 	f.IntVar(&o.jobs, "jobs", 4, "images pulled in parallel")
+	f.BoolVar(&o.includeTests, "include-tests", false, "bundle the images of charts' Helm test hooks (helm.sh/hook: test) too")
 	f.BoolVar(&o.allowMissing, "allow-missing", false, "build even when an image cannot be bundled (recorded without digest, with a warning)")
 	f.BoolVar(&o.tlsVerify, "tls-verify", true, "require HTTPS and verified certificates from registries (false for registries on loopback)")
 	return cmd
@@ -133,6 +147,14 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o
 	if o.format != "" && !o.dryRun {
 		return errors.New("--format applies to --dry-run only")
 	}
+	if o.kubeVersion != "" {
+		if _, err := discover.ParseKubeVersion(o.kubeVersion); err != nil {
+			return fmt.Errorf("--kube-version: %w", err)
+		}
+	}
+	if err := discover.CheckAPIVersions(o.apiVersions); err != nil {
+		return fmt.Errorf("--api-versions: %w", err)
+	}
 	opts := build.Options{
 		ContextDir:    contextDir,
 		File:          file,
@@ -150,10 +172,13 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o
 		Out:           stdout,
 		ValueFiles:    o.valueFiles,
 		Set:           o.set,
+		KubeVersion:   o.kubeVersion,
+		APIVersions:   o.apiVersions,
 		ImageLists:    o.imageLists,
 		ExcludeImages: o.excludeImages,
 		Jobs:          o.jobs,
 		AllowMissing:  o.allowMissing,
+		IncludeTests:  o.includeTests,
 		TLSNoVerify:   !o.tlsVerify,
 		Progress:      o.progress,
 		Err:           stderr,

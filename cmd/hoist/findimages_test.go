@@ -9,16 +9,25 @@ import (
 	"testing"
 )
 
-// findImages runs find-images in process with args.
+// findImages runs find-images in process with args and returns its
+// standard output.
 func findImages(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	out, _, err := findImagesErr(t, args...)
+	return out, err
+}
+
+// findImagesErr runs find-images in process with args and returns its
+// standard output and standard error apart.
+func findImagesErr(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
 	cmd := newFindImagesCommand(&globalOptions{root: t.TempDir()})
-	var out bytes.Buffer
+	var out, errOut bytes.Buffer
 	cmd.SetOut(&out)
-	cmd.SetErr(&out)
+	cmd.SetErr(&errOut)
 	cmd.SetArgs(args)
 	err := cmd.Execute()
-	return out.String(), err
+	return out.String(), errOut.String(), err
 }
 
 func TestFindImagesTable(t *testing.T) {

@@ -86,15 +86,20 @@ func TestBuildDryRunJSON(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	want := []string{"apps", "cni", "csi", "env", "images", "kubeVersion", "launch", "schemaVersion", "type"}
+	want := []string{"apps", "cni", "csi", "env", "images", "kubeVersion", "launch", "renderKubeVersion", "schemaVersion", "type"}
 	if !reflect.DeepEqual(keys, want) {
 		t.Errorf("metadata keys = %v, want the schema's %v", keys, want)
 	}
-	if meta["schemaVersion"] != "v1alpha1" || meta["type"] != "cluster" || meta["kubeVersion"] != ">=1.28 <1.38" {
+	// The highest version KUBEVERSION allows that hoist knows.
+	if meta["schemaVersion"] != "v1alpha1" || meta["type"] != "cluster" || meta["kubeVersion"] != ">=1.28 <1.38" || meta["renderKubeVersion"] != "v1.37.2" {
 		t.Errorf("metadata = %v", meta)
 	}
-	if images, ok := meta["images"].([]any); !ok || len(images) != 0 {
-		t.Errorf("images = %#v, want an empty list", meta["images"])
+	// The dry run finds the apps' images from their sources, without
+	// digests (nothing is collected).
+	images, _ := json.Marshal(meta["images"])
+	if want := `[{"digest":"","foundIn":"charts/web/templates/deployment.yaml (Deployment/hoist)","platform":"","ref":"docker.io/library/nginx:1.27.3"},` +
+		`{"digest":"","foundIn":"manifests/monitoring/node-exporter.yaml (DaemonSet/node-exporter)","platform":"","ref":"quay.io/prometheus/node-exporter:v1.8.2"}]`; string(images) != want {
+		t.Errorf("images = %s\nwant     %s", images, want)
 	}
 	app := meta["apps"].([]any)[0].(map[string]any)
 	var appKeys []string
