@@ -18,7 +18,6 @@ package chartvalues
 import (
 	"fmt"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -27,11 +26,6 @@ import (
 
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
-
-// appName is what an app may be called (the Kubefile's rule): lower-case
-// letters, digits and '-'. A prefix of this shape, before '=' in --values
-// or ':' in --set, names an app.
-var appName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
 // Flags are the values of one command line, as given.
 type Flags struct {
@@ -46,7 +40,7 @@ type Flags struct {
 // SplitFile reads a --values argument: ("web", "prod.yaml") for
 // web=prod.yaml, ("", s) for a file of every chart.
 func SplitFile(s string) (app, file string) {
-	if a, f, ok := strings.Cut(s, "="); ok && appName.MatchString(a) && f != "" {
+	if a, f, ok := strings.Cut(s, "="); ok && metadata.IsAppName(a) && f != "" {
 		return a, f
 	}
 	return "", s
@@ -56,7 +50,7 @@ func SplitFile(s string) (app, file string) {
 // web:image.tag=1, ("", s) for a value of every chart. A value's ':' (as in
 // image=nginx:1.27) comes after '=', so it never reads as an app.
 func SplitSet(s string) (app, value string) {
-	if a, v, ok := strings.Cut(s, ":"); ok && appName.MatchString(a) {
+	if a, v, ok := strings.Cut(s, ":"); ok && metadata.IsAppName(a) {
 		return a, v
 	}
 	return "", s

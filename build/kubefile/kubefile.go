@@ -326,8 +326,6 @@ type planner struct {
 	replaced map[int]string
 }
 
-var appName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-
 func (p *planner) errorf(line int, format string, args ...any) error {
 	return &Error{File: p.name, Line: line, Err: fmt.Errorf(format, args...)}
 }
@@ -778,8 +776,8 @@ func (p *planner) app(i int, n *parser.Node, word string) error {
 		return p.errorf(line, "%s needs a name and at least one source: %s name local://path ...", word, word)
 	}
 	name := words[0]
-	if !appName.MatchString(name) || len(name) > 53 {
-		return p.errorf(line, "%s name %q: use lower-case letters, digits and '-', at most 53 characters (it becomes a Helm release name)", word, name)
+	if !metadata.IsAppName(name) {
+		return p.errorf(line, "%s name %q: use lower-case letters, digits and '-', at most %d characters (it becomes a Helm release name)", word, name, metadata.MaxAppName)
 	}
 	a := p.pendingApp(name)
 	if a.line != 0 {

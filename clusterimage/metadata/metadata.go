@@ -184,6 +184,17 @@ func (m *Metadata) Encode() ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
+// appName is what an app may be called: a Helm release name (lower-case
+// letters, digits and '-', at most 53 characters). The name is a folder
+// of the rootfs too (apps/<name>/), so a name from an image never leaves it.
+var appName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// MaxAppName is the longest app name: Helm's limit on a release name.
+const MaxAppName = 53
+
+// IsAppName tells whether name may name an app.
+func IsAppName(name string) bool { return len(name) <= MaxAppName && appName.MatchString(name) }
+
 // Decode reads a metadata document, as found under Annotation, and checks it.
 func Decode(data []byte) (*Metadata, error) {
 	var m Metadata
@@ -209,6 +220,9 @@ func (m *Metadata) Validate() error {
 	for _, a := range m.Apps {
 		if a.Name == "" {
 			return fmt.Errorf("metadata: an app has no name")
+		}
+		if !IsAppName(a.Name) {
+			return fmt.Errorf("metadata: app name %q: want lower-case letters, digits and '-', at most %d characters", a.Name, MaxAppName)
 		}
 		if seen[a.Name] {
 			return fmt.Errorf("metadata: app %q appears twice", a.Name)

@@ -60,6 +60,10 @@ func TestValidate(t *testing.T) {
 		{`{"schemaVersion":"v1alpha1","type":"app","apps":[{"name":"","type":"helm"}]}`, "has no name"},
 		{`{"schemaVersion":"v1alpha1","type":"app","apps":[{"name":"a","type":"helm"},{"name":"a","type":"shell"}]}`, "appears twice"},
 		{`{"schemaVersion":"v1alpha1","type":"app","apps":[{"name":"a","type":"ansible"}]}`, "unknown type \"ansible\""},
+		// The name is the app's folder, apps/<name>/: never outside it.
+		{`{"schemaVersion":"v1alpha1","type":"app","apps":[{"name":"../../etc","type":"shell"}]}`, `app name "../../etc": want lower-case letters`},
+		{`{"schemaVersion":"v1alpha1","type":"app","apps":[{"name":"Web","type":"helm"}]}`, `app name "Web"`},
+		{`{"schemaVersion":"v1alpha1","type":"app","apps":[{"name":"` + strings.Repeat("a", 54) + `","type":"helm"}]}`, "at most 53 characters"},
 		{`{"schemaVersion":"v1alpha1","type":"app","launch":{"apps":["x"]}}`, "launch names app \"x\""},
 		{`{"schemaVersion":"v1alpha1","type":"app","cni":["x"]}`, "plugin app \"x\""},
 		{`{"schemaVersion":`, "decoding io.hoist.image.metadata"},
