@@ -3,7 +3,9 @@ package build_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,6 +112,22 @@ func TestBundleImagesFromTwoRegistries(t *testing.T) {
 	// original name, in both request forms.
 	root := fixture.Root(t)
 	fixture.ExtractImage(t, fixture.SavedImage(t, store, "test/bundle:v1"), root)
+	// Readable by all, as a registry's own storage: 0644 files, 0755
+	// folders (the blob cache once wrote them 0600).
+	filepath.WalkDir(root+"/registry", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := d.Info()
+		want := fs.FileMode(0o644)
+		if d.IsDir() {
+			want = fs.ModeDir | 0o755
+		}
+		if info.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", p, info.Mode(), want)
+		}
+		return nil
+	})
 	srv, err := registry.Start(context.Background(), root+"/registry", "127.0.0.1:0", "", "", registry.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

@@ -72,6 +72,7 @@ func Open(root string, opts OpenOptions) (*Store, error) {
 		RegistriesDirPath:           filepath.Join(s.ConfigDir, "registries.d"),
 		AuthFilePath:                s.AuthFile(),
 		BigFilesTemporaryDir:        s.TmpDir(),
+		BlobInfoCacheDir:            s.local().BlobInfoCache(),
 	}
 	sys := s.sys
 	s.Runtime, err = libimage.RuntimeFromStore(s.Storage, &libimage.RuntimeOptions{SystemContext: &sys})

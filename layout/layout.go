@@ -36,6 +36,10 @@ func (l Local) Config() string { return filepath.Join(l.Root, "config") }
 // BlobCache caches the blobs of the images a build bundles.
 func (l Local) BlobCache() string { return filepath.Join(l.Root, "cache", "blobs") }
 
+// BlobInfoCache is containers/image's cache of what blobs each registry
+// holds (otherwise in /var/lib/containers/cache).
+func (l Local) BlobInfoCache() string { return filepath.Join(l.Root, "cache", "blob-info") }
+
 // BuildLock keeps builds of one store apart.
 func (l Local) BuildLock() string { return filepath.Join(l.Root, "build.lock") }
 

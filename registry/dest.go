@@ -129,6 +129,11 @@ func (d *blobDest) PutBlob(ctx context.Context, stream io.Reader, info types.Blo
 	if err == nil {
 		err = bw.Flush()
 	}
+	if err == nil {
+		// Readable by all, as in a registry's own storage: these files
+		// are hard-linked into the image's registry/ layer.
+		err = tmp.Chmod(blobMode)
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -198,7 +203,11 @@ func (d *blobDest) PutManifest(_ context.Context, manifest []byte, instanceDiges
 		if err != nil {
 			return err
 		}
-		if _, err := tmp.Write(manifest); err != nil {
+		_, err = tmp.Write(manifest)
+		if err == nil {
+			err = tmp.Chmod(blobMode)
+		}
+		if err != nil {
 			tmp.Close()
 			os.Remove(tmp.Name())
 			return err

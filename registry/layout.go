@@ -248,6 +248,13 @@ func linkBlob(src, dst string, d digest.Digest) error {
 	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 		return err
 	}
+	// A cache that an older hoist filled holds its blobs 0600: the link
+	// shares the file's mode, which the registry layer must have readable.
+	if st, err := os.Stat(from); err == nil && st.Mode().Perm() != blobMode {
+		if err := os.Chmod(from, blobMode); err != nil {
+			return err
+		}
+	}
 	// Images extracted at once may share a blob: one links it first.
 	if err := os.Link(from, to); err == nil || errors.Is(err, fs.ErrExist) {
 		return nil
@@ -259,9 +266,13 @@ func linkBlob(src, dst string, d digest.Digest) error {
 	return err
 }
 
+// blobMode is the mode of a registry's files: readable by all, as
+// Distribution's own storage writes them.
+const blobMode = 0o644
+
 func writeLink(path string, d digest.Digest) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(path, []byte(d.String()), 0o644)
+	return os.WriteFile(path, []byte(d.String()), blobMode)
 }

@@ -24,7 +24,7 @@ func main() {
 	// Ctrl-C cancels the running command, which then cleans up (a build
 	// removes its working containers) before hoist exits.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCommand().ExecuteContext(ctx)
+	err := newRoot(&globalOptions{process: true}).ExecuteContext(ctx)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)

@@ -15,11 +15,21 @@ type globalOptions struct {
 	root          string
 	storageDriver string
 	debug         bool
+	// process: this is the hoist process (main), not a test running
+	// commands in its own process, whose environment must stay its own.
+	process bool
 }
 
-// openStore opens the image store under --root.
+// openStore opens the image store under --root. In the hoist process, the
+// temporary files of buildah and of the programs hoist starts go to the
+// store's tmp/ from then on: buildah reads only TMPDIR (else /var/tmp), and
+// everything hoist writes belongs under --root.
 func (g *globalOptions) openStore() (*clusterimage.Store, error) {
-	return clusterimage.Open(g.root, clusterimage.OpenOptions{Driver: g.storageDriver})
+	store, err := clusterimage.Open(g.root, clusterimage.OpenOptions{Driver: g.storageDriver})
+	if err == nil && g.process {
+		os.Setenv("TMPDIR", store.TmpDir())
+	}
+	return store, err
 }
 
 // openExistingStore opens the image store under --root if there is one
@@ -31,8 +41,9 @@ func (g *globalOptions) openExistingStore() (*clusterimage.Store, error) {
 	return g.openStore()
 }
 
-func newRootCommand() *cobra.Command {
-	g := &globalOptions{}
+func newRootCommand() *cobra.Command { return newRoot(&globalOptions{}) }
+
+func newRoot(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hoist",
 		Short: "Pack a Kubernetes cluster or app into one OCI image and install it over SSH, offline",
