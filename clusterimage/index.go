@@ -125,6 +125,11 @@ func (s *Store) loadIndexArchive(ctx context.Context, path string, copts CopyOpt
 	if err := Untar(path, dir); err != nil {
 		return nil, err
 	}
+	return s.loadIndexDir(ctx, dir, copts)
+}
+
+// loadIndexDir loads an unpacked, checked oci-archive holding an index.
+func (s *Store) loadIndexDir(ctx context.Context, dir string, copts CopyOptions) ([]string, error) {
 	idx, err := archive.ReadIndex(func(name string) ([]byte, error) {
 		data, err := archive.ReadJSON(filepath.Join(dir, filepath.FromSlash(name)))
 		if err != nil {

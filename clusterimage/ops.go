@@ -2,16 +2,20 @@ package clusterimage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/common/libimage"
 	"go.podman.io/common/pkg/config"
 	"go.podman.io/image/v5/copy"
@@ -21,6 +25,8 @@ import (
 
 	"github.com/hoistdev/hoist/clusterimage/archive"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
+	"github.com/hoistdev/hoist/scratch"
+	"github.com/hoistdev/hoist/tree"
 )
 
 // Archive formats of save.
@@ -240,19 +246,11 @@ func (s *Store) Remove(ctx context.Context, names []string, all, force bool) ([]
 	return out, errors.Join(errs...)
 }
 
-// Save writes an image (or a whole index, with oci-archive) to an archive.
-// The file appears only once complete: a failed save leaves nothing behind.
-func (s *Store) Save(ctx context.Context, name, format, path string, copts CopyOptions) error {
-	if format == "" {
-		format = FormatOCIArchive
-	}
-	if format != FormatOCIArchive && format != FormatDockerArchive {
-		return fmt.Errorf("--format %q: use %s or %s", format, FormatOCIArchive, FormatDockerArchive)
-	}
-	img, err := s.lookup(name)
-	if err != nil {
-		return err
-	}
+// saveDockerArchive writes a docker-archive through libimage, which stages
+// the archive's files in a directory first (oci-archives are streamed by
+// hoist's own writer, save.go). The file appears only once complete: a
+// failed save leaves nothing behind.
+func (s *Store) saveDockerArchive(ctx context.Context, img *libimage.Image, name, path string, copts CopyOptions) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 	if err != nil {
 		return fmt.Errorf("saving to %s: %w", path, err)
@@ -263,34 +261,11 @@ func (s *Store) Save(ctx context.Context, name, format, path string, copts CopyO
 
 	opts := &libimage.SaveOptions{}
 	copts.apply(&opts.CopyOptions)
-	// Layers stay as stored (uncompressed): the manifest, and so the
-	// digest, are the image's own, and load gives back the same image.
-	opts.OciAcceptUncompressedLayers = true
-	if isList, _ := img.IsManifestList(ctx); isList {
-		if format != FormatOCIArchive {
-			return fmt.Errorf("%s is an index of several platforms; only oci-archive holds it whole", name)
-		}
-		list, err := img.ToManifestList()
-		if err != nil {
-			return err
-		}
-		popts := &libimage.ManifestListPushOptions{ImageListSelection: copy.CopyAllImages}
-		copts.apply(&popts.CopyOptions)
-		popts.OciAcceptUncompressedLayers = true
-		dest := "oci-archive:" + tmp.Name()
-		if names := img.Names(); len(names) > 0 {
-			dest += ":" + names[0] // load names the index after it
-		}
-		if _, err := list.Push(ctx, dest, popts); err != nil {
-			return fmt.Errorf("saving %s: %w", name, err)
-		}
-		return os.Rename(tmp.Name(), path)
-	}
 	saveName := name
 	if strings.HasPrefix(img.ID(), strings.TrimPrefix(name, "sha256:")) {
 		saveName = img.ID()
 	}
-	if err := s.Runtime.Save(ctx, []string{saveName}, format, tmp.Name(), opts); err != nil {
+	if err := s.Runtime.Save(ctx, []string{saveName}, FormatDockerArchive, tmp.Name(), opts); err != nil {
 		return fmt.Errorf("saving %s: %w", name, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
@@ -299,22 +274,188 @@ func (s *Store) Save(ctx context.Context, name, format, path string, copts CopyO
 	return nil
 }
 
-// Load reads an oci-archive, docker-archive (docker save) or OCI layout and
-// returns the names it loaded. The archive is checked first (package
-// archive): nothing is unpacked from one that could write outside the
-// store.
+// Load reads an oci-archive (its layers uncompressed, gzip or zstd),
+// docker-archive (docker save) or OCI layout, or a split archive (its
+// manifest or first part), and returns the names it loaded. The archive is
+// checked first (package archive): nothing is unpacked from one that could
+// write outside the store, a split archive's parts must all match their
+// digests, and a differential archive's base image must be in the store.
 func (s *Store) Load(ctx context.Context, path string, copts CopyOptions) ([]string, error) {
-	checked, err := archive.Check(path)
+	before, err := s.Storage.Layers()
 	if err != nil {
+		return nil, err
+	}
+	checked := &archive.Checked{}
+	names, err := s.load(ctx, path, checked, copts)
+	if err != nil {
+		s.removeLeftLayers(before, checked.Layers)
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
-	if checked.Index {
-		names, err := s.loadIndexArchive(ctx, path, copts)
-		if err != nil {
-			return nil, fmt.Errorf("loading %s: %w", path, err)
-		}
-		return names, nil
+	return names, nil
+}
+
+// load loads the archive at path, filling checked once it is checked.
+func (s *Store) load(ctx context.Context, path string, checked *archive.Checked, copts CopyOptions) ([]string, error) {
+	if manifest, ok := archive.SplitManifestPath(path); ok {
+		return s.loadSplit(ctx, manifest, checked, copts)
 	}
+	c, err := archive.Check(path)
+	if err != nil {
+		return nil, err
+	}
+	*checked = *c
+	if err := s.checkBase(checked.Differential); err != nil {
+		return nil, err
+	}
+	if checked.Index {
+		return s.loadIndexArchive(ctx, path, copts)
+	}
+	// A differential archive lacks the layers its base has: the store's
+	// destination finds each by its diff ID, the digest the manifest lists
+	// it by, and asks the archive for none of them.
+	return s.loadWithLibimage(ctx, path, copts)
+}
+
+// removeLeftLayers removes what a failed load left: containers/image
+// commits each layer as soon as it can, so a layer that fails its digest
+// leaves the ones before it in the store, in no image. Only layers that
+// are new since the load began, of a digest the archive lists, and in no
+// image are removed, children first: never a layer another command (a
+// build at the same time) may be making.
+func (s *Store) removeLeftLayers(before []storage.Layer, listed []digest.Digest) {
+	if len(listed) == 0 {
+		return
+	}
+	old := map[string]bool{}
+	for _, l := range before {
+		old[l.ID] = true
+	}
+	ours := map[digest.Digest]bool{}
+	for _, d := range listed {
+		ours[d] = true
+	}
+	used := map[string]bool{}
+	if imgs, err := s.Storage.Images(); err == nil {
+		for _, img := range imgs {
+			for id := img.TopLayer; id != "" && !used[id]; {
+				used[id] = true
+				l, err := s.Storage.Layer(id)
+				if err != nil {
+					break
+				}
+				id = l.Parent
+			}
+		}
+	} else {
+		return
+	}
+	for range 100 { // a layer goes once its children have
+		layers, err := s.Storage.Layers()
+		if err != nil {
+			return
+		}
+		removed := false
+		for _, l := range layers {
+			if old[l.ID] || used[l.ID] || !(ours[l.UncompressedDigest] || ours[l.CompressedDigest]) {
+				continue
+			}
+			if s.Storage.DeleteLayer(l.ID) == nil {
+				removed = true
+			}
+		}
+		if !removed {
+			return
+		}
+	}
+}
+
+// loadSplit loads a split archive: every part verified first, then the
+// parts read in place, one after the other, as one archive.
+func (s *Store) loadSplit(ctx context.Context, manifest string, checked *archive.Checked, copts CopyOptions) ([]string, error) {
+	parts, err := archive.OpenSplit(manifest)
+	if err != nil {
+		return nil, err
+	}
+	defer parts.Close()
+	c, err := archive.CheckTar(parts.Reader())
+	if err != nil {
+		return nil, err
+	}
+	*checked = *c
+	if err := s.checkBase(checked.Differential); err != nil {
+		return nil, err
+	}
+	// Unpacked as libimage unpacks an oci-archive (into a directory it
+	// reads the layout from), but from the parts: no file holds the whole
+	// archive.
+	dir, err := scratch.Dir(s.TmpDir(), "load-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if err := tree.Extract(parts.Reader(), dir); err != nil {
+		return nil, err
+	}
+	if checked.Index {
+		return s.loadIndexDir(ctx, dir, copts)
+	}
+	ids, err := s.loadWithLibimage(ctx, dir, copts)
+	if err != nil {
+		return nil, err
+	}
+	// libimage names an image from an oci-archive after its ref.name
+	// annotation, but leaves one from a layout directory unnamed: named
+	// here as the archive would have been.
+	index, err := archive.ReadJSON(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return nil, err
+	}
+	var idx imgspecv1.Index
+	if err := json.Unmarshal(index, &idx); err != nil || len(idx.Manifests) != 1 || len(ids) != 1 {
+		return ids, err
+	}
+	name := idx.Manifests[0].Annotations[imgspecv1.AnnotationRefName]
+	if name == "" {
+		return ids, nil
+	}
+	img, err := s.lookup(ids[0])
+	if err != nil {
+		return nil, err
+	}
+	if err := img.Tag(name); err != nil {
+		return nil, fmt.Errorf("naming the loaded image %s: %w", name, err)
+	}
+	return img.Names()[len(img.Names())-1:], nil
+}
+
+// checkBase checks that the store holds what a differential archive left
+// out: its base image, and the layers of it the archive lists.
+func (s *Store) checkBase(d *archive.Differential) error {
+	if d == nil {
+		return nil
+	}
+	name := d.Base.Name
+	if name == "" {
+		name = "(no name)"
+	}
+	missing := fmt.Errorf("the archive is differential: it needs image %s (sha256:%s) in the store: load it first", name, d.Base.ID)
+	if _, err := s.Storage.Image(d.Base.ID); err != nil {
+		return missing
+	}
+	have, err := s.diffIDs(d.Base.ID)
+	if err != nil {
+		return err
+	}
+	for _, l := range d.Omitted {
+		if !slices.Contains(have, l.Digest) {
+			return fmt.Errorf("the archive is differential: image %s (sha256:%s) in the store lacks its layer %s", name, d.Base.ID, l.Digest)
+		}
+	}
+	return nil
+}
+
+// loadWithLibimage loads a checked single-image archive or layout.
+func (s *Store) loadWithLibimage(ctx context.Context, path string, copts CopyOptions) ([]string, error) {
 	opts := &libimage.LoadOptions{}
 	copts.apply(&opts.CopyOptions)
 	names, err := s.Runtime.Load(ctx, path, opts)
@@ -322,12 +463,12 @@ func (s *Store) Load(ctx context.Context, path string, copts CopyOptions) ([]str
 		// libimage lists what every format said; the archive was read
 		// whole above, so the problem is its content.
 		first, _, _ := strings.Cut(err.Error(), "\n")
-		return nil, fmt.Errorf("loading %s: not an image archive (oci-archive, docker-archive or OCI layout): %s", path, strings.TrimSuffix(first, ":"))
+		return nil, fmt.Errorf("not an image archive (oci-archive, docker-archive or OCI layout): %s", strings.TrimSuffix(first, ":"))
 	}
 	// libimage's docker-archive reader loads every image manifest.json
 	// lists, and so succeeds for a list of none.
 	if len(names) == 0 {
-		return nil, fmt.Errorf("loading %s: the archive holds no image", path)
+		return nil, errors.New("the archive holds no image")
 	}
 	return names, nil
 }

@@ -63,6 +63,13 @@ type Checked struct {
 	// layout of an index), which hoist loads itself (libimage would take
 	// one image of it): see ReadIndex.
 	Index bool
+	// Differential is set for a differential archive (hoist save --since):
+	// the layers it lists as omitted are not in the archive, and must be
+	// in the store before it is loaded.
+	Differential *Differential
+	// Layers are the digests of every layer the manifests list: what a
+	// failed load may have left in the store is among them.
+	Layers []digest.Digest
 }
 
 // entryError refuses one entry of an archive or a layout: its message
@@ -109,8 +116,16 @@ func CheckTar(r io.ReadSeeker) (*Checked, error) {
 		return nil, errors.New("the archive holds no image: it has neither an index.json (oci-archive) nor a manifest.json (docker save)")
 	}
 	out := &Checked{}
+	if data, ok := l.json[DifferentialFile]; ok {
+		if hasDocker {
+			return nil, errDifferentialDocker
+		}
+		if out.Differential, err = ParseDifferential(data); err != nil {
+			return nil, err
+		}
+	}
 	if hasIndex {
-		if out.Index, err = checkLayout(&tarLayout{r: r, l: l}, index); err != nil {
+		if out.Index, out.Layers, err = checkLayout(&tarLayout{r: r, l: l}, index, out.Differential.omittedSizes()); err != nil {
 			return nil, err
 		}
 	}
@@ -224,7 +239,7 @@ func (l *tarListing) add(h *tar.Header, data io.Reader) error {
 		l.order = append(l.order, name)
 	}
 	l.entries[name] = e
-	if name == indexFile || name == dockerFile || name == ociLayoutFile {
+	if name == indexFile || name == dockerFile || name == ociLayoutFile || name == DifferentialFile {
 		if h.Typeflag != tar.TypeReg {
 			return refuse("not a regular file")
 		}
@@ -384,29 +399,34 @@ type pendingManifest struct {
 // blob: digests valid, blobs present with the size listed, manifests and
 // indexes read through the size limit. It tells whether index.json names
 // one index (hoist save's layout of an index).
-func checkLayout(files layoutFiles, indexJSON []byte) (bool, error) {
+//
+// omitted are the layers a differential archive leaves out (by digest, with
+// their size): a layer, never a manifest or config, may be missing when
+// listed there with the size the manifest gives it.
+func checkLayout(files layoutFiles, indexJSON []byte, omitted map[digest.Digest]int64) (bool, []digest.Digest, error) {
 	var top imgspecv1.Index
 	if err := json.Unmarshal(indexJSON, &top); err != nil {
-		return false, fmt.Errorf("%s: %w", indexFile, err)
+		return false, nil, fmt.Errorf("%s: %w", indexFile, err)
 	}
 	if len(top.Manifests) == 0 {
-		return false, fmt.Errorf("the %s holds no image: %s lists no image", files.kind(), indexFile)
+		return false, nil, fmt.Errorf("the %s holds no image: %s lists no image", files.kind(), indexFile)
 	}
 	var level []pendingManifest
 	for i, d := range top.Manifests {
 		level = append(level, pendingManifest{d, fmt.Sprintf("%s: manifest %d", indexFile, i)})
 	}
 	seen := map[digest.Digest]bool{}
+	var layers []digest.Digest
 	for depth := 0; len(level) > 0; depth++ {
 		if depth == maxIndexDepth {
-			return false, fmt.Errorf("%s: indexes nested more than %d deep", level[0].where, maxIndexDepth-1)
+			return false, nil, fmt.Errorf("%s: indexes nested more than %d deep", level[0].where, maxIndexDepth-1)
 		}
 		wanted := map[string]bool{}
 		byName := map[string][]pendingManifest{}
 		for _, p := range level {
 			name, err := checkDescriptor(files, p.desc, p.where, true)
 			if err != nil {
-				return false, err
+				return false, nil, err
 			}
 			wanted[name] = true
 			byName[name] = append(byName[name], p)
@@ -414,10 +434,11 @@ func checkLayout(files layoutFiles, indexJSON []byte) (bool, error) {
 		var next []pendingManifest
 		err := files.read(wanted, func(name string, raw []byte) error {
 			for _, p := range byName[name] {
-				instances, err := checkManifest(files, p, raw)
+				instances, manifestLayers, err := checkManifest(files, p, raw, omitted)
 				if err != nil {
 					return err
 				}
+				layers = append(layers, manifestLayers...)
 				for _, inst := range instances {
 					if !seen[inst.desc.Digest] {
 						seen[inst.desc.Digest] = true
@@ -428,11 +449,11 @@ func checkLayout(files layoutFiles, indexJSON []byte) (bool, error) {
 			return nil
 		})
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		level = next
 	}
-	return len(top.Manifests) == 1 && isIndex(top.Manifests[0].MediaType), nil
+	return len(top.Manifests) == 1 && isIndex(top.Manifests[0].MediaType), layers, nil
 }
 
 // dockerManifestList is a Docker manifest list, the index of Docker's
@@ -462,7 +483,7 @@ func guessMediaType(raw []byte) string {
 
 // checkManifest checks a manifest's config and layers, or returns the
 // manifests an index lists, to check next.
-func checkManifest(files layoutFiles, p pendingManifest, raw []byte) ([]pendingManifest, error) {
+func checkManifest(files layoutFiles, p pendingManifest, raw []byte, omitted map[digest.Digest]int64) ([]pendingManifest, []digest.Digest, error) {
 	where := fmt.Sprintf("%s (%s)", p.where, p.desc.Digest)
 	mime := p.desc.MediaType
 	if mime == "" {
@@ -471,10 +492,10 @@ func checkManifest(files layoutFiles, p pendingManifest, raw []byte) ([]pendingM
 	if isIndex(mime) {
 		var idx imgspecv1.Index // a Docker manifest list has the same shape
 		if err := json.Unmarshal(raw, &idx); err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return nil, nil, fmt.Errorf("%s: %w", where, err)
 		}
 		if len(idx.Manifests) == 0 {
-			return nil, fmt.Errorf("%s: the index lists no image", where)
+			return nil, nil, fmt.Errorf("%s: the index lists no image", where)
 		}
 		var out []pendingManifest
 		for i, d := range idx.Manifests {
@@ -484,25 +505,30 @@ func checkManifest(files layoutFiles, p pendingManifest, raw []byte) ([]pendingM
 			}
 			out = append(out, pendingManifest{d, what})
 		}
-		return out, nil
+		return out, nil, nil
 	}
 	var m imgspecv1.Manifest // a Docker schema 2 manifest has the same shape
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
+		return nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
 	if _, err := checkDescriptor(files, m.Config, where+": config", true); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var layers []digest.Digest
 	for i, layer := range m.Layers {
+		layers = append(layers, layer.Digest)
 		if _, err := checkDescriptor(files, layer, fmt.Sprintf("%s: layer %d", where, i), false); err != nil {
 			var missing *missingBlobError
 			if len(layer.URLs) > 0 && errors.As(err, &missing) {
 				continue // a foreign layer, fetched from its URLs
 			}
-			return nil, err
+			if size, ok := omitted[layer.Digest]; ok && size == layer.Size && errors.As(err, &missing) {
+				continue // left out of a differential archive: the store has it
+			}
+			return nil, nil, err
 		}
 	}
-	return nil, nil
+	return nil, layers, nil
 }
 
 // missingBlobError is a descriptor naming a blob the layout lacks.
@@ -626,7 +652,7 @@ func CheckLayoutDir(dir string) (*Checked, error) {
 		return nil, err
 	}
 	out := &Checked{}
-	if out.Index, err = checkLayout(dirLayout(dir), index); err != nil {
+	if out.Index, out.Layers, err = checkLayout(dirLayout(dir), index, nil); err != nil {
 		return nil, err
 	}
 	return out, nil

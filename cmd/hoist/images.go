@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hoistdev/hoist/clusterimage"
+	"github.com/hoistdev/hoist/clusterimage/archive"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 
@@ -221,29 +222,54 @@ func newRmiCommand(g *globalOptions) *cobra.Command {
 }
 
 func newSaveCommand(g *globalOptions) *cobra.Command {
-	var output, format string
+	var output, format, compress, splitSize, since string
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "save NAME -o FILE",
 		Short: "Write an image to an archive file",
 		Long: `Write an image to an archive file. The default format is oci-archive, which
 keeps the hoist metadata annotation and holds an index of several platforms
-whole; docker-archive is what "docker load" reads.`,
+whole; docker-archive is what "docker load" reads.
+
+An oci-archive's layers are compressed with zstd by default (--compress gzip
+for readers without zstd, none to keep the image's manifest digest); the
+image ID, config and metadata stay the same whatever the compression.
+--split-size cuts the archive into FILE.000, FILE.001, ... and FILE.json,
+which lists each part's sha256; "hoist load -i FILE.000" reads them all.
+--since OLD leaves out the layers OLD has: "hoist load" of such an archive
+needs OLD in the store.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output == "" {
 				return errors.New("name the archive with -o FILE")
+			}
+			opts := clusterimage.SaveOptions{Format: format, Compress: compress, Since: since}
+			if splitSize != "" {
+				size, err := archive.ParseSize(splitSize)
+				if err != nil {
+					return fmt.Errorf("--split-size: %w", err)
+				}
+				opts.SplitSize = size
+			}
+			// zstd is the default of an oci-archive only: the flag's
+			// default is left to SaveArchive.
+			if !cmd.Flags().Changed("compress") {
+				opts.Compress = ""
 			}
 			store, err := g.openStore()
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			return store.Save(cmd.Context(), args[0], format, output, clusterimage.CopyOptions{Progress: progressTo(cmd, quiet), TLSVerify: true})
+			opts.Copy = clusterimage.CopyOptions{Progress: progressTo(cmd, quiet), TLSVerify: true}
+			return store.SaveArchive(cmd.Context(), args[0], output, opts)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "archive file to write")
 	cmd.Flags().StringVar(&format, "format", clusterimage.FormatOCIArchive, "oci-archive or docker-archive")
+	cmd.Flags().StringVar(&compress, "compress", clusterimage.CompressZstd, "layer compression of an oci-archive: zstd, gzip or none")
+	cmd.Flags().StringVar(&splitSize, "split-size", "", "cut the archive into parts of at most this size (bytes, or 4G, 500M, ...), with a manifest FILE.json")
+	cmd.Flags().StringVar(&since, "since", "", "leave out the layers this image has (a differential archive; load needs it in the store)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
 }
@@ -254,7 +280,12 @@ func newLoadCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "load -i FILE",
 		Short: "Read images from an archive (oci-archive, docker-archive, docker save)",
-		Args:  cobra.NoArgs,
+		Long: `Read images from an archive: an oci-archive (layers uncompressed, gzip or
+zstd), a docker-archive or docker save tar, an OCI layout directory, or a
+split archive (-i FILE.000 or FILE.json: every part is checked against its
+sha256 first). A differential archive (save --since) needs its base image
+in the store. A refused archive changes nothing.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if input == "" {
 				return errors.New("name the archive with -i FILE")
