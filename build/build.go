@@ -59,6 +59,9 @@ type Options struct {
 	Quiet       bool
 	// CacheDir keeps downloaded APP sources; default: under the store root.
 	CacheDir string
+	// Version is hoist's own version (and commit): an image in the build
+	// cache is reused only by the hoist that made it (cache.go).
+	Version string
 
 	// Image discovery and collection (the registry layer).
 	ValueFiles    []string // Helm values files: FILE for every chart, APP=FILE for one app's
@@ -146,6 +149,18 @@ func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Resul
 		return nil, err
 	}
 	defer unlock()
+	// Nothing that goes into the build changed: the image it made is
+	// reused, buildah does not run (cache.go). The key is taken under the
+	// lock, so that no other build moves a base image's tag meanwhile. A
+	// --no-cache build records its image under the key too: the next
+	// build reuses the newest.
+	key := buildKey(ctx, store, opts, plans)
+	if key != "" && !opts.NoCache {
+		if res := reuse(ctx, store, opts, plans, key); res != nil {
+			logrus.Debugf("reused the cached build in %s", time.Since(entered))
+			return res, nil
+		}
+	}
 
 	tmp, err := os.MkdirTemp(store.TmpDir(), "build-")
 	if err != nil {
@@ -178,12 +193,14 @@ func Build(ctx context.Context, store *clusterimage.Store, opts Options) (*Resul
 				return nil, err
 			}
 		}
+		remember(ctx, store, key, plans, ids, ids[0])
 		return &Result{ID: ids[0], Plans: plans}, nil
 	}
 	id, err := store.CreateIndex(ctx, opts.Tags, ids)
 	if err != nil {
 		return nil, err
 	}
+	remember(ctx, store, key, plans, ids, id)
 	return &Result{ID: id, Plans: plans}, nil
 }
 

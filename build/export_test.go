@@ -10,3 +10,11 @@ func SetBinfmtDir(dir string) func() {
 	binfmtDir = dir
 	return func() { binfmtDir = old }
 }
+
+// SetCacheFormat plays a hoist whose build cache format is v; it returns
+// the restore.
+func SetCacheFormat(v string) func() {
+	old := cacheFormat
+	cacheFormat = v
+	return func() { cacheFormat = old }
+}

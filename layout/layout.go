@@ -40,8 +40,20 @@ func (l Local) BlobCache() string { return filepath.Join(l.Root, "cache", "blobs
 // holds (otherwise in /var/lib/containers/cache).
 func (l Local) BlobInfoCache() string { return filepath.Join(l.Root, "cache", "blob-info") }
 
+// PackedRootfs is the packed stream of a rootfs that apply sends to nodes
+// (key: the image digest, "+registry" for the tree with its registry/),
+// made once per image; the file's index (segments and stream digest) is
+// beside it with ".json" added.
+func (l Local) PackedRootfs(key string) string {
+	return filepath.Join(l.Root, "cache", "rootfs", key+".tar.zst")
+}
+
 // BuildLock keeps builds of one store apart.
 func (l Local) BuildLock() string { return filepath.Join(l.Root, "build.lock") }
+
+// BuildCache maps a build's inputs (a key) to the image they made, so that
+// a rebuild of unchanged inputs reuses it without running buildah.
+func (l Local) BuildCache() string { return filepath.Join(l.Root, "cache", "builds") }
 
 // Downloads caches the https sources of Kubefiles.
 func (l Local) Downloads() string { return filepath.Join(l.Root, "cache", "downloads") }

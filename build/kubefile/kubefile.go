@@ -509,6 +509,9 @@ func (p *planner) from(n *parser.Node) error {
 			s.parent, s.base = earlier, earlier.base
 		}
 	}
+	if s.parent == nil && !strings.EqualFold(base, "scratch") {
+		p.plan.Bases = append(p.plan.Bases, base)
+	}
 	p.stages = append(p.stages, s)
 	return nil
 }

@@ -42,6 +42,10 @@ type Plan struct {
 	// Base is the image the final stage starts from (through any earlier
 	// stage it is built FROM), with variables expanded; "" for scratch.
 	Base string
+	// Bases are the images every stage starts from (not another stage,
+	// not scratch), variables expanded, in order: what the build reads
+	// besides the context, for the build cache's key.
+	Bases []string
 	// HasRun tells whether any stage runs commands (RUN), which a foreign
 	// platform can only do with binfmt support.
 	HasRun bool

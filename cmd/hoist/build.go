@@ -67,7 +67,13 @@ and RUN put under charts/ and manifests/, and collects digests).
 Charts are rendered for --kube-version, else the io.hoist.kubernetes.version
 label of the base image, else the highest version KUBEVERSION allows, else
 the newest version hoist's Kubernetes base image ships; the version is
-recorded in the metadata (renderKubeVersion).`,
+recorded in the metadata (renderKubeVersion).
+
+A rebuild in which nothing that goes into the build changed (the Kubefile,
+the context's files, build args, flags, base images, hoist's version)
+reuses the image without running buildah; --pull always also asks the
+registries whether a bundled image's tag moved; --no-cache builds again.
+See docs/kubefile.md (Rebuilds and the build cache).`,
 		Example: `  hoist build -t acme/platform:v1 -f Kubefile.example examples/platform
   hoist build --platform linux/amd64,linux/arm64 -t acme/platform:v1 .
   hoist build --dry-run --format json -f Kubefile.example examples/platform`,
@@ -90,7 +96,7 @@ recorded in the metadata (renderKubeVersion).`,
 	f.StringVar(&o.target, "target", "", "build up to this stage of a multi-stage Kubefile")
 	f.StringVar(&o.platforms, "platform", "", "target platform os/arch[/variant] (default: this machine's); comma-separated for an index of several")
 	f.StringVar(&o.imageType, "type", string(metadata.TypeCluster), "image type: cluster (brings a cluster up) or app (installs into an existing one)")
-	f.BoolVar(&o.noCache, "no-cache", false, "do not use cached layers")
+	f.BoolVar(&o.noCache, "no-cache", false, "build again: do not reuse the image of unchanged inputs, nor cached layers")
 	f.StringVar(&o.pull, "pull", string(build.PullMissing), "pull base images: missing, always or never")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID")
 	f.BoolVar(&o.dryRun, "dry-run", false, "parse and plan only; print the Dockerfile and the metadata")
@@ -169,6 +175,7 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o
 		Pull:          build.PullPolicy(o.pull),
 		Quiet:         o.quiet,
 		CacheDir:      layout.Local{Root: g.root}.Downloads(),
+		Version:       currentVersion().Version + " " + currentVersion().GitCommit,
 		Out:           stdout,
 		ValueFiles:    o.valueFiles,
 		Set:           o.set,
