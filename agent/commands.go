@@ -5,16 +5,20 @@
 package agent
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,6 +55,91 @@ func (c UnpackCmd) Run(in io.Reader) error {
 		unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20)
 	}
 	return Unpack(in, c.Dest, c.Digest, c.StreamDigest)
+}
+
+// BlobsCmd is `hoist node blobs`: which of the registry blobs listed on
+// stdin (BlobRequest) the tree at Rootfs holds, as regular files of the
+// size listed. Apply sends a new tree without them (see LinkFrame).
+type BlobsCmd struct {
+	Rootfs string
+}
+
+func (c *BlobsCmd) Flags() []Flag {
+	return []Flag{
+		{"rootfs", "the tree whose registry blobs are asked about", &c.Rootfs},
+	}
+}
+
+func (c BlobsCmd) Args() []string { return commandLine("blobs", c.Flags()) }
+
+// Run writes to out the hex sha256 of each blob of the request read from
+// in that the tree holds, one a line (what ParseHeldBlobs reads). A tree
+// that is not there holds none.
+func (c BlobsCmd) Run(in io.Reader, out io.Writer) error {
+	if c.Rootfs == "" {
+		return errors.New("--rootfs is required")
+	}
+	data, err := io.ReadAll(io.LimitReader(in, maxLinksFrame+1))
+	if err != nil {
+		return fmt.Errorf("reading the blobs asked about: %w", err)
+	}
+	if len(data) > maxLinksFrame {
+		return fmt.Errorf("more than %d bytes of blobs asked about", maxLinksFrame)
+	}
+	wanted, err := parseLinks(append([]byte(linksHeader+"\n"), data...))
+	if err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(c.Rootfs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	w := bufio.NewWriter(out)
+	for _, b := range wanted {
+		if info, err := root.Lstat(BlobPath(b.Blob)); err == nil && info.Mode().IsRegular() && info.Size() == b.Size {
+			fmt.Fprintln(w, b.Blob)
+		}
+	}
+	return w.Flush()
+}
+
+// BlobRequest is what BlobsCmd reads: the blobs of segs, one
+// "<sha256 hex> <size> <octal mode>" line each.
+func BlobRequest(segs []Segment) []byte {
+	return bytes.TrimPrefix(LinkFrame(segs)[8:], []byte(linksHeader+"\n"))
+}
+
+// ParseHeldBlobs reads a node's answer to BlobsCmd, which apply does not
+// trust: every line one hex sha256 of the blobs asked about, none twice,
+// the answer ending with a newline (or empty). It returns the set held.
+func ParseHeldBlobs(answer []byte, asked map[string]bool) (map[string]bool, error) {
+	held := map[string]bool{}
+	if len(answer) == 0 {
+		return held, nil
+	}
+	text, ok := strings.CutSuffix(string(answer), "\n")
+	if !ok {
+		return nil, errors.New("the node's list of blobs does not end with a newline")
+	}
+	for line := range strings.SplitSeq(text, "\n") {
+		if !IsHexDigest(line) || !asked[line] || held[line] {
+			return nil, fmt.Errorf("the node's list of blobs has %q: not a sha256 asked about, or twice", trimForError(line))
+		}
+		held[line] = true
+	}
+	return held, nil
+}
+
+// trimForError keeps a node's bad answer short in an error.
+func trimForError(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
 }
 
 // DigestCmd is `hoist node digest FILE`: apply asks it whether the hoist

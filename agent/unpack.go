@@ -4,6 +4,7 @@
 package agent
 
 import (
+	"bufio"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,7 +14,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -42,6 +42,10 @@ func Digest(dest string) string {
 // streamDigest is the sha256 of the whole stream ("sha256:<hex>"): a
 // stream cut short (the sender died) can end on a tar entry's boundary and
 // read as a smaller, valid tree; only the digest tells it apart.
+//
+// The stream may start with a list of registry blobs it leaves out
+// (LinkFrame): each is hard-linked from the tree at dest, once its sha256
+// is checked, into the new tree, which then equals the full stream's.
 //
 // Every entry stays inside the tree: absolute names, .. and writes through
 // symlinks are refused (os.Root enforces the last).
@@ -73,17 +77,50 @@ func Unpack(r io.Reader, dest, digest, streamDigest string) error {
 		}
 	}()
 	h := sha256.New()
-	in := io.TeeReader(r, h)
-	if err := extract(in, tmp); err != nil {
+	in := bufio.NewReaderSize(io.TeeReader(r, h), 1<<20)
+	links, err := readLinks(in)
+	if err != nil {
 		return fmt.Errorf("unpacking into %s: %w", dest, err)
 	}
-	// The zstd reader may stop before the stream's end (padding, a
-	// trailing frame): the digest covers every byte sent.
-	if _, err := io.Copy(io.Discard, in); err != nil {
+	var old *os.Root
+	verified := make(chan error, 1)
+	if len(links) > 0 {
+		// The blobs to link are read while the stream arrives.
+		if old, err = os.OpenRoot(dest); err != nil {
+			return fmt.Errorf("unpacking into %s: the tree to link blobs from: %w", dest, err)
+		}
+		defer old.Close()
+		go func() { verified <- verifyLinks(old, links) }()
+	} else {
+		verified <- nil
+	}
+	err = extract(in, tmp)
+	if err == nil {
+		// The zstd reader may stop before the stream's end (padding, a
+		// trailing frame): the digest covers every byte sent.
+		_, err = io.Copy(io.Discard, in)
+	}
+	// Waited for in any case: tmp goes only once nothing reads for it.
+	verr := <-verified
+	if err != nil {
 		return fmt.Errorf("unpacking into %s: %w", dest, err)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != streamDigest {
 		return fmt.Errorf("unpacking into %s: the stream received has digest %s, not %s: it was cut short or corrupted", dest, got, streamDigest)
+	}
+	if verr != nil {
+		return fmt.Errorf("unpacking into %s: %w", dest, verr)
+	}
+	if len(links) > 0 {
+		root, err := os.OpenRoot(tmp)
+		if err != nil {
+			return err
+		}
+		err = linkBlobs(old, root, links)
+		root.Close()
+		if err != nil {
+			return fmt.Errorf("unpacking into %s: %w", dest, err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(tmp, Marker), []byte(digest+"\n"), 0o644); err != nil {
 		return err
@@ -118,19 +155,4 @@ func extract(r io.Reader, dir string) error {
 	}
 	defer zr.Close()
 	return tree.Extract(zr, dir)
-}
-
-// Pack writes the tree at dir as a zstd-compressed tar to w: what Unpack
-// reads. Hoist's Marker is left out, and the top-level entries named in
-// exclude.
-func Pack(w io.Writer, dir string, exclude ...string) error {
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
-	if err != nil {
-		return err
-	}
-	if err := tree.Write(zw, dir, "", func(rel string) bool { return rel == Marker || slices.Contains(exclude, rel) }); err != nil {
-		zw.Close()
-		return err
-	}
-	return zw.Close()
 }

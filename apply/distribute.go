@@ -1,14 +1,17 @@
 package apply
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/hoistdev/hoist/agent"
 	"github.com/hoistdev/hoist/apply/ssh"
@@ -52,64 +55,231 @@ func installSelf(ctx context.Context, node ssh.Executor, binary, digest, dir str
 	return remote, true, nil
 }
 
-// packedTree is a tree packed by packTree: the file and the sha256 of its bytes.
+// packedTree is a rootfs packed as distribute sends it: a zstd tar whose
+// registry blobs are segments of their own (agent.PackSegments), open for
+// every node to read at once.
 type packedTree struct {
-	File   string
-	Digest string // sha256:<hex>
+	File     *os.File
+	Size     int64
+	Segments []agent.Segment
+	whole    *wholeDigest
 }
 
-// packTree writes the tree at dir, as distribute sends it (a zstd tar), to a
-// temporary file in tmpDir: packed once, it is sent to every node, so that
-// more nodes cost no more compression. Top-level entries named in exclude
-// are left out.
+// wholeDigest is the sha256 of the whole stream, what a node sent all of
+// it checks: computed when a node first needs it, since the nodes that
+// have an earlier version need only theirs (packedTree.without), and
+// recorded in index, when there is one, for the applies after.
+type wholeDigest struct {
+	once   sync.Once
+	digest string // sha256:<hex>
+	err    error
+	index  string
+}
+
+// digest is the sha256 of the whole stream.
+func (p packedTree) digest() (string, error) {
+	p.whole.once.Do(func() {
+		if p.whole.digest != "" {
+			return
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(p.File, 0, p.Size)); err != nil {
+			p.whole.err = fmt.Errorf("reading the packed rootfs: %w", err)
+			return
+		}
+		p.whole.digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+		if p.whole.index != "" {
+			// Not recorded is only computed again.
+			recordDigest(p, p.whole.digest)
+		}
+	})
+	return p.whole.digest, p.whole.err
+}
+
+// packTree writes the tree at dir, as distribute sends it, to a temporary
+// file in tmpDir: packed once, it is sent to every node, so that more nodes
+// cost no more compression. Top-level entries named in exclude are left
+// out. Apply keeps it under --root instead (packCached).
 func packTree(dir, tmpDir string, exclude ...string) (packedTree, error) {
 	f, err := os.CreateTemp(tmpDir, "rootfs-*.tar.zst")
 	if err != nil {
 		return packedTree{}, err
 	}
-	h := sha256.New()
-	if err := agent.Pack(io.MultiWriter(f, h), dir, exclude...); err != nil {
+	p, err := packInto(f, dir, nil, exclude...)
+	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
+	}
+	return p, err
+}
+
+// packInto packs the tree at dir into f, an empty file open for reading
+// and writing, copying the blobs frames has (agent.PackReusing).
+func packInto(f *os.File, dir string, frames agent.Frames, exclude ...string) (packedTree, error) {
+	segs, err := agent.PackReusing(f, dir, frames, exclude...)
+	if err != nil {
 		return packedTree{}, err
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
+	fi, err := f.Stat()
+	if err != nil {
 		return packedTree{}, err
 	}
-	return packedTree{File: f.Name(), Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
+	return packedTree{File: f, Size: fi.Size(), Segments: segs, whole: &wholeDigest{}}, nil
+}
+
+// blobs are the registry blobs that are segments of their own.
+func (p packedTree) blobs() []agent.Segment {
+	var blobs []agent.Segment
+	for _, s := range p.Segments {
+		if s.Blob != "" {
+			blobs = append(blobs, s)
+		}
+	}
+	return blobs
+}
+
+// stream is what one node is sent: prefix, then ranges of the packed file.
+type stream struct {
+	prefix []byte
+	ranges [][2]int64 // offset, length
+	size   int64
+	digest string
+}
+
+func (p packedTree) full() (stream, error) {
+	digest, err := p.digest()
+	return stream{ranges: [][2]int64{{0, p.Size}}, size: p.Size, digest: digest}, err
+}
+
+// without is the stream that leaves out the blobs in held, which the node
+// links from the tree it has (agent.LinkFrame). Its digest is computed
+// here, reading what it sends: a few blobs, when a node has an earlier
+// version of the image.
+func (p packedTree) without(held map[string]bool) (stream, error) {
+	var linked []agent.Segment
+	var s stream
+	for _, seg := range p.Segments {
+		if seg.Blob != "" && held[seg.Blob] {
+			linked = append(linked, seg)
+			continue
+		}
+		if n := len(s.ranges); n > 0 && s.ranges[n-1][0]+s.ranges[n-1][1] == seg.Offset {
+			s.ranges[n-1][1] += seg.Length
+		} else {
+			s.ranges = append(s.ranges, [2]int64{seg.Offset, seg.Length})
+		}
+	}
+	s.prefix = agent.LinkFrame(linked)
+	h := sha256.New()
+	n, err := io.Copy(h, p.reader(s))
+	if err != nil {
+		return stream{}, fmt.Errorf("reading the packed rootfs: %w", err)
+	}
+	s.size, s.digest = n, "sha256:"+hex.EncodeToString(h.Sum(nil))
+	return s, nil
+}
+
+// reader reads s: nodes read the file at once, each at its own offsets.
+func (p packedTree) reader(s stream) io.Reader {
+	parts := []io.Reader{bytes.NewReader(s.prefix)}
+	for _, r := range s.ranges {
+		parts = append(parts, io.NewSectionReader(p.File, r[0], r[1]))
+	}
+	return io.MultiReader(parts...)
 }
 
 // distribute sends the packed tree to dest on the node, unpacked there by
-// the node's hoist, unless the node already holds this digest. It returns
-// whether it sent anything. progress, when not nil, is told the bytes sent
-// so far and the total.
+// the node's hoist, unless the node already holds this digest. A node
+// whose tree holds some of the registry blobs (an earlier version of the
+// image) is sent the stream without them, and links them from that tree;
+// should that fail (a blob there is corrupted), the whole stream follows.
+// It returns whether it sent anything. progress, when not nil, is told the
+// bytes sent so far and the total.
 func distribute(ctx context.Context, node ssh.Executor, remoteHoist string, packed packedTree, digest, dest string, progress func(sent, total int64)) (bool, error) {
 	out, err := ssh.Output(ctx, node, "cat "+ssh.Quote(path.Join(dest, agent.Marker))+" 2>/dev/null || true")
 	if err != nil {
 		return false, err
 	}
-	if strings.TrimSpace(string(out)) == digest {
+	have := strings.TrimSpace(string(out))
+	if have == digest {
 		return false, nil
 	}
-	f, err := os.Open(packed.File)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	var in io.Reader = f
-	if progress != nil {
-		fi, err := f.Stat()
+	var partial error
+	// A node without a tree (no marker) has no blobs to ask about.
+	if blobs := packed.blobs(); len(blobs) > 0 && have != "" {
+		held, err := heldBlobs(ctx, node, remoteHoist, dest, blobs)
 		if err != nil {
 			return false, err
 		}
-		in = &countingReader{r: f, total: fi.Size(), progress: progress}
+		if len(held) > 0 {
+			s, err := packed.without(held)
+			if err != nil {
+				return false, err
+			}
+			if partial = send(ctx, node, remoteHoist, packed, s, digest, dest, progress); partial == nil || ctx.Err() != nil {
+				return partial == nil, partial
+			}
+		}
 	}
-	err = node.Run(ctx, step.Agent(remoteHoist, agent.UnpackCmd{Dest: dest, Digest: digest, StreamDigest: packed.Digest}), in, nil)
+	full, err := packed.full()
 	if err != nil {
-		return false, fmt.Errorf("distributing to %s: %w", dest, err)
+		return false, err
+	}
+	if err := send(ctx, node, remoteHoist, packed, full, digest, dest, progress); err != nil {
+		if partial != nil {
+			return false, fmt.Errorf("%w (sent whole after the stream without the node's blobs failed: %v)", err, partial)
+		}
+		return false, err
 	}
 	return true, nil
+}
+
+// heldBlobs asks the node which of blobs the tree at dest holds.
+func heldBlobs(ctx context.Context, node ssh.Executor, remoteHoist, dest string, blobs []agent.Segment) (map[string]bool, error) {
+	asked := make(map[string]bool, len(blobs))
+	for _, b := range blobs {
+		asked[b.Blob] = true
+	}
+	// An answer longer than every blob asked about is cut short here,
+	// before it can fill memory, and then refused.
+	out := &limitedBuffer{max: 65 * len(blobs)}
+	if err := node.Run(ctx, step.Agent(remoteHoist, agent.BlobsCmd{Rootfs: dest}), bytes.NewReader(agent.BlobRequest(blobs)), out); err != nil && !out.over {
+		return nil, fmt.Errorf("asking which registry blobs %s holds: %w", dest, err)
+	}
+	if out.over {
+		return nil, fmt.Errorf("asking which registry blobs %s holds: the answer is longer than the %d blobs asked about", dest, len(blobs))
+	}
+	held, err := agent.ParseHeldBlobs(out.Bytes(), asked)
+	if err != nil {
+		return nil, fmt.Errorf("asking which registry blobs %s holds: %w", dest, err)
+	}
+	return held, nil
+}
+
+// limitedBuffer keeps up to max bytes, and fails the writes beyond.
+type limitedBuffer struct {
+	bytes.Buffer
+	max  int
+	over bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.max {
+		b.over = true
+		return 0, errors.New("answer too long")
+	}
+	return b.Buffer.Write(p)
+}
+
+func send(ctx context.Context, node ssh.Executor, remoteHoist string, packed packedTree, s stream, digest, dest string, progress func(sent, total int64)) error {
+	in := packed.reader(s)
+	if progress != nil {
+		in = &countingReader{r: in, total: s.size, progress: progress}
+	}
+	if err := node.Run(ctx, step.Agent(remoteHoist, agent.UnpackCmd{Dest: dest, Digest: digest, StreamDigest: s.digest}), in, nil); err != nil {
+		return fmt.Errorf("distributing to %s: %w", dest, err)
+	}
+	return nil
 }
 
 type countingReader struct {

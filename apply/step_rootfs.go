@@ -3,9 +3,11 @@ package apply
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/apply/step"
+	"github.com/hoistdev/hoist/layout"
 )
 
 // rootfsStep sends the image's tree to the node, with its registry/ on
@@ -39,8 +41,9 @@ func rootfsKey(imageDigest string, withRegistry bool) string {
 	return imageDigest
 }
 
-// pack packs the rootfs, once per variant (with or without registry/) for
-// the whole apply; nodes that need it meanwhile wait for it.
+// pack is the packed rootfs, with or without registry/: kept under --root
+// once per image (packCached), checked and opened once per apply; nodes
+// that need it meanwhile wait for it.
 func (r *runner) pack(withRegistry bool) (packedTree, error) {
 	r.packMu.Lock()
 	defer r.packMu.Unlock()
@@ -49,9 +52,13 @@ func (r *runner) pack(withRegistry bool) (packedTree, error) {
 	}
 	var exclude []string
 	if !withRegistry {
-		exclude = []string{"registry"}
+		exclude = []string{layout.ImageRegistry}
 	}
-	p, err := packTree(r.image.Rootfs, r.tmpDir, exclude...)
+	key := rootfsKey(r.image.Digest, withRegistry)
+	if strings.ContainsAny(key, "/\x00") || strings.HasPrefix(key, ".") {
+		return packedTree{}, fmt.Errorf("image digest %q cannot name a file", r.image.Digest)
+	}
+	p, err := packCached(layout.Local{Root: r.opts.Root}.PackedRootfs(key), r.image.Rootfs, exclude...)
 	if err != nil {
 		return packedTree{}, fmt.Errorf("packing the rootfs: %w", err)
 	}

@@ -26,6 +26,7 @@ func newNodeCommand() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), digest)
 			return nil
 		},
+		blobs:         func(cmd *cobra.Command, c agent.BlobsCmd) error { return c.Run(cmd.InOrStdin(), cmd.OutOrStdout()) },
 		registryStart: func(cmd *cobra.Command, c agent.RegistryStartCmd) error { return c.Run(cmd.Context()) },
 		registryStop:  func(cmd *cobra.Command, c agent.RegistryStopCmd) error { return c.Run(cmd.Context()) },
 		mirrors:       func(cmd *cobra.Command, c agent.MirrorsCmd) error { return c.Run(cmd.InOrStdin()) },
@@ -49,6 +50,7 @@ func newNodeCommand() *cobra.Command {
 type nodeRuns struct {
 	unpack        func(*cobra.Command, agent.UnpackCmd) error
 	digest        func(*cobra.Command, agent.DigestCmd) error
+	blobs         func(*cobra.Command, agent.BlobsCmd) error
 	registryStart func(*cobra.Command, agent.RegistryStartCmd) error
 	registryStop  func(*cobra.Command, agent.RegistryStopCmd) error
 	mirrors       func(*cobra.Command, agent.MirrorsCmd) error
@@ -81,6 +83,14 @@ func nodeCommand(runs nodeRuns) *cobra.Command {
 		},
 	}
 	bindFlags(digestCmd, digest.Flags())
+	var blobs agent.BlobsCmd
+	blobsCmd := &cobra.Command{
+		Use:   "blobs --rootfs DIR < blobs",
+		Short: "Print which of the registry blobs listed on stdin the tree at DIR holds",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runs.blobs(cmd, blobs) },
+	}
+	bindFlags(blobsCmd, blobs.Flags())
 	var clean agent.CleanCmd
 	clean.CertsDir, clean.HostsFile = layout.CertsDir, layout.HostsFile
 	cleanCmd := &cobra.Command{
@@ -90,7 +100,7 @@ func nodeCommand(runs nodeRuns) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runs.clean(cmd, clean) },
 	}
 	bindFlags(cleanCmd, clean.Flags())
-	cmd.AddCommand(unpackCmd, digestCmd, newNodeRegistryCommand(runs), newNodeMirrorsCommand(runs), cleanCmd, newNodeSuperviseCommand(), newNodeServiceCommand(runs))
+	cmd.AddCommand(unpackCmd, digestCmd, blobsCmd, newNodeRegistryCommand(runs), newNodeMirrorsCommand(runs), cleanCmd, newNodeSuperviseCommand(), newNodeServiceCommand(runs))
 	return cmd
 }
 

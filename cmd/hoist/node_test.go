@@ -80,6 +80,7 @@ func nodeLineRoot(t *testing.T, got *any) *cobra.Command {
 	root.AddCommand(nodeCommand(nodeRuns{
 		unpack:        record[agent.UnpackCmd](got),
 		digest:        record[agent.DigestCmd](got),
+		blobs:         record[agent.BlobsCmd](got),
 		registryStart: record[agent.RegistryStartCmd](got),
 		registryStop:  record[agent.RegistryStopCmd](got),
 		mirrors:       record[agent.MirrorsCmd](got),
@@ -123,6 +124,7 @@ func TestNodeCommandLines(t *testing.T) {
 		for _, want := range []interface{ Args() []string }{
 			agent.UnpackCmd{Dest: v, Digest: v + "d", StreamDigest: "sha256:" + v},
 			agent.DigestCmd{File: v},
+			agent.BlobsCmd{Rootfs: v},
 			agent.RegistryStartCmd{Cluster: v, StateDir: v + "s", Root: v, Listen: v, Port: 5000 + i, Cert: v, Key: v + "k"},
 			agent.RegistryStopCmd{Cluster: v, StateDir: v},
 			agent.MirrorsCmd{Cluster: v, Registry: v, RegistryIP: v, Hosts: []string{v, "docker.io"}, CertsDir: v, HostsFile: v, Record: v},

@@ -1,0 +1,322 @@
+package agent
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// registryTree makes a rootfs holding the blobs of contents in the
+// Distribution layout, and a small file outside registry/; it returns the
+// tree and the blobs' hex digests.
+func registryTree(t *testing.T, contents ...[]byte) (string, []string) {
+	t.Helper()
+	dir := makeTree(t, map[string]string{"etc/kubeadm.yaml": "kind: ClusterConfiguration\n", "current": "->etc/kubeadm.yaml"})
+	var hexes []string
+	for _, c := range contents {
+		sum := sha256.Sum256(c)
+		h := hex.EncodeToString(sum[:])
+		p := filepath.Join(dir, BlobPath(h))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, c, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		hexes = append(hexes, h)
+	}
+	return dir, hexes
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// without is the stream of packed (segments segs) leaving out the blobs
+// in link, preceded by their LinkFrame: what apply sends.
+func without(packed []byte, segs []Segment, link map[string]bool) []byte {
+	var linked []Segment
+	var body []byte
+	for _, s := range segs {
+		if s.Blob != "" && link[s.Blob] {
+			linked = append(linked, s)
+			continue
+		}
+		body = append(body, packed[s.Offset:s.Offset+s.Length]...)
+	}
+	return append(LinkFrame(linked), body...)
+}
+
+func packSegments(t *testing.T, dir string) ([]byte, []Segment) {
+	t.Helper()
+	var b bytes.Buffer
+	segs, err := PackSegments(&b, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes(), segs
+}
+
+// sameTree fails unless the trees at want and got hold the same names,
+// types, permission bits, contents and link targets (the Marker aside).
+func sameTree(t *testing.T, want, got string) {
+	t.Helper()
+	list := func(dir string) map[string]string {
+		m := map[string]string{}
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel, _ := filepath.Rel(dir, p)
+			if rel == Marker {
+				return nil
+			}
+			info, _ := d.Info()
+			desc := info.Mode().String()
+			switch {
+			case info.Mode().IsRegular():
+				data, _ := os.ReadFile(p)
+				sum := sha256.Sum256(data)
+				desc += " " + hex.EncodeToString(sum[:])
+			case info.Mode()&fs.ModeSymlink != 0:
+				link, _ := os.Readlink(p)
+				desc += " -> " + link
+			}
+			m[rel] = desc
+			return nil
+		})
+		return m
+	}
+	w, g := list(want), list(got)
+	for name, d := range w {
+		if g[name] != d {
+			t.Errorf("%s: %q, want %q", name, g[name], d)
+		}
+	}
+	for name := range g {
+		if _, ok := w[name]; !ok {
+			t.Errorf("%s: not in the tree sent", name)
+		}
+	}
+}
+
+// TestPackSegments: every blob is a segment of its own, of its size and
+// mode; segments tile the stream, which is what Pack writes.
+func TestPackSegments(t *testing.T) {
+	src, hexes := registryTree(t, randomBytes(100<<10), []byte("config"), randomBytes(3000))
+	os.Chmod(filepath.Join(src, BlobPath(hexes[1])), 0o600)
+	packed, segs := packSegments(t, src)
+	var at int64
+	blobs := map[string]Segment{}
+	for _, s := range segs {
+		if s.Offset != at || s.Length <= 0 {
+			t.Fatalf("segment %+v at %d", s, at)
+		}
+		if crc := crc32.Checksum(packed[s.Offset:s.Offset+s.Length], CRCTable); crc != s.CRC {
+			t.Errorf("segment %+v: CRC %08x", s, crc)
+		}
+		at += s.Length
+		if s.Blob != "" {
+			blobs[s.Blob] = s
+		}
+	}
+	if at != int64(len(packed)) || len(blobs) != 3 || segs[len(segs)-1].Blob != "" {
+		t.Fatalf("segments %+v of a %d-byte stream", segs, len(packed))
+	}
+	if b := blobs[hexes[0]]; b.Size != 100<<10 || b.Mode != 0o644 {
+		t.Errorf("blob 0: %+v", b)
+	}
+	if b := blobs[hexes[1]]; b.Size != 6 || b.Mode != 0o600 {
+		t.Errorf("blob 1: %+v", b)
+	}
+	dest := filepath.Join(t.TempDir(), "rootfs")
+	if err := Unpack(bytes.NewReader(packed), dest, "sha256:v1", sum(packed)); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, dest)
+}
+
+// TestUnpackLinks: a stream without the blobs the tree in place holds
+// makes the same tree as the whole stream; a blob there that is not what
+// its name says, or missing, or also in the stream, fails the unpack and
+// leaves the tree in place as it was.
+func TestUnpackLinks(t *testing.T) {
+	shared, changed := randomBytes(200<<10), randomBytes(50<<10)
+	v1, h1 := registryTree(t, shared, []byte("config-v1"), randomBytes(10<<10))
+	v2, h2 := registryTree(t, shared, []byte("config-v2"), changed)
+	os.WriteFile(filepath.Join(v2, "etc/kubeadm.yaml"), []byte("v2"), 0o600)
+	p1, _ := packSegments(t, v1)
+	p2, segs2 := packSegments(t, v2)
+	dest := filepath.Join(t.TempDir(), "rootfs")
+	unpack := func(stream []byte, digest string) error {
+		return Unpack(bytes.NewReader(stream), dest, digest, sum(stream))
+	}
+	if err := unpack(p1, "sha256:v1"); err != nil {
+		t.Fatal(err)
+	}
+	sharedBlob := filepath.Join(dest, BlobPath(h1[0]))
+
+	// Also sent: refused, and the tree in place keeps its blob whole.
+	var sharedSeg Segment
+	for _, s := range segs2 {
+		if s.Blob == h2[0] {
+			sharedSeg = s
+		}
+	}
+	both := append(LinkFrame([]Segment{sharedSeg}), p2...)
+	if err := unpack(both, "sha256:v2"); err == nil || !strings.Contains(err.Error(), "both sent and to be linked") {
+		t.Errorf("a blob sent and linked: %v", err)
+	}
+	if data, _ := os.ReadFile(sharedBlob); !bytes.Equal(data, shared) || Digest(dest) != "sha256:v1" {
+		t.Fatalf("a refused unpack changed the tree in place (marker %q)", Digest(dest))
+	}
+
+	// Not in the tree in place.
+	if err := unpack(without(p2, segs2, map[string]bool{h2[2]: true}), "sha256:v2"); err == nil || !strings.Contains(err.Error(), h2[2]) {
+		t.Errorf("a blob the tree lacks: %v", err)
+	}
+
+	// Corrupted in place, same size: found by its digest.
+	bad := bytes.Clone(shared)
+	bad[1000] ^= 1
+	os.WriteFile(sharedBlob, bad, 0o644)
+	delta := without(p2, segs2, map[string]bool{h2[0]: true})
+	if err := unpack(delta, "sha256:v2"); err == nil || !strings.Contains(err.Error(), "corrupted") {
+		t.Errorf("a corrupted blob linked: %v", err)
+	}
+	if Digest(dest) != "sha256:v1" {
+		t.Fatalf("marker %q after a refused unpack", Digest(dest))
+	}
+	os.WriteFile(sharedBlob, shared, 0o644)
+
+	// The list of links is covered by the stream's digest.
+	tampered := bytes.Clone(delta)
+	copy(tampered[8+len(linksHeader)+1:], h2[1][:8])
+	if err := Unpack(bytes.NewReader(tampered), dest, "sha256:v2", sum(delta)); err == nil {
+		t.Error("a stream whose list of links was changed is unpacked")
+	}
+
+	if len(delta) >= len(p2)-len(shared) {
+		t.Errorf("the stream without the shared blob is %d bytes, the whole %d", len(delta), len(p2))
+	}
+	// A name of the blob in place outlives the old tree: the new tree's
+	// blob must be that file, linked, not a copy.
+	keep := filepath.Join(filepath.Dir(dest), "keep")
+	if err := os.Link(sharedBlob, keep); err != nil {
+		t.Fatal(err)
+	}
+	if err := unpack(delta, "sha256:v2"); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, v2, dest)
+	kept, _ := os.Stat(keep)
+	if linked, err := os.Stat(filepath.Join(dest, BlobPath(h2[0]))); err != nil || !os.SameFile(kept, linked) {
+		t.Errorf("the shared blob was not linked from the tree in place: %v", err)
+	}
+	if Digest(dest) != "sha256:v2" {
+		t.Errorf("marker %q", Digest(dest))
+	}
+}
+
+// TestBlobsCmd: the node answers with the blobs asked about that its tree
+// holds as regular files of the size asked, in a form ParseHeldBlobs
+// takes; a tree that is not there holds none.
+func TestBlobsCmd(t *testing.T) {
+	dir, hexes := registryTree(t, []byte("one"), []byte("two"), []byte("three"))
+	os.Remove(filepath.Join(dir, BlobPath(hexes[2])))
+	os.Symlink("../../"+hexes[0][:2]+"/"+hexes[0]+"/data", filepath.Join(dir, BlobPath(hexes[2])))
+	absent := strings.Repeat("a", 64)
+	req := BlobRequest([]Segment{{Blob: hexes[0], Size: 3}, {Blob: hexes[1], Size: 99}, {Blob: hexes[2], Size: 5}, {Blob: absent, Size: 1}})
+	var out bytes.Buffer
+	if err := (BlobsCmd{Rootfs: dir}).Run(bytes.NewReader(req), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != hexes[0]+"\n" {
+		t.Errorf("answer %q, want only the first blob", out.String())
+	}
+	asked := map[string]bool{hexes[0]: true, hexes[1]: true}
+	if held, err := ParseHeldBlobs(out.Bytes(), asked); err != nil || len(held) != 1 || !held[hexes[0]] {
+		t.Errorf("parsed %v, %v", held, err)
+	}
+	out.Reset()
+	if err := (BlobsCmd{Rootfs: filepath.Join(dir, "none")}).Run(bytes.NewReader(req), &out); err != nil || out.Len() != 0 {
+		t.Errorf("a missing tree: %q, %v", out.String(), err)
+	}
+	if err := (BlobsCmd{Rootfs: dir}).Run(strings.NewReader("zz 1 644\n"), &out); err == nil {
+		t.Error("a bad request is answered")
+	}
+}
+
+func TestParseHeldBlobs(t *testing.T) {
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	asked := map[string]bool{a: true, b: true}
+	for _, bad := range []string{
+		a,                              // no newline
+		a + "\n" + a + "\n",            // twice
+		strings.Repeat("c", 64) + "\n", // not asked
+		strings.ToUpper(a) + "\n",      // not lower-case hex
+		a + " 12\n",                    // more than a digest
+		"\n",                           // an empty line
+		a + "\n\n",                     // an empty line
+		"sha256:" + a + "\n",           // with the algorithm
+		a + "\r\n",                     // a CR
+		strings.Repeat("a", 63) + "\n" + b + "\n", // short
+	} {
+		if held, err := ParseHeldBlobs([]byte(bad), asked); err == nil {
+			t.Errorf("%q parsed as %v", bad, held)
+		}
+	}
+	if held, err := ParseHeldBlobs([]byte(b+"\n"+a+"\n"), asked); err != nil || len(held) != 2 {
+		t.Errorf("%v %v", held, err)
+	}
+}
+
+// FuzzParseHeldBlobs: whatever a node answers, what is accepted is a set
+// of digests asked about, each on its own line of the answer.
+func FuzzParseHeldBlobs(f *testing.F) {
+	a, b := strings.Repeat("a", 64), strings.Repeat("0", 64)
+	f.Add([]byte(a + "\n"))
+	f.Add([]byte(a + "\n" + b + "\n"))
+	f.Add([]byte(""))
+	f.Add([]byte(a + "\n" + a + "\n"))
+	asked := map[string]bool{a: true, b: true}
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		held, err := ParseHeldBlobs(answer, asked)
+		if err != nil {
+			return
+		}
+		lines := 0
+		for h := range held {
+			if !asked[h] || !bytes.Contains(answer, []byte(h+"\n")) {
+				t.Fatalf("accepted %q from %q", h, answer)
+			}
+			lines++
+		}
+		if len(answer) != 65*lines {
+			t.Fatalf("accepted %d digests from %d bytes", lines, len(answer))
+		}
+	})
+}
+
+// FuzzParseLinks: a list accepted is one LinkFrame writes again the same.
+func FuzzParseLinks(f *testing.F) {
+	f.Add([]byte(linksHeader + "\n" + strings.Repeat("a", 64) + " 12 644\n"))
+	f.Add([]byte(linksHeader + "\n"))
+	f.Add([]byte(linksHeader + "\n" + strings.Repeat("a", 64) + " 012 0644\n"))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		links, err := parseLinks(payload)
+		if err != nil {
+			return
+		}
+		if again := LinkFrame(links)[8:]; !bytes.Equal(again, payload) {
+			t.Fatalf("%q read as %+v, written %q", payload, links, again)
+		}
+	})
+}
