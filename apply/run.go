@@ -67,10 +67,20 @@ func (r *runner) dial(ctx context.Context, n clusterfile.Node) (ssh.Executor, er
 	return r.pool.Get(ctx, cfg)
 }
 
+// close ends what the run holds: its connections and the packed rootfs
+// streams it opened.
 func (r *runner) close() {
 	if r.pool != nil {
 		r.pool.Close()
 	}
+	r.packMu.Lock()
+	defer r.packMu.Unlock()
+	for _, p := range r.packed {
+		if p.File != nil {
+			p.File.Close()
+		}
+	}
+	r.packed = nil
 }
 
 // master reaches the first master.
