@@ -15,11 +15,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/hoistdev/hoist/layout"
+	"github.com/hoistdev/hoist/tree"
 )
 
 // blobsDir is where a rootfs's registry keeps its blobs (the Distribution
@@ -146,7 +146,10 @@ func PackReusing(w io.Writer, dir string, frames Frames, exclude ...string) ([]S
 		if err != nil {
 			return err
 		}
-		h, err := header(p, rel, info)
+		h, err := tree.Header(p, rel, info)
+		if err == nil && info.IsDir() {
+			h.Name += "/"
+		}
 		if err != nil {
 			return err
 		}
@@ -203,31 +206,6 @@ func PackReusing(w io.Writer, dir string, frames Frames, exclude ...string) ([]S
 	}
 	segs = append(segs, Segment{Offset: start, Length: cw.n - start, CRC: cw.crc})
 	return segs, nil
-}
-
-// header is the tar header of the file at p (info, its Lstat) named rel:
-// owned by root, in PAX format, without the access and change times that
-// reading a file changes, as tree.Write writes them.
-func header(p, rel string, info fs.FileInfo) (*tar.Header, error) {
-	link := ""
-	if info.Mode()&fs.ModeSymlink != 0 {
-		var err error
-		if link, err = os.Readlink(p); err != nil {
-			return nil, err
-		}
-	}
-	h, err := tar.FileInfoHeader(info, link)
-	if err != nil {
-		return nil, err
-	}
-	h.Name = rel
-	if info.IsDir() {
-		h.Name += "/"
-	}
-	h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
-	h.AccessTime, h.ChangeTime = time.Time{}, time.Time{}
-	h.Format = tar.FormatPAX
-	return h, nil
 }
 
 // CRCTable is the table of Segment.CRC.

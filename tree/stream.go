@@ -80,7 +80,7 @@ func (s *Stream) flushSegment() error {
 // entry writes one header, and the file's data for a regular file; crc,
 // when known, is the data's crc64 (ISO), computed here otherwise.
 func (s *Stream) entry(file, name string, info fs.FileInfo, crc []byte) error {
-	h, err := header(file, name, info)
+	h, err := Header(file, name, info)
 	if err != nil {
 		return err
 	}

@@ -16,11 +16,11 @@ import (
 	"time"
 )
 
-// header is the tar header of the file at p (info, its Lstat) named name:
+// Header is the tar header of the file at p (info, its Lstat) named name:
 // owned by root, in PAX format, and without the access and change times
 // that archive/tar takes from the file, as docker's archive leaves them
 // out: reading a file changes them, and so the tar of the same tree.
-func header(p, name string, info fs.FileInfo) (*tar.Header, error) {
+func Header(p, name string, info fs.FileInfo) (*tar.Header, error) {
 	link := ""
 	if info.Mode()&fs.ModeSymlink != 0 {
 		var err error
@@ -72,7 +72,7 @@ func Write(w io.Writer, dir, prefix string, skip func(rel string) bool) error {
 		if info.IsDir() {
 			name += "/"
 		}
-		h, err := header(p, name, info)
+		h, err := Header(p, name, info)
 		if err != nil {
 			return err
 		}
