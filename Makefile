@@ -33,10 +33,11 @@ export GOFLAGS := -tags=$(subst $(space),$(comma),$(TAGS))
 all: build
 
 # System packages: runc runs RUN steps; the tests use busybox-static (a base
-# image with a shell), skopeo (an independent image reader), openssh-server
+# image with a shell), skopeo (an independent image reader; with zstd, the
+# baseline of make bench's transport benchmark), openssh-server
 # (real SSH servers), debootstrap and iproute2 (the node test bed, whose
 # Debian tree is cached in /var/cache/hoist-testbed).
-PACKAGES := runc busybox-static skopeo openssh-server debootstrap iproute2
+PACKAGES := runc busybox-static skopeo zstd openssh-server debootstrap iproute2
 
 deps:
 	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -66,6 +67,7 @@ demo: example
 bench: build
 	bench/rebuild.sh
 	$(GO) test -run '^$$' -bench 'Bundle|CachedRebuild' -benchtime 3x ./build
+	$(GO) test -run '^$$' -bench Transport -benchtime 1x -timeout 60m ./build
 
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
