@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/Masterminds/semver/v3"
 	"go.podman.io/common/libimage"
 
 	"github.com/hoistdev/hoist/build/discover"
@@ -90,17 +89,11 @@ func renderKubeVersion(ctx context.Context, store *clusterimage.Store, opts Opti
 }
 
 // inRange tells whether a KUBEVERSION range allows version, as apply's
-// check does: pre-release and build parts left out.
+// check does; a range that does not parse has been refused by the
+// Kubefile's parser already.
 func inRange(r, version string) bool {
-	c, err := semver.NewConstraint(r)
-	if err != nil {
-		return true // the Kubefile's parser has refused it already
-	}
-	v, err := semver.NewVersion(version)
-	if err != nil {
-		return true
-	}
-	return c.Check(semver.New(v.Major(), v.Minor(), v.Patch(), "", ""))
+	ok, err := metadata.KubeVersionAllows(r, version)
+	return err != nil || ok
 }
 
 // discoverOptions are the options of the image search in one platform's

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/Masterminds/semver/v3"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -91,18 +90,11 @@ func CheckVersion(kubeVersion, version string) error {
 	if kubeVersion == "" {
 		return nil
 	}
-	c, err := semver.NewConstraint(kubeVersion)
+	ok, err := metadata.KubeVersionAllows(kubeVersion, version)
 	if err != nil {
-		return fmt.Errorf("KUBEVERSION %q: %w", kubeVersion, err)
+		return err
 	}
-	v, err := semver.NewVersion(version)
-	if err != nil {
-		return fmt.Errorf("version %q: %w", version, err)
-	}
-	// Pre-release and build parts (v1.37.2-gke.1) do not take a cluster
-	// out of a range such as >=1.28.
-	core, _ := semver.NewVersion(fmt.Sprintf("%d.%d.%d", v.Major(), v.Minor(), v.Patch()))
-	if !c.Check(core) {
+	if !ok {
 		return fmt.Errorf("Kubernetes %s is outside the image's KUBEVERSION %s", version, kubeVersion)
 	}
 	return nil

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+
+	"github.com/Masterminds/semver/v3"
 )
 
 const (
@@ -194,6 +196,22 @@ const MaxAppName = 53
 
 // IsAppName tells whether name may name an app.
 func IsAppName(name string) bool { return len(name) <= MaxAppName && appName.MatchString(name) }
+
+// KubeVersionAllows tells whether a KUBEVERSION range allows a Kubernetes
+// version. Pre-release and build parts (v1.37.2-gke.1) do not take a
+// cluster out of a range such as >=1.28. The error is a range or version
+// that does not parse. The build's warning and apply's refusal both ask it.
+func KubeVersionAllows(kubeVersion, version string) (bool, error) {
+	c, err := semver.NewConstraint(kubeVersion)
+	if err != nil {
+		return false, fmt.Errorf("KUBEVERSION %q: %w", kubeVersion, err)
+	}
+	v, err := semver.NewVersion(version)
+	if err != nil {
+		return false, fmt.Errorf("version %q: %w", version, err)
+	}
+	return c.Check(semver.New(v.Major(), v.Minor(), v.Patch(), "", "")), nil
+}
 
 // Decode reads a metadata document, as found under Annotation, and checks it.
 func Decode(data []byte) (*Metadata, error) {
