@@ -3,8 +3,10 @@ package clusterimage
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -113,3 +115,52 @@ func TestPartWriterAbort(t *testing.T) {
 		t.Errorf("left %v", entries)
 	}
 }
+
+// TestZstdFrames: a layer compressed in frames is one zstd stream to the
+// readers of the field: klauspost's (containers/image's) and zstd(1)'s
+// (libzstd, as containerd and podman link it); an empty layer too. A
+// failing writer ends it with that error, never a hang.
+func TestZstdFrames(t *testing.T) {
+	text := bytes.Repeat([]byte("a line of a log, and another one\n"), 100_000) // 3.3 MB
+	random := make([]byte, 3*frameSize+5)
+	for i := range random {
+		random[i] = byte(i*7919 ^ i>>3)
+	}
+	zstdCLI, err := exec.LookPath("zstd")
+	if err != nil {
+		t.Fatal("zstd is not installed (make deps installs it)")
+	}
+	for name, data := range map[string][]byte{"text": text, "mixed": append(bytes.Clone(text), random...), "empty": nil} {
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := zstdFrames(&out, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			dec, err := zstd.NewReader(bytes.NewReader(out.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dec.Close()
+			got, err := io.ReadAll(dec)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("klauspost read %d bytes of %d: %v", len(got), len(data), err)
+			}
+			cmd := exec.Command(zstdCLI, "-dc")
+			cmd.Stdin = bytes.NewReader(out.Bytes())
+			got, err = cmd.Output()
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("zstd -d read %d bytes of %d: %v", len(got), len(data), err)
+			}
+			if frames := (len(data) + frameSize - 1) / frameSize; frames > 1 && bytes.Count(out.Bytes(), []byte{0x28, 0xb5, 0x2f, 0xfd}) < frames {
+				t.Errorf("fewer than %d frames", frames)
+			}
+		})
+	}
+	if err := zstdFrames(failingWriter{}, bytes.NewReader(random)); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("failing writer: %v", err)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }

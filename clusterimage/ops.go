@@ -310,6 +310,14 @@ func (s *Store) load(ctx context.Context, path string, checked *archive.Checked,
 	if checked.Index {
 		return s.loadIndexArchive(ctx, path, copts)
 	}
+	if checked.Differential != nil && len(checked.Differential.Deltas) > 0 {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return s.loadUnpacked(ctx, f, checked, copts)
+	}
 	// A differential archive lacks the layers its base has: the store's
 	// destination finds each by its diff ID, the digest the manifest lists
 	// it by, and asks the archive for none of them.
@@ -385,19 +393,27 @@ func (s *Store) loadSplit(ctx context.Context, manifest string, checked *archive
 	if err := s.checkBase(checked.Differential); err != nil {
 		return nil, err
 	}
-	// Unpacked as libimage unpacks an oci-archive (into a directory it
-	// reads the layout from), but from the parts: no file holds the whole
-	// archive.
+	// Read from the parts: no file holds the whole archive.
+	return s.loadUnpacked(ctx, parts.Reader(), checked, copts)
+}
+
+// loadUnpacked loads a checked archive read from r by unpacking it as
+// libimage unpacks an oci-archive (into a directory it reads the layout
+// from), first rebuilding its delta layers there.
+func (s *Store) loadUnpacked(ctx context.Context, r io.Reader, checked *archive.Checked, copts CopyOptions) ([]string, error) {
 	dir, err := scratch.Dir(s.TmpDir(), "load-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if err := tree.Extract(parts.Reader(), dir); err != nil {
+	if err := tree.Extract(r, dir); err != nil {
 		return nil, err
 	}
 	if checked.Index {
 		return s.loadIndexDir(ctx, dir, copts)
+	}
+	if err := s.rebuildDeltas(dir, checked.Differential); err != nil {
+		return nil, err
 	}
 	ids, err := s.loadWithLibimage(ctx, dir, copts)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 
@@ -17,6 +18,8 @@ import (
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	storageTransport "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+	storagearchive "go.podman.io/storage/pkg/archive"
 
 	"github.com/hoistdev/hoist/clusterimage/archive"
 )
@@ -139,6 +142,9 @@ type archiveWriter struct {
 	// out.
 	inBase map[digest.Digest]bool
 	diff   *archive.Differential
+	// baseFiles are the files of --since's image's layers: a layer it
+	// lacks is written as a delta against them.
+	baseFiles *layerFiles
 	// written are the layers in the archive by diff ID (the images of an
 	// index share layers; an image may hold one twice); wroteBlob the
 	// configs and manifests.
@@ -162,6 +168,10 @@ func (a *archiveWriter) write(ctx context.Context, img *libimage.Image, isList b
 		if names := base.Names(); len(names) > 0 {
 			a.diff.Base.Name = names[0]
 		}
+		if a.baseFiles, err = a.s.openLayerFiles(base.ID()); err != nil {
+			return fmt.Errorf("--since %s: %w", base.ID(), err)
+		}
+		defer a.baseFiles.Close()
 	}
 	if err := a.t.file(imgspecv1.ImageLayoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
 		return err
@@ -176,7 +186,7 @@ func (a *archiveWriter) write(ctx context.Context, img *libimage.Image, isList b
 	if err != nil {
 		return err
 	}
-	if a.diff != nil && len(a.diff.Omitted) > 0 {
+	if a.diff != nil && (len(a.diff.Omitted) > 0 || len(a.diff.Deltas) > 0) {
 		data, err := json.Marshal(a.diff)
 		if err != nil {
 			return err
@@ -350,8 +360,11 @@ func (a *archiveWriter) writeLayer(ctx context.Context, src types.ImageSource, d
 		}
 		return desc, nil
 	}
+	if a.baseFiles != nil {
+		return a.writeDelta(diffID)
+	}
 	var err error
-	if desc.Digest, desc.Size, err = streamLayer(ctx, src, a.t, diffID, a.compress); err != nil {
+	if desc.Digest, desc.Size, err = streamLayer(a.s, a.t, diffID, a.compress); err != nil {
 		return desc, err
 	}
 	if a.progress != nil {
@@ -366,11 +379,62 @@ func (a *archiveWriter) writeLayer(ctx context.Context, src types.ImageSource, d
 	return desc, nil
 }
 
+// writeDelta writes a layer --since's image lacks as a delta against that
+// image's files, and lists it in the manifest uncompressed, by diff ID.
+func (a *archiveWriter) writeDelta(diffID digest.Digest) (imgspecv1.Descriptor, error) {
+	rc, err := a.s.layerStream(diffID)
+	if err != nil {
+		return imgspecv1.Descriptor{}, err
+	}
+	defer rc.Close()
+	h := &countingHash{h: sha256.New()}
+	pr, pw := io.Pipe()
+	var refs int
+	wrote := make(chan error, 1)
+	go func() {
+		var err error
+		refs, err = archive.WriteDelta(pw, io.TeeReader(rc, h), a.baseFiles)
+		pw.CloseWithError(err)
+		wrote <- err
+	}()
+	blob, size, err := a.t.stream(pr, a.compress)
+	pr.CloseWithError(errors.New("the archive was not written")) // ends the writer, should the stream have failed
+	if werr := <-wrote; werr != nil {
+		return imgspecv1.Descriptor{}, werr
+	}
+	if err != nil {
+		return imgspecv1.Descriptor{}, err
+	}
+	if got := digest.NewDigest(digest.SHA256, h.h); got != diffID {
+		return imgspecv1.Descriptor{}, fmt.Errorf("the store gave a layer of digest %s", got)
+	}
+	mediaType := archive.DeltaMediaType
+	if a.compress != CompressNone {
+		mediaType += "+" + a.compress
+	}
+	a.diff.Deltas = append(a.diff.Deltas, archive.DeltaLayer{Digest: diffID, Size: h.n, Delta: imgspecv1.Descriptor{MediaType: mediaType, Digest: blob, Size: size}})
+	if a.progress != nil {
+		fmt.Fprintf(a.progress, "Layer %s: written as a delta against %s (%d of its files referred to; %s, %d bytes)\n", shortDigest(diffID), a.diff.Base.Name, refs, a.compress, size)
+	}
+	return imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageLayer, Digest: diffID, Size: h.n}, nil
+}
+
+// countingHash hashes and counts what is written to it.
+type countingHash struct {
+	h hash.Hash
+	n int64
+}
+
+func (c *countingHash) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.h.Write(p)
+}
+
 // streamLayer streams a layer from the store into the archive. The store
 // gives it uncompressed; what it gives is checked against the diff ID, so
 // that an archive never holds a layer other than the config lists.
-func streamLayer(ctx context.Context, src types.ImageSource, t *tarStream, diffID digest.Digest, compress string) (digest.Digest, int64, error) {
-	rc, _, err := src.GetBlob(ctx, types.BlobInfo{Digest: diffID, Size: -1}, none.NoCache)
+func streamLayer(s *Store, t *tarStream, diffID digest.Digest, compress string) (digest.Digest, int64, error) {
+	rc, err := s.layerStream(diffID)
 	if err != nil {
 		return "", 0, err
 	}
@@ -384,6 +448,19 @@ func streamLayer(ctx context.Context, src types.ImageSource, t *tarStream, diffI
 		return "", 0, fmt.Errorf("the store gave a layer of digest %s", got)
 	}
 	return d, size, nil
+}
+
+// layerStream reads a stored layer, uncompressed, straight from the store.
+// containers/image's GetBlob would copy it to a temporary file first (to
+// hold the store's lock for less time): here the lock is held while the
+// layer streams into the archive, and nothing is staged on disk.
+func (s *Store) layerStream(diffID digest.Digest) (io.ReadCloser, error) {
+	layers, err := s.Storage.LayersByUncompressedDigest(diffID)
+	if err != nil || len(layers) == 0 {
+		return nil, fmt.Errorf("layer %s is not in the store: %v", diffID, err)
+	}
+	uncompressed := storagearchive.Uncompressed
+	return s.Storage.Diff("", layers[0].ID, &storage.DiffOptions{Compression: &uncompressed})
 }
 
 func readBlob(ctx context.Context, src types.ImageSource, d digest.Digest) ([]byte, error) {

@@ -2,7 +2,9 @@ package clusterimage_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"os"
@@ -298,17 +300,18 @@ func TestSaveDifferential(t *testing.T) {
 	if len(diffManifest.Layers) != len(fullManifest.Layers) {
 		t.Fatalf("layers: %d in the differential archive, %d in the full one", len(diffManifest.Layers), len(fullManifest.Layers))
 	}
-	omitted := 0
+	// The old image's layers are left out; the new one, a delta.
+	checked, err := archive.Check(diff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := checked.Differential; d == nil || len(d.Omitted) != len(diffManifest.Layers)-1 || len(d.Deltas) != 1 || d.Deltas[0].Digest != diffManifest.Layers[len(diffManifest.Layers)-1].Digest {
+		t.Fatalf("differential: %+v, layers %+v", d, diffManifest.Layers)
+	}
 	for _, l := range diffManifest.Layers {
-		if _, ok := sizes[archive.BlobName(l.Digest)]; !ok {
-			omitted++
+		if _, ok := sizes[archive.BlobName(l.Digest)]; ok {
+			t.Errorf("layer %s is in the archive as it is", l.Digest)
 		}
-	}
-	if omitted == 0 || omitted == len(diffManifest.Layers) {
-		t.Errorf("%d of %d layers left out", omitted, len(diffManifest.Layers))
-	}
-	if _, ok := sizes[archive.DifferentialFile]; !ok {
-		t.Errorf("no %s in the differential archive", archive.DifferentialFile)
 	}
 
 	// Onto the old image, in another store: the same image as the full
@@ -473,5 +476,117 @@ func TestLoadCorruptedLayerChangesNothing(t *testing.T) {
 	}
 	if after := storeState(t, other); !reflect.DeepEqual(before, after) {
 		t.Errorf("the failed load changed the store: %v, then %v", before, after)
+	}
+}
+
+// TestSaveDeltaLayer: a new version of a layer whose files the old image
+// mostly has (as the registry layer of a rebuilt cluster image has the
+// blobs of every image that did not change) goes into a differential
+// archive as a delta about the size of what changed, and loads onto the
+// old image as the same image, with either storage driver. A base whose
+// files differ from those the delta was made against is refused, the store
+// unchanged.
+func TestSaveDeltaLayer(t *testing.T) {
+	for _, driver := range []string{clusterimage.DriverOverlay, clusterimage.DriverVFS} {
+		t.Run(driver, func(t *testing.T) { testSaveDeltaLayer(t, driver) })
+	}
+}
+
+func testSaveDeltaLayer(t *testing.T, driver string) {
+	ctx := context.Background()
+	store := fixture.StoreWithDriver(t, driver)
+	random := func(n int) string {
+		b := make([]byte, n)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	kept, changed := random(400<<10), random(100<<10)
+	files := map[string]string{
+		"Kubefile":      "FROM scratch\nCOPY data /data\n",
+		"data/kept":     kept,
+		"data/also":     kept[:200<<10],
+		"data/changing": changed,
+		"data/small":    "small\n",
+	}
+	old := fixture.Context(t, files)
+	if _, err := build.Build(ctx, store, build.Options{ContextDir: old, Tags: []string{"test/delta:v1"}}); err != nil {
+		t.Fatal(err)
+	}
+	changed2, added := random(100<<10), random(50<<10)
+	files["data/changing"], files["data/added"] = changed2, added
+	if _, err := build.Build(ctx, store, build.Options{ContextDir: fixture.Context(t, files), Tags: []string{"test/delta:v2"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := digestID(t, store, "test/delta:v2")
+	dir := t.TempDir()
+	diff := filepath.Join(dir, "diff.tar")
+	var progress bytes.Buffer
+	if err := store.SaveArchive(ctx, "test/delta:v2", diff, clusterimage.SaveOptions{Since: "test/delta:v1", Compress: clusterimage.CompressNone, Copy: clusterimage.CopyOptions{Progress: &progress}}); err != nil {
+		t.Fatal(err)
+	}
+	checked, err := archive.Check(diff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := checked.Differential; d == nil || len(d.Deltas) != 1 {
+		t.Fatalf("differential: %+v", d)
+	}
+	delta := checked.Differential.Deltas[0]
+	newData := int64(len(changed2) + len(added))
+	if delta.Delta.Size < newData || delta.Delta.Size > newData+16<<10 || delta.Delta.MediaType != archive.DeltaMediaType {
+		t.Errorf("the delta is %d bytes (%s), what changed %d", delta.Delta.Size, delta.Delta.MediaType, newData)
+	}
+	if !strings.Contains(progress.String(), "as a delta against localhost/test/delta:v1 (2 of its files referred to") {
+		t.Errorf("progress: %s", progress.String())
+	}
+	// Compressed, the same delta.
+	zdiff := filepath.Join(dir, "zdiff.tar")
+	if err := store.SaveArchive(ctx, "test/delta:v2", zdiff, clusterimage.SaveOptions{Since: "test/delta:v1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	oldArchive := filepath.Join(dir, "old.tar")
+	if err := store.SaveArchive(ctx, "test/delta:v1", oldArchive, clusterimage.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, archivePath := range []string{diff, zdiff} {
+		target := fixture.StoreWithDriver(t, driver)
+		if _, err := target.Load(ctx, oldArchive, clusterimage.CopyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := target.Load(ctx, archivePath, clusterimage.CopyOptions{}); err != nil {
+			t.Fatalf("%s: %v", filepath.Base(archivePath), err)
+		}
+		if got := digestID(t, target, "test/delta:v2"); got != want {
+			t.Errorf("%s loaded as %s, want %s", filepath.Base(archivePath), got, want)
+		}
+	}
+
+	// The base's file changed in the store (same size): refused, naming
+	// the layer and the base, nothing stored.
+	target := fixture.StoreWithDriver(t, driver)
+	if _, err := target.Load(ctx, oldArchive, clusterimage.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pattern := filepath.Join(target.Storage.GraphRoot(), "overlay", "*", "diff", "data", "kept")
+	if driver == clusterimage.DriverVFS {
+		pattern = filepath.Join(target.Storage.GraphRoot(), "vfs", "dir", "*", "data", "kept")
+	}
+	matches, _ := filepath.Glob(pattern)
+	if len(matches) != 1 {
+		t.Fatalf("%s: %v", pattern, matches)
+	}
+	if err := os.WriteFile(matches[0], []byte(random(len(kept))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := storeState(t, target)
+	_, err = target.Load(ctx, zdiff, clusterimage.CopyOptions{})
+	if err == nil || !strings.Contains(err.Error(), "a delta against image localhost/test/delta:v1") || !strings.Contains(err.Error(), "the base's file data/kept of layer 0 differs from the one the delta was made against") {
+		t.Errorf("changed base: %v", err)
+	}
+	if after := storeState(t, target); !reflect.DeepEqual(before, after) {
+		t.Errorf("the refused load changed the store: %v, then %v", before, after)
 	}
 }

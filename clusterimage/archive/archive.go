@@ -123,6 +123,11 @@ func CheckTar(r io.ReadSeeker) (*Checked, error) {
 		if out.Differential, err = ParseDifferential(data); err != nil {
 			return nil, err
 		}
+		for _, d := range out.Differential.Deltas {
+			if _, err := checkDescriptor(&tarLayout{r: r, l: l}, d.Delta, fmt.Sprintf("%s: delta layer %s", DifferentialFile, d.Digest), false); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if hasIndex {
 		if out.Index, out.Layers, err = checkLayout(&tarLayout{r: r, l: l}, index, out.Differential.omittedSizes()); err != nil {

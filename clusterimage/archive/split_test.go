@@ -219,11 +219,30 @@ func differentialJSON(t testing.TB, base archive.Base, omitted ...archive.Omitte
 
 var baseID = strings.Repeat("ab", 32)
 
+func deltaJSON(t testing.TB, base archive.Base, omitted []archive.OmittedLayer, deltas ...archive.DeltaLayer) string {
+	return JSON(t, archive.Differential{MediaType: archive.DifferentialMediaType, Base: base, Omitted: omitted, Deltas: deltas})
+}
+
 func differentialCases(t testing.TB) []struct{ name, data, want string } {
 	layer := archive.OmittedLayer{Digest: digest.FromString("layer"), Size: 10}
 	base := archive.Base{Name: "localhost/old:v1", ID: baseID}
+	blob := imgspecv1.Descriptor{MediaType: archive.DeltaMediaType + "+zstd", Digest: digest.FromString("delta"), Size: 5}
+	delta := archive.DeltaLayer{Digest: digest.FromString("new layer"), Size: 100, Delta: blob}
+	withDelta := func(f func(*archive.DeltaLayer)) string {
+		d := delta
+		f(&d)
+		return deltaJSON(t, base, nil, d)
+	}
 	return []struct{ name, data, want string }{
 		{"good", differentialJSON(t, base, layer), ""},
+		{"delta only", deltaJSON(t, base, nil, delta), ""},
+		{"omitted and delta", deltaJSON(t, base, []archive.OmittedLayer{layer}, delta), ""},
+		{"delta also omitted", deltaJSON(t, base, []archive.OmittedLayer{{Digest: delta.Digest, Size: 100}}, delta), "listed twice"},
+		{"delta twice", deltaJSON(t, base, nil, delta, delta), "listed twice"},
+		{"delta's layer digest", withDelta(func(d *archive.DeltaLayer) { d.Digest = "sha256:zz" }), `delta layer 0: digest "sha256:zz"`},
+		{"delta's size", withDelta(func(d *archive.DeltaLayer) { d.Size = -2 }), "negative size"},
+		{"delta's blob digest", withDelta(func(d *archive.DeltaLayer) { d.Delta.Digest = "md5:x" }), `the delta's digest "md5:x"`},
+		{"delta's media type", withDelta(func(d *archive.DeltaLayer) { d.Delta.MediaType = imgspecv1.MediaTypeImageLayer }), "want " + archive.DeltaMediaType},
 		{"not JSON", "old", "hoist-differential.json: invalid character"},
 		{"media type", `{"mediaType":"x"}`, `mediaType "x"`},
 		{"short ID", differentialJSON(t, archive.Base{ID: "abc"}, layer), `base image ID "abc"`},
@@ -268,13 +287,20 @@ func FuzzParseDifferential(f *testing.F) {
 			}
 			return
 		}
-		if len(d.Base.ID) != 64 || strings.ContainsAny(d.Base.Name, "\n\r\x1b") || len(d.Omitted) == 0 {
+		if len(d.Base.ID) != 64 || strings.ContainsAny(d.Base.Name, "\n\r\x1b") || len(d.Omitted)+len(d.Deltas) == 0 {
 			t.Errorf("accepted %+v", d)
 		}
 		seen := map[digest.Digest]bool{}
 		for _, l := range d.Omitted {
 			if l.Digest.Validate() != nil || l.Size < 0 || seen[l.Digest] {
 				t.Errorf("accepted the omitted layer %+v", l)
+			}
+			seen[l.Digest] = true
+		}
+		for _, l := range d.Deltas {
+			_, known := archive.DeltaCompression(l.Delta.MediaType)
+			if l.Digest.Validate() != nil || l.Size < 0 || seen[l.Digest] || l.Delta.Digest.Validate() != nil || !known {
+				t.Errorf("accepted the delta layer %+v", l)
 			}
 			seen[l.Digest] = true
 		}
@@ -296,6 +322,10 @@ func TestCheckDifferential(t *testing.T) {
 		return append([]Entry{OCILayout, cfgEntry, layerEntry, m, IndexJSON(t, Named(desc, "test/x:v1"))}, extra...)
 	}
 	omitted := archive.OmittedLayer{Digest: absent.Digest, Size: absent.Size}
+	deltaEntry, deltaBlob := Blob(archive.DeltaMediaType, "hoist-delta-v1\nE")
+	deltaFile := func(blob imgspecv1.Descriptor) Entry {
+		return Entry{Name: archive.DifferentialFile, Body: deltaJSON(t, archive.Base{Name: "old", ID: baseID}, nil, archive.DeltaLayer{Digest: absent.Digest, Size: absent.Size, Delta: blob})}
+	}
 	for _, tc := range []struct {
 		name    string
 		entries []Entry
@@ -309,6 +339,9 @@ func TestCheckDifferential(t *testing.T) {
 		{"bad file", entries(Entry{Name: archive.DifferentialFile, Body: "{"}), archive.DifferentialFile + ": unexpected end of JSON input"},
 		{"huge file", entries(Entry{Name: archive.DifferentialFile, Body: strings.Repeat(" ", archive.MaxJSONSize+1)}), "larger than 4 MiB"},
 		{"with docker save", append(DockerSave(t, "docker.io/acme/x:v1"), diffFile(omitted)), "a differential archive is an oci-archive"},
+		{"delta held", entries(deltaFile(deltaBlob), deltaEntry), ""},
+		{"delta not held", entries(deltaFile(deltaBlob)), archive.DifferentialFile + ": delta layer " + string(absent.Digest) + ": blob " + string(deltaBlob.Digest) + " is not in the archive"},
+		{"delta of another size", entries(deltaFile(imgspecv1.Descriptor{MediaType: deltaBlob.MediaType, Digest: deltaBlob.Digest, Size: 1}), deltaEntry), "is 16 bytes, not 1 as listed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checked, err := archive.CheckTar(bytes.NewReader(Tar(t, tc.entries...)))
