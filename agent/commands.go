@@ -57,9 +57,10 @@ func (c UnpackCmd) Run(in io.Reader) error {
 	return Unpack(in, c.Dest, c.Digest, c.StreamDigest)
 }
 
-// BlobsCmd is `hoist node blobs`: which of the registry blobs listed on
-// stdin (BlobRequest) the tree at Rootfs holds, as regular files of the
-// size listed. Apply sends a new tree without them (see LinkFrame).
+// BlobsCmd is `hoist node blobs`: which of the files listed on stdin
+// (BlobRequest: registry blobs, and large files by path) the tree at
+// Rootfs holds, as regular files of the size listed. Apply sends a new tree
+// without them (see LinkFrame); unpack checks each one's sha256.
 type BlobsCmd struct {
 	Rootfs string
 }
@@ -100,8 +101,8 @@ func (c BlobsCmd) Run(in io.Reader, out io.Writer) error {
 	defer root.Close()
 	w := bufio.NewWriter(out)
 	for _, b := range wanted {
-		if info, err := root.Lstat(BlobPath(b.Blob)); err == nil && info.Mode().IsRegular() && info.Size() == b.Size {
-			fmt.Fprintln(w, b.Blob)
+		if info, err := root.Lstat(b.Rel()); err == nil && info.Mode().IsRegular() && info.Size() == b.Size {
+			fmt.Fprintln(w, b.Key())
 		}
 	}
 	return w.Flush()
@@ -114,8 +115,9 @@ func BlobRequest(segs []Segment) []byte {
 }
 
 // ParseHeldBlobs reads a node's answer to BlobsCmd, which apply does not
-// trust: every line one hex sha256 of the blobs asked about, none twice,
-// the answer ending with a newline (or empty). It returns the set held.
+// trust: every line the Key of a file asked about (a blob's hex sha256, a
+// file's quoted path), none twice, the answer ending with a newline (or
+// empty). It returns the set held, by Key.
 func ParseHeldBlobs(answer []byte, asked map[string]bool) (map[string]bool, error) {
 	held := map[string]bool{}
 	if len(answer) == 0 {
@@ -126,7 +128,7 @@ func ParseHeldBlobs(answer []byte, asked map[string]bool) (map[string]bool, erro
 		return nil, errors.New("the node's list of blobs does not end with a newline")
 	}
 	for line := range strings.SplitSeq(text, "\n") {
-		if !IsHexDigest(line) || !asked[line] || held[line] {
+		if !asked[line] || held[line] {
 			return nil, fmt.Errorf("the node's list of blobs has %q: not a sha256 asked about, or twice", trimForError(line))
 		}
 		held[line] = true

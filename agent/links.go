@@ -1,6 +1,7 @@
-// Links: a stream that leaves out registry blobs the node already holds
-// names them at its start, and Unpack hard-links them from the tree in
-// place into the new one, each checked by its digest first.
+// Links: a stream that leaves out files the node already holds (registry
+// blobs, and large files at the same path with the same sha256) names them
+// at its start, and Unpack hard-links them from the tree in place into the
+// new one, each checked by its digest first.
 
 package agent
 
@@ -16,6 +17,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -32,19 +34,25 @@ import (
 const (
 	skippableMagic = 0x184D2A5E // one of the 16 skippable magics; hoist's
 	linksHeader    = "hoist-links 1"
-	// maxLinksFrame bounds the frame (and the memory it takes): a line is at
-	// most 64+1+19+1+4+1 bytes, so some 90 000 blobs.
+	// maxLinksFrame bounds the frame (and the memory it takes): a blob's
+	// line is at most 64+1+19+1+4+1 bytes, so some 90 000 blobs.
 	maxLinksFrame = 8 << 20
 )
 
-// LinkFrame is the frame that starts a stream leaving out the blobs of
+// LinkFrame is the frame that starts a stream leaving out the files of
 // links (segments with Blob set): Unpack links each from the tree at its
-// dest, with the size and permission bits given.
+// dest, with the size and permission bits given. A line is
+// "<sha256 hex> <size> <octal mode>" for a registry blob, and the same
+// then " <Go-quoted path>" for another file.
 func LinkFrame(links []Segment) []byte {
 	var b bytes.Buffer
 	b.WriteString(linksHeader + "\n")
 	for _, l := range links {
-		fmt.Fprintf(&b, "%s %d %o\n", l.Blob, l.Size, l.Mode.Perm())
+		fmt.Fprintf(&b, "%s %d %o", l.Blob, l.Size, l.Mode.Perm())
+		if l.Path != "" {
+			b.WriteString(" " + strconv.Quote(l.Path))
+		}
+		b.WriteByte('\n')
 	}
 	frame := make([]byte, 8, 8+b.Len())
 	binary.LittleEndian.PutUint32(frame, skippableMagic)
@@ -73,8 +81,9 @@ func readLinks(r *bufio.Reader) ([]Segment, error) {
 	return parseLinks(payload)
 }
 
-// parseLinks reads a LinkFrame's payload, strictly: one line per blob,
-// each field in the one form LinkFrame writes, no blob twice.
+// parseLinks reads a LinkFrame's payload, strictly: one line per file,
+// each field in the one form LinkFrame writes, no file twice; a path is
+// clean, relative, and neither a registry blob's nor the marker.
 func parseLinks(payload []byte) ([]Segment, error) {
 	text, ok := strings.CutPrefix(string(payload), linksHeader+"\n")
 	if !ok {
@@ -89,9 +98,21 @@ func parseLinks(payload []byte) ([]Segment, error) {
 	var links []Segment
 	seen := map[string]bool{}
 	for line := range strings.SplitSeq(strings.TrimSuffix(text, "\n"), "\n") {
-		f := strings.Split(line, " ")
-		if len(f) != 3 || !IsHexDigest(f[0]) || seen[f[0]] {
+		f := strings.SplitN(line, " ", 4)
+		var file string
+		if len(f) == 4 {
+			p, err := strconv.Unquote(f[3])
+			if err != nil || strconv.Quote(p) != f[3] || !linkablePath(p) {
+				return nil, fmt.Errorf("file to link %q: want a clean relative path, Go-quoted, outside the registry's blobs", line)
+			}
+			file = p
+		}
+		if len(f) < 3 || !IsHexDigest(f[0]) {
 			return nil, fmt.Errorf("blob to link %q: want a new <sha256 hex> <size> <octal mode>", line)
+		}
+		key := Segment{Blob: f[0], Path: file}.Key()
+		if seen[key] {
+			return nil, fmt.Errorf("file to link %q: listed twice", line)
 		}
 		size, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil || size < 0 || strconv.FormatInt(size, 10) != f[1] {
@@ -101,10 +122,17 @@ func parseLinks(payload []byte) ([]Segment, error) {
 		if err != nil || mode > 0o777 || strconv.FormatUint(mode, 8) != f[2] {
 			return nil, fmt.Errorf("blob to link %q: bad mode", line)
 		}
-		seen[f[0]] = true
-		links = append(links, Segment{Blob: f[0], Size: size, Mode: fs.FileMode(mode)})
+		seen[key] = true
+		links = append(links, Segment{Blob: f[0], Size: size, Mode: fs.FileMode(mode), Path: file})
 	}
 	return links, nil
+}
+
+// linkablePath tells a path a file to link may have: clean, relative,
+// inside the tree, not a registry blob's (those are named by their
+// digest), not the marker.
+func linkablePath(p string) bool {
+	return p != "" && p != "." && path.Clean(p) == p && filepath.IsLocal(p) && !strings.HasPrefix(p, blobsDir+"/") && p != Marker && !strings.ContainsAny(p, "\x00\n")
 }
 
 // verifyLinks checks, in parallel, that every blob of links is in the tree
@@ -148,20 +176,23 @@ func verifyBlob(old *os.Root, l Segment, buf []byte) error {
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.CopyBuffer(h, f, buf); err != nil {
-		return fmt.Errorf("blob %s: %w", l.Blob, err)
+		return fmt.Errorf("%s: %w", l.what(), err)
 	}
 	if hex.EncodeToString(h.Sum(nil)) != l.Blob {
+		if l.Path != "" {
+			return fmt.Errorf("file %s in the tree in place changed: its sha256 is not %s", l.Path, l.Blob)
+		}
 		return fmt.Errorf("blob %s in the tree in place is not what its name says: corrupted", l.Blob)
 	}
 	return nil
 }
 
-// openBlob opens the blob of l in the tree of old, through os.Root: a
+// openBlob opens the file of l in the tree of old, through os.Root: a
 // symlink in that tree cannot take it elsewhere.
 func openBlob(old *os.Root, l Segment) (*os.File, error) {
-	f, err := old.Open(BlobPath(l.Blob))
+	f, err := old.OpenFile(l.Rel(), os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("blob %s to link: %w", l.Blob, err)
+		return nil, fmt.Errorf("%s to link: %w", l.what(), err)
 	}
 	info, err := f.Stat()
 	if err == nil && (!info.Mode().IsRegular() || info.Size() != l.Size) {
@@ -169,7 +200,7 @@ func openBlob(old *os.Root, l Segment) (*os.File, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("blob %s to link: %w", l.Blob, err)
+		return nil, fmt.Errorf("%s to link: %w", l.what(), err)
 	}
 	return f, nil
 }
@@ -195,32 +226,32 @@ func linkBlob(old, tmp *os.Root, l Segment) error {
 		return err
 	}
 	defer f.Close()
-	rel := BlobPath(l.Blob)
+	rel := l.Rel()
 	dir := path.Dir(rel)
 	if err := tmp.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("blob %s: %w", l.Blob, err)
+		return fmt.Errorf("%s: %w", l.what(), err)
 	}
 	d, err := tmp.Open(dir)
 	if err != nil {
-		return fmt.Errorf("blob %s: %w", l.Blob, err)
+		return fmt.Errorf("%s: %w", l.what(), err)
 	}
 	defer d.Close()
-	err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), int(d.Fd()), "data", unix.AT_SYMLINK_FOLLOW)
+	err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), int(d.Fd()), path.Base(rel), unix.AT_SYMLINK_FOLLOW)
 	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("blob %s: both sent and to be linked", l.Blob)
+		return fmt.Errorf("%s: both sent and to be linked", l.what())
 	}
 	if err != nil {
 		// No /proc, or another filesystem: a copy of the same bytes.
 		out, err := tmp.OpenFile(rel, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err != nil {
-			return fmt.Errorf("blob %s: %w", l.Blob, err)
+			return fmt.Errorf("%s: %w", l.what(), err)
 		}
 		_, err = io.Copy(out, f)
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("blob %s: %w", l.Blob, err)
+			return fmt.Errorf("%s: %w", l.what(), err)
 		}
 	}
 	// The mode the stream would have given it (the old tree's file is

@@ -45,7 +45,7 @@ func without(packed []byte, segs []Segment, link map[string]bool) []byte {
 	var linked []Segment
 	var body []byte
 	for _, s := range segs {
-		if s.Blob != "" && link[s.Blob] {
+		if s.Blob != "" && link[s.Key()] {
 			linked = append(linked, s)
 			continue
 		}
@@ -279,28 +279,31 @@ func TestParseHeldBlobs(t *testing.T) {
 }
 
 // FuzzParseHeldBlobs: whatever a node answers, what is accepted is a set
-// of digests asked about, each on its own line of the answer.
+// of keys asked about (digests, quoted paths), each on its own line of the
+// answer.
 func FuzzParseHeldBlobs(f *testing.F) {
-	a, b := strings.Repeat("a", 64), strings.Repeat("0", 64)
+	a, b, file := strings.Repeat("a", 64), strings.Repeat("0", 64), `"usr/bin/kubelet"`
 	f.Add([]byte(a + "\n"))
 	f.Add([]byte(a + "\n" + b + "\n"))
 	f.Add([]byte(""))
 	f.Add([]byte(a + "\n" + a + "\n"))
-	asked := map[string]bool{a: true, b: true}
+	f.Add([]byte(file + "\n" + a + "\n"))
+	f.Add([]byte("usr/bin/kubelet\n"))
+	asked := map[string]bool{a: true, b: true, file: true}
 	f.Fuzz(func(t *testing.T, answer []byte) {
 		held, err := ParseHeldBlobs(answer, asked)
 		if err != nil {
 			return
 		}
-		lines := 0
+		size := 0
 		for h := range held {
 			if !asked[h] || !bytes.Contains(answer, []byte(h+"\n")) {
 				t.Fatalf("accepted %q from %q", h, answer)
 			}
-			lines++
+			size += len(h) + 1
 		}
-		if len(answer) != 65*lines {
-			t.Fatalf("accepted %d digests from %d bytes", lines, len(answer))
+		if len(answer) != size {
+			t.Fatalf("accepted %v from %d bytes", held, len(answer))
 		}
 	})
 }
@@ -310,6 +313,9 @@ func FuzzParseLinks(f *testing.F) {
 	f.Add([]byte(linksHeader + "\n" + strings.Repeat("a", 64) + " 12 644\n"))
 	f.Add([]byte(linksHeader + "\n"))
 	f.Add([]byte(linksHeader + "\n" + strings.Repeat("a", 64) + " 012 0644\n"))
+	for _, tc := range linkCases {
+		f.Add([]byte(linksHeader + "\n" + tc.line + "\n"))
+	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		links, err := parseLinks(payload)
 		if err != nil {
@@ -319,4 +325,115 @@ func FuzzParseLinks(f *testing.F) {
 			t.Fatalf("%q read as %+v, written %q", payload, links, again)
 		}
 	})
+}
+
+var hexA = strings.Repeat("a", 64)
+
+// linkCases are lines of a LinkFrame, good ("") or refused with what the
+// error says.
+var linkCases = []struct{ name, line, want string }{
+	{"blob", hexA + " 12 644", ""},
+	{"file", hexA + ` 2097152 755 "usr/bin/kubelet"`, ""},
+	{"file with a space", hexA + ` 5 644 "charts/my chart.tgz"`, ""},
+	{"file with an escape", hexA + ` 5 644 "a\tb"`, ""},
+	{"unquoted path", hexA + " 5 644 usr/bin/kubelet", "want a clean relative path"},
+	{"other quoting", hexA + " 5 644 `usr/bin/kubelet`", "want a clean relative path"},
+	{"parent", hexA + ` 5 644 "../etc/shadow"`, "want a clean relative path"},
+	{"absolute", hexA + ` 5 644 "/etc/shadow"`, "want a clean relative path"},
+	{"not clean", hexA + ` 5 644 "usr//bin"`, "want a clean relative path"},
+	{"dot", hexA + ` 5 644 "."`, "want a clean relative path"},
+	{"a registry blob's path", hexA + ` 5 644 "registry/docker/registry/v2/blobs/sha256/aa/` + hexA + `/data"`, "outside the registry's blobs"},
+	{"the marker", hexA + ` 5 644 ".hoist-digest"`, "want a clean relative path"},
+	{"a newline", hexA + ` 5 644 "a\nb"`, "want a clean relative path"},
+	{"no digest", `x 5 644 "usr/bin/kubelet"`, "want a new <sha256 hex>"},
+	{"bad size", hexA + ` -5 644 "usr/bin/kubelet"`, "bad size"},
+}
+
+func TestParseLinksFiles(t *testing.T) {
+	for _, tc := range linkCases {
+		t.Run(tc.name, func(t *testing.T) {
+			links, err := parseLinks([]byte(linksHeader + "\n" + tc.line + "\n"))
+			if tc.want == "" {
+				if err != nil || len(links) != 1 {
+					t.Errorf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %s", err, tc.want)
+			}
+		})
+	}
+	// Two files of the same content are two links; a path twice is not.
+	two := linksHeader + "\n" + hexA + ` 5 644 "a"` + "\n" + hexA + ` 5 644 "b"` + "\n"
+	if links, err := parseLinks([]byte(two)); err != nil || len(links) != 2 {
+		t.Errorf("two paths of one content: %v %v", links, err)
+	}
+	twice := linksHeader + "\n" + hexA + ` 5 644 "a"` + "\n" + strings.Repeat("b", 64) + ` 5 644 "a"` + "\n"
+	if _, err := parseLinks([]byte(twice)); err == nil || !strings.Contains(err.Error(), "listed twice") {
+		t.Errorf("a path twice: %v", err)
+	}
+}
+
+// TestUnpackLinksFiles: a large file outside the registry is a segment of
+// its own, with its path and sha256; a node whose tree has it at that path
+// is sent the stream without it and links it, checked: a file changed in
+// place (same size) is refused by name, the tree in place untouched, and
+// the whole stream then unpacks.
+func TestUnpackLinksFiles(t *testing.T) {
+	kubelet, other := randomBytes(MinFileSegment+5), randomBytes(MinFileSegment)
+	v1, _ := registryTree(t, []byte("blob"))
+	v2, _ := registryTree(t, []byte("blob"))
+	for _, dir := range []string{v1, v2} {
+		os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
+		os.WriteFile(filepath.Join(dir, "bin/kubelet"), kubelet, 0o755)
+		os.WriteFile(filepath.Join(dir, "bin/small"), []byte("small"), 0o755)
+	}
+	os.WriteFile(filepath.Join(v1, "bin/other"), randomBytes(MinFileSegment), 0o755)
+	os.WriteFile(filepath.Join(v2, "bin/other"), other, 0o755)
+	p1, _ := packSegments(t, v1)
+	p2, segs2 := packSegments(t, v2)
+	sumKubelet := sha256.Sum256(kubelet)
+	var files []Segment
+	for _, s := range segs2 {
+		if s.Path != "" {
+			files = append(files, s)
+		}
+	}
+	if len(files) != 2 || files[0].Path != "bin/kubelet" || files[0].Blob != hex.EncodeToString(sumKubelet[:]) || files[0].Size != int64(len(kubelet)) || files[0].Mode != 0o755 || files[1].Path != "bin/other" {
+		t.Fatalf("file segments %+v", files)
+	}
+	dest := filepath.Join(t.TempDir(), "rootfs")
+	if err := Unpack(bytes.NewReader(p1), dest, "sha256:v1", sum(p1)); err != nil {
+		t.Fatal(err)
+	}
+	// The node says which it holds: both paths are there, of that size.
+	var answer bytes.Buffer
+	if err := (BlobsCmd{Rootfs: dest}).Run(bytes.NewReader(BlobRequest(files)), &answer); err != nil {
+		t.Fatal(err)
+	}
+	if answer.String() != `"bin/kubelet"`+"\n"+`"bin/other"`+"\n" {
+		t.Errorf("answer %q", answer.String())
+	}
+	// bin/other has other content: linking it is refused, by name.
+	delta := without(p2, segs2, map[string]bool{`"bin/kubelet"`: true, `"bin/other"`: true})
+	err := Unpack(bytes.NewReader(delta), dest, "sha256:v2", sum(delta))
+	if err == nil || !strings.Contains(err.Error(), "file bin/other in the tree in place changed") {
+		t.Errorf("a changed file linked: %v", err)
+	}
+	if Digest(dest) != "sha256:v1" {
+		t.Fatalf("marker %q after a refused unpack", Digest(dest))
+	}
+	delta = without(p2, segs2, map[string]bool{`"bin/kubelet"`: true})
+	if len(delta) > len(p2)-len(kubelet)+4096 {
+		t.Errorf("the stream without bin/kubelet is %d bytes, the whole %d", len(delta), len(p2))
+	}
+	before, _ := os.Stat(filepath.Join(dest, "bin/kubelet"))
+	if err := Unpack(bytes.NewReader(delta), dest, "sha256:v2", sum(delta)); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, v2, dest)
+	if after, err := os.Stat(filepath.Join(dest, "bin/kubelet")); err != nil || !os.SameFile(before, after) {
+		t.Errorf("bin/kubelet was not linked from the tree in place: %v", err)
+	}
 }

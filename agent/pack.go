@@ -7,6 +7,10 @@ package agent
 
 import (
 	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -14,9 +18,11 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
 	"github.com/hoistdev/hoist/layout"
 	"github.com/hoistdev/hoist/tree"
@@ -67,11 +73,45 @@ type Segment struct {
 	// segments kept on disk is checked by it in a tenth of a sha256's
 	// time.
 	CRC uint32 `json:"crc"`
-	// Blob is set when the segment is exactly one registry blob's data
-	// file: its hex sha256, size and permission bits.
+	// Blob is set when the segment is exactly one file a node may already
+	// hold: its content's hex sha256, size and permission bits. The file
+	// is a registry blob's data file (its name says its sha256), or, with
+	// Path, a large file elsewhere in the tree.
 	Blob string      `json:"blob,omitempty"`
 	Size int64       `json:"size,omitempty"`
 	Mode fs.FileMode `json:"mode,omitempty"`
+	Path string      `json:"path,omitempty"`
+}
+
+// MinFileSegment is the size from which a file outside the registry's
+// blobs is a segment of its own (Segment.Path): the binaries, archives and
+// charts of a rootfs, which a new version of an image mostly keeps.
+const MinFileSegment = 1 << 20
+
+// Rel is the file of a segment with Blob set: its slash path in the tree.
+func (s Segment) Rel() string {
+	if s.Path != "" {
+		return s.Path
+	}
+	return BlobPath(s.Blob)
+}
+
+// Key names a segment with Blob set among a tree's: a registry blob by its
+// sha256, another file by its path, quoted (two files may have the same
+// content; a blob's name is its content).
+func (s Segment) Key() string {
+	if s.Path != "" {
+		return strconv.Quote(s.Path)
+	}
+	return s.Blob
+}
+
+// what names the file of a segment in messages.
+func (s Segment) what() string {
+	if s.Path != "" {
+		return fmt.Sprintf("file %s (sha256 %s)", s.Path, s.Blob)
+	}
+	return "blob " + s.Blob
 }
 
 // Pack writes the tree at dir as a zstd-compressed tar to w: what Unpack
@@ -90,14 +130,29 @@ func PackSegments(w io.Writer, dir string, exclude ...string) ([]Segment, error)
 	return PackReusing(w, dir, nil, exclude...)
 }
 
-// Frames gives, for a blob of a tree being packed, the segment of an
+// Frame is a blob's frame in an earlier stream: Segment of File.
+type Frame struct {
+	File    *os.File
+	Segment Segment
+}
+
+// Frames gives, for a blob of a tree being packed, the frame of an
 // earlier stream that holds it (the same name, size and mode: the same tar
-// entry but for its time, which Unpack does not keep), checked, or nil.
-type Frames func(blob Segment) io.Reader
+// entry but for its time, which Unpack does not keep), or nil. damaged is
+// told of a frame whose copy did not have the CRC its segment records, and
+// PackReusing then fails with ErrDamagedFrame.
+type Frames interface {
+	Frame(blob Segment) *Frame
+	Damaged(*Frame)
+}
+
+// ErrDamagedFrame is a frame of an earlier stream that was damaged.
+var ErrDamagedFrame = errors.New("a frame of an earlier packed stream is damaged")
 
 // PackReusing is PackSegments, copying the frames of blobs that frames
 // has instead of compressing them again: an image's next version packs in
-// the time of what changed and a copy.
+// the time of what changed and a copy. Into a file, a frame is copied by
+// the kernel (copy_file_range), then its copy is read for its CRC.
 func PackReusing(w io.Writer, dir string, frames Frames, exclude ...string) ([]Segment, error) {
 	cw := &countWriter{w: w}
 	zw, err := zstd.NewWriter(cw, zstd.WithEncoderLevel(zstd.SpeedFastest))
@@ -157,6 +212,9 @@ func PackReusing(w io.Writer, dir string, frames Frames, exclude ...string) ([]S
 		if info.Mode().IsRegular() {
 			blob = blobOf(rel)
 		}
+		if blob == "" && info.Mode().IsRegular() && info.Size() >= MinFileSegment {
+			return packFile(cw, tw, &pending, cut, p, rel, h, info, buf)
+		}
 		if blob != "" && pending {
 			if err := cut(Segment{}); err != nil {
 				return err
@@ -164,12 +222,15 @@ func PackReusing(w io.Writer, dir string, frames Frames, exclude ...string) ([]S
 		}
 		if blob != "" && frames != nil {
 			seg := Segment{Blob: blob, Size: info.Size(), Mode: info.Mode().Perm()}
-			if r := frames(seg); r != nil {
+			if fr := frames.Frame(seg); fr != nil {
 				// The tar writer, flushed, knows nothing of this entry.
-				if _, err := io.Copy(cw, r); err != nil {
+				if err := cw.copyFrame(fr); err != nil {
+					if errors.Is(err, ErrDamagedFrame) {
+						frames.Damaged(fr)
+					}
 					return err
 				}
-				seg.Offset, seg.Length, seg.CRC = start, cw.n-start, cw.crc
+				seg.Offset, seg.Length, seg.CRC = start, cw.n-start, fr.Segment.CRC
 				segs = append(segs, seg)
 				start, cw.crc = cw.n, 0
 				return nil
@@ -206,6 +267,79 @@ func PackReusing(w io.Writer, dir string, frames Frames, exclude ...string) ([]S
 	}
 	segs = append(segs, Segment{Offset: start, Length: cw.n - start, CRC: cw.crc})
 	return segs, nil
+}
+
+// packFile writes a large file as a segment of its own, hashing it on
+// the way: a node that holds it at the same path, with that sha256, links
+// it instead of being sent it.
+func packFile(cw *countWriter, tw *tar.Writer, pending *bool, cut func(Segment) error, p, rel string, h *tar.Header, info fs.FileInfo, buf []byte) error {
+	if *pending {
+		if err := cut(Segment{}); err != nil {
+			return err
+		}
+	}
+	if err := tw.WriteHeader(h); err != nil {
+		return err
+	}
+	*pending = true
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum := sha256.New()
+	n, err := io.CopyBuffer(tw, io.TeeReader(f, sum), buf)
+	if err != nil {
+		return err
+	}
+	if n != info.Size() {
+		return fmt.Errorf("%s changed while packed", p)
+	}
+	return cut(Segment{Blob: hex.EncodeToString(sum.Sum(nil)), Size: info.Size(), Mode: info.Mode().Perm(), Path: rel})
+}
+
+// copyFrame appends a frame of an earlier stream, checked against its
+// CRC: into a file by copy_file_range (no copy through this process; on
+// one filesystem, no copy of the data at all where it shares extents), the
+// copy then read back from the page cache for its CRC (CRC-32C runs at
+// memory speed); into anything else, read, checked and written.
+func (c *countWriter) copyFrame(fr *Frame) error {
+	seg := fr.Segment
+	src := io.NewSectionReader(fr.File, seg.Offset, seg.Length)
+	f, ok := c.w.(*os.File)
+	if !ok {
+		h := crc32.New(CRCTable)
+		if _, err := io.Copy(io.MultiWriter(c, h), src); err != nil {
+			return err
+		}
+		if h.Sum32() != seg.CRC {
+			return ErrDamagedFrame
+		}
+		return nil
+	}
+	at := c.n
+	off := seg.Offset
+	for off < seg.Offset+seg.Length {
+		n, err := unix.CopyFileRange(int(fr.File.Fd()), &off, int(f.Fd()), nil, int(seg.Offset+seg.Length-off), 0)
+		if err != nil || n == 0 {
+			// Not supported between these files: the rest copied here.
+			m, err := io.Copy(f, io.NewSectionReader(fr.File, off, seg.Offset+seg.Length-off))
+			off += m
+			if err != nil {
+				return err
+			}
+			break
+		}
+	}
+	c.n += seg.Length
+	h := crc32.New(CRCTable)
+	if _, err := io.Copy(h, io.NewSectionReader(f, at, seg.Length)); err != nil {
+		return err
+	}
+	if h.Sum32() != seg.CRC {
+		return ErrDamagedFrame
+	}
+	return nil
 }
 
 // CRCTable is the table of Segment.CRC.

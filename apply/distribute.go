@@ -127,7 +127,8 @@ func packInto(f *os.File, dir string, frames agent.Frames, exclude ...string) (p
 	return packedTree{File: f, Size: fi.Size(), Segments: segs, whole: &wholeDigest{}}, nil
 }
 
-// blobs are the registry blobs that are segments of their own.
+// blobs are the files that are segments of their own: registry blobs,
+// and large files elsewhere (agent.MinFileSegment).
 func (p packedTree) blobs() []agent.Segment {
 	var blobs []agent.Segment
 	for _, s := range p.Segments {
@@ -159,7 +160,7 @@ func (p packedTree) without(held map[string]bool) (stream, error) {
 	var linked []agent.Segment
 	var s stream
 	for _, seg := range p.Segments {
-		if seg.Blob != "" && held[seg.Blob] {
+		if seg.Blob != "" && held[seg.Key()] {
 			linked = append(linked, seg)
 			continue
 		}
@@ -190,9 +191,10 @@ func (p packedTree) reader(s stream) io.Reader {
 
 // distribute sends the packed tree to dest on the node, unpacked there by
 // the node's hoist, unless the node already holds this digest. A node
-// whose tree holds some of the registry blobs (an earlier version of the
-// image) is sent the stream without them, and links them from that tree;
-// should that fail (a blob there is corrupted), the whole stream follows.
+// whose tree holds some of the registry blobs or large files (an earlier
+// version of the image) is sent the stream without them, and links them
+// from that tree once their sha256 is checked; should that fail (a blob
+// there is corrupted, a file changed), the whole stream follows.
 // It returns whether it sent anything. progress, when not nil, is told the
 // bytes sent so far and the total.
 func distribute(ctx context.Context, node ssh.Executor, remoteHoist string, packed packedTree, digest, dest string, progress func(sent, total int64)) (bool, error) {
@@ -234,15 +236,18 @@ func distribute(ctx context.Context, node ssh.Executor, remoteHoist string, pack
 	return true, nil
 }
 
-// heldBlobs asks the node which of blobs the tree at dest holds.
+// heldBlobs asks the node which of blobs (registry blobs and large files)
+// the tree at dest holds, and returns them by Segment.Key.
 func heldBlobs(ctx context.Context, node ssh.Executor, remoteHoist, dest string, blobs []agent.Segment) (map[string]bool, error) {
 	asked := make(map[string]bool, len(blobs))
+	answer := 0
 	for _, b := range blobs {
-		asked[b.Blob] = true
+		asked[b.Key()] = true
+		answer += len(b.Key()) + 1
 	}
-	// An answer longer than every blob asked about is cut short here,
+	// An answer longer than every file asked about is cut short here,
 	// before it can fill memory, and then refused.
-	out := &limitedBuffer{max: 65 * len(blobs)}
+	out := &limitedBuffer{max: answer}
 	if err := node.Run(ctx, step.Agent(remoteHoist, agent.BlobsCmd{Rootfs: dest}), bytes.NewReader(agent.BlobRequest(blobs)), out); err != nil && !out.over {
 		return nil, fmt.Errorf("asking which registry blobs %s holds: %w", dest, err)
 	}

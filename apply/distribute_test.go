@@ -229,7 +229,8 @@ func (c countingExec) Run(ctx context.Context, command string, stdin io.Reader, 
 
 // TestDistributeSendsOnlyMissingBlobs: to a node with the tree of v1, v2
 // (one of its bundled images changed) costs about that image's blob and
-// the files outside registry/, and leaves exactly v2's tree; a node
+// the small files outside registry/ (a large binary it has is linked), and
+// leaves exactly v2's tree; a node
 // without v1 gets the whole stream; a node whose blob is corrupted gets
 // the whole stream after its agent refuses to link it.
 func TestDistributeSendsOnlyMissingBlobs(t *testing.T) {
@@ -249,6 +250,13 @@ func TestDistributeSendsOnlyMissingBlobs(t *testing.T) {
 	v1 := imageTree(t, blobs)
 	changed := randomBlobs(1, size)[0]
 	v2 := imageTree(t, append(slices.Clone(blobs[:n-1]), changed))
+	// A large binary outside registry/, the same in both: linked as well.
+	kubelet := randomBlobs(1, agent.MinFileSegment+1)[0]
+	for _, dir := range []string{v1, v2} {
+		if err := os.WriteFile(filepath.Join(dir, "bin/kubelet"), kubelet, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tmp := t.TempDir()
 	p1, err := packTree(v1, tmp)
 	if err != nil {
@@ -258,12 +266,20 @@ func TestDistributeSendsOnlyMissingBlobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What v2 holds outside registry blobs, packed (compressed) or not.
+	// What v2 holds outside registry blobs and large files, packed
+	// (compressed) or not.
 	var other int64
+	files := 0
 	for _, s := range p2.Segments {
 		if s.Blob == "" {
 			other += s.Length
 		}
+		if s.Path != "" {
+			files++
+		}
+	}
+	if files != 1 {
+		t.Errorf("%d large files are segments of their own, want 1 (bin/kubelet)", files)
 	}
 
 	const dest = "/var/lib/hoist/demo/rootfs"

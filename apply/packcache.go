@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"os"
@@ -70,7 +69,7 @@ func packCached(file, dir string, exclude ...string) (packedTree, error) {
 	p, err := packInto(f, dir, frames, exclude...)
 	// A frame found damaged while copied is left out the next time: each
 	// time round, one fewer.
-	for errors.Is(err, errDamagedFrame) {
+	for errors.Is(err, agent.ErrDamagedFrame) {
 		if err = f.Truncate(0); err == nil {
 			_, err = f.Seek(0, io.SeekStart)
 		}
@@ -180,16 +179,12 @@ func (p packedTree) checkSegments(segs []agent.Segment) error {
 }
 
 // earlierFrames are the blobs' frames of the streams kept in cacheDir, for
-// a new stream to copy (agent.PackReusing). Each is checked against its
-// CRC as it is copied (one read, not two): one that fails makes the
-// packing fail with errDamagedFrame, and is not offered again. done closes
-// their files.
-func earlierFrames(cacheDir string) (agent.Frames, func()) {
-	type frame struct {
-		f   *os.File
-		seg agent.Segment
-	}
-	byBlob := map[string]frame{}
+// a new stream to copy (agent.PackReusing), which checks each copy against
+// its CRC: one that fails makes the packing fail with
+// agent.ErrDamagedFrame, and is not offered again. done closes their
+// files.
+func earlierFrames(cacheDir string) (*keptFrames, func()) {
+	kept := &keptFrames{byBlob: map[string]*agent.Frame{}}
 	var files []*os.File
 	indexes, _ := filepath.Glob(filepath.Join(cacheDir, "*.tar.zst.json"))
 	for _, index := range indexes {
@@ -211,46 +206,32 @@ func earlierFrames(cacheDir string) (agent.Frames, func()) {
 		}
 		files = append(files, f)
 		for _, s := range idx.Segments {
-			if s.Blob != "" {
-				byBlob[s.Blob] = frame{f, s}
+			if s.Blob != "" && s.Path == "" {
+				kept.byBlob[s.Blob] = &agent.Frame{File: f, Segment: s}
 			}
 		}
 	}
-	frames := func(want agent.Segment) io.Reader {
-		fr, ok := byBlob[want.Blob]
-		if !ok || fr.seg.Size != want.Size || fr.seg.Mode != want.Mode {
-			return nil
-		}
-		return &crcReader{r: io.NewSectionReader(fr.f, fr.seg.Offset, fr.seg.Length), h: crc32.New(agent.CRCTable), want: fr.seg.CRC,
-			damaged: func() { delete(byBlob, want.Blob) }}
-	}
-	return frames, func() {
+	return kept, func() {
 		for _, f := range files {
 			f.Close()
 		}
 	}
 }
 
-var errDamagedFrame = errors.New("a frame of a packed rootfs under --root is damaged")
-
-// crcReader reads r, and fails at its end unless its bytes have the CRC
-// want.
-type crcReader struct {
-	r       io.Reader
-	h       hash.Hash32
-	want    uint32
-	damaged func()
+// keptFrames are the frames of the streams under --root, by blob.
+type keptFrames struct {
+	byBlob map[string]*agent.Frame
 }
 
-func (c *crcReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.h.Write(p[:n])
-	if err == io.EOF && c.h.Sum32() != c.want {
-		c.damaged()
-		return n, errDamagedFrame
+func (k *keptFrames) Frame(want agent.Segment) *agent.Frame {
+	fr, ok := k.byBlob[want.Blob]
+	if !ok || fr.Segment.Size != want.Size || fr.Segment.Mode != want.Mode {
+		return nil
 	}
-	return n, err
+	return fr
 }
+
+func (k *keptFrames) Damaged(fr *agent.Frame) { delete(k.byBlob, fr.Segment.Blob) }
 
 // check refuses an index whose segments do not tile the stream.
 func (idx packIndex) check() error {
@@ -260,7 +241,7 @@ func (idx packIndex) check() error {
 	}
 	var at int64
 	for _, s := range idx.Segments {
-		if s.Offset != at || s.Length <= 0 || (s.Blob != "" && !agent.IsHexDigest(s.Blob)) {
+		if s.Offset != at || s.Length <= 0 || (s.Blob != "" && !agent.IsHexDigest(s.Blob)) || (s.Path != "" && s.Blob == "") {
 			return errors.New("segments do not tile the stream")
 		}
 		at += s.Length
