@@ -22,7 +22,6 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 
 	"github.com/hoistdev/hoist/layout"
 	"github.com/hoistdev/hoist/tree"
@@ -127,42 +126,50 @@ func Pack(w io.Writer, dir string, exclude ...string) error {
 // entries between blobs make the other segments, the last of which ends
 // the tar.
 func PackSegments(w io.Writer, dir string, exclude ...string) ([]Segment, error) {
-	return PackReusing(w, dir, nil, exclude...)
+	segs, _, err := PackReusing(w, dir, nil, exclude...)
+	return segs, err
 }
 
-// Frame is a blob's frame in an earlier stream: Segment of File.
+// Frame is a blob's frame in an earlier stream: its Segment, whose bytes
+// are At in File.
 type Frame struct {
 	File    *os.File
+	At      int64
 	Segment Segment
 }
 
 // Frames gives, for a blob of a tree being packed, the frame of an
 // earlier stream that holds it (the same name, size and mode: the same tar
-// entry but for its time, which Unpack does not keep), or nil. damaged is
-// told of a frame whose copy did not have the CRC its segment records, and
+// entry but for its time, which Unpack does not keep), or nil. Damaged is
+// told of a frame whose bytes do not have the CRC its segment records, and
 // PackReusing then fails with ErrDamagedFrame.
 type Frames interface {
 	Frame(blob Segment) *Frame
 	Damaged(*Frame)
 }
 
-// ErrDamagedFrame is a frame of an earlier stream that was damaged.
+// ErrDamagedFrame is a frame of an earlier packed stream that was damaged.
 var ErrDamagedFrame = errors.New("a frame of an earlier packed stream is damaged")
 
-// PackReusing is PackSegments, copying the frames of blobs that frames
-// has instead of compressing them again: an image's next version packs in
-// the time of what changed and a copy. Into a file, a frame is copied by
-// the kernel (copy_file_range), then its copy is read for its CRC.
-func PackReusing(w io.Writer, dir string, frames Frames, exclude ...string) ([]Segment, error) {
+// PackReusing is PackSegments, sharing the frames of blobs that frames has
+// instead of compressing them again: an image's next version packs in the
+// time of what changed. A shared frame is not written to w: the stream is
+// w's bytes with each shared frame inserted at its segment. It returns,
+// beside the segments, the frame each shares (nil: its bytes are in w).
+// Each shared frame is read once for its CRC (at memory speed).
+func PackReusing(w io.Writer, dir string, frames Frames, exclude ...string) ([]Segment, []*Frame, error) {
 	cw := &countWriter{w: w}
 	zw, err := zstd.NewWriter(cw, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer zw.Close()
 	tw := tar.NewWriter(zw)
 	var segs []Segment
-	var start int64
+	var shared []*Frame
+	// Offsets are the stream's: what went to w and the frames shared.
+	var start, sharedBytes int64
+	pos := func() int64 { return cw.n + sharedBytes }
 	pending := false // bytes written to the frame open since start
 	// cut ends the frame open, and with it a segment.
 	cut := func(s Segment) error {
@@ -172,9 +179,10 @@ func PackReusing(w io.Writer, dir string, frames Frames, exclude ...string) ([]S
 		if err := zw.Close(); err != nil {
 			return err
 		}
-		s.Offset, s.Length, s.CRC = start, cw.n-start, cw.crc
+		s.Offset, s.Length, s.CRC = start, pos()-start, cw.crc
 		segs = append(segs, s)
-		start, pending, cw.crc = cw.n, false, 0
+		shared = append(shared, nil)
+		start, pending, cw.crc = pos(), false, 0
 		zw.Reset(cw)
 		return nil
 	}
@@ -224,15 +232,17 @@ func PackReusing(w io.Writer, dir string, frames Frames, exclude ...string) ([]S
 			seg := Segment{Blob: blob, Size: info.Size(), Mode: info.Mode().Perm()}
 			if fr := frames.Frame(seg); fr != nil {
 				// The tar writer, flushed, knows nothing of this entry.
-				if err := cw.copyFrame(fr); err != nil {
+				if err := checkFrame(fr, buf); err != nil {
 					if errors.Is(err, ErrDamagedFrame) {
 						frames.Damaged(fr)
 					}
 					return err
 				}
-				seg.Offset, seg.Length, seg.CRC = start, cw.n-start, fr.Segment.CRC
+				seg.Offset, seg.Length, seg.CRC = start, fr.Segment.Length, fr.Segment.CRC
 				segs = append(segs, seg)
-				start, cw.crc = cw.n, 0
+				shared = append(shared, fr)
+				sharedBytes += fr.Segment.Length
+				start = pos()
 				return nil
 			}
 		}
@@ -257,16 +267,17 @@ func PackReusing(w io.Writer, dir string, frames Frames, exclude ...string) ([]S
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := tw.Close(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := zw.Close(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	segs = append(segs, Segment{Offset: start, Length: cw.n - start, CRC: cw.crc})
-	return segs, nil
+	segs = append(segs, Segment{Offset: start, Length: pos() - start, CRC: cw.crc})
+	shared = append(shared, nil)
+	return segs, shared, nil
 }
 
 // packFile writes a large file as a segment of its own, hashing it on
@@ -298,45 +309,13 @@ func packFile(cw *countWriter, tw *tar.Writer, pending *bool, cut func(Segment) 
 	return cut(Segment{Blob: hex.EncodeToString(sum.Sum(nil)), Size: info.Size(), Mode: info.Mode().Perm(), Path: rel})
 }
 
-// copyFrame appends a frame of an earlier stream, checked against its
-// CRC: into a file by copy_file_range (no copy through this process; on
-// one filesystem, no copy of the data at all where it shares extents), the
-// copy then read back from the page cache for its CRC (CRC-32C runs at
-// memory speed); into anything else, read, checked and written.
-func (c *countWriter) copyFrame(fr *Frame) error {
-	seg := fr.Segment
-	src := io.NewSectionReader(fr.File, seg.Offset, seg.Length)
-	f, ok := c.w.(*os.File)
-	if !ok {
-		h := crc32.New(CRCTable)
-		if _, err := io.Copy(io.MultiWriter(c, h), src); err != nil {
-			return err
-		}
-		if h.Sum32() != seg.CRC {
-			return ErrDamagedFrame
-		}
-		return nil
-	}
-	at := c.n
-	off := seg.Offset
-	for off < seg.Offset+seg.Length {
-		n, err := unix.CopyFileRange(int(fr.File.Fd()), &off, int(f.Fd()), nil, int(seg.Offset+seg.Length-off), 0)
-		if err != nil || n == 0 {
-			// Not supported between these files: the rest copied here.
-			m, err := io.Copy(f, io.NewSectionReader(fr.File, off, seg.Offset+seg.Length-off))
-			off += m
-			if err != nil {
-				return err
-			}
-			break
-		}
-	}
-	c.n += seg.Length
+// checkFrame reads a frame for its CRC.
+func checkFrame(fr *Frame, buf []byte) error {
 	h := crc32.New(CRCTable)
-	if _, err := io.Copy(h, io.NewSectionReader(f, at, seg.Length)); err != nil {
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(fr.File, fr.At, fr.Segment.Length), buf); err != nil {
 		return err
 	}
-	if h.Sum32() != seg.CRC {
+	if h.Sum32() != fr.Segment.CRC {
 		return ErrDamagedFrame
 	}
 	return nil

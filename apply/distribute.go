@@ -56,13 +56,39 @@ func installSelf(ctx context.Context, node ssh.Executor, binary, digest, dir str
 }
 
 // packedTree is a rootfs packed as distribute sends it: a zstd tar whose
-// registry blobs are segments of their own (agent.PackSegments), open for
-// every node to read at once.
+// registry blobs and large files are segments of their own
+// (agent.PackSegments), open for every node to read at once. A segment's
+// bytes are in the tree's own file, or, for a frame shared with an earlier
+// stream under --root (agent.PackReusing), in that stream's file.
 type packedTree struct {
-	File     *os.File
 	Size     int64
 	Segments []agent.Segment
-	whole    *wholeDigest
+	// pieces[i] is where Segments[i]'s bytes are.
+	pieces []piece
+	// files are the files open for it, its own first.
+	files []*os.File
+	whole *wholeDigest
+}
+
+// piece is a run of bytes of a file.
+type piece struct {
+	f     *os.File
+	at, n int64
+}
+
+// Close closes the files the tree holds open.
+func (p packedTree) Close() {
+	for _, f := range p.files {
+		f.Close()
+	}
+}
+
+// own is the tree's own file (nil for a tree not packed).
+func (p packedTree) own() *os.File {
+	if len(p.files) == 0 {
+		return nil
+	}
+	return p.files[0]
 }
 
 // wholeDigest is the sha256 of the whole stream, what a node sent all of
@@ -83,7 +109,7 @@ func (p packedTree) digest() (string, error) {
 			return
 		}
 		h := sha256.New()
-		if _, err := io.Copy(h, io.NewSectionReader(p.File, 0, p.Size)); err != nil {
+		if _, err := io.Copy(h, p.reader(p.stream(nil))); err != nil {
 			p.whole.err = fmt.Errorf("reading the packed rootfs: %w", err)
 			return
 		}
@@ -114,17 +140,30 @@ func packTree(dir, tmpDir string, exclude ...string) (packedTree, error) {
 }
 
 // packInto packs the tree at dir into f, an empty file open for reading
-// and writing, copying the blobs frames has (agent.PackReusing).
+// and writing, sharing the frames of blobs frames has (agent.PackReusing).
+// The tree holds f open; a shared frame's file is the caller's to keep
+// open (packCached opens it again).
 func packInto(f *os.File, dir string, frames agent.Frames, exclude ...string) (packedTree, error) {
-	segs, err := agent.PackReusing(f, dir, frames, exclude...)
+	segs, shared, err := agent.PackReusing(f, dir, frames, exclude...)
 	if err != nil {
 		return packedTree{}, err
+	}
+	p := packedTree{Segments: segs, files: []*os.File{f}, whole: &wholeDigest{}}
+	var at int64
+	for i, s := range segs {
+		if fr := shared[i]; fr != nil {
+			p.pieces = append(p.pieces, piece{fr.File, fr.At, s.Length})
+		} else {
+			p.pieces = append(p.pieces, piece{f, at, s.Length})
+			at += s.Length
+		}
+		p.Size += s.Length
 	}
 	fi, err := f.Stat()
-	if err != nil {
-		return packedTree{}, err
+	if err == nil && fi.Size() != at {
+		err = fmt.Errorf("%s: %d bytes packed, %d written", f.Name(), at, fi.Size())
 	}
-	return packedTree{File: f, Size: fi.Size(), Segments: segs, whole: &wholeDigest{}}, nil
+	return p, err
 }
 
 // blobs are the files that are segments of their own: registry blobs,
@@ -139,17 +178,38 @@ func (p packedTree) blobs() []agent.Segment {
 	return blobs
 }
 
-// stream is what one node is sent: prefix, then ranges of the packed file.
+// stream is what one node is sent: prefix, then pieces of files.
 type stream struct {
 	prefix []byte
-	ranges [][2]int64 // offset, length
+	pieces []piece
 	size   int64
 	digest string
 }
 
+// stream is the tree's stream without the segments in held (by
+// Segment.Key), their pieces run together where they follow each other.
+func (p packedTree) stream(held map[string]bool) stream {
+	var s stream
+	for i, seg := range p.Segments {
+		if seg.Blob != "" && held[seg.Key()] {
+			continue
+		}
+		pc := p.pieces[i]
+		if n := len(s.pieces); n > 0 && s.pieces[n-1].f == pc.f && s.pieces[n-1].at+s.pieces[n-1].n == pc.at {
+			s.pieces[n-1].n += pc.n
+		} else {
+			s.pieces = append(s.pieces, pc)
+		}
+		s.size += pc.n
+	}
+	return s
+}
+
 func (p packedTree) full() (stream, error) {
-	digest, err := p.digest()
-	return stream{ranges: [][2]int64{{0, p.Size}}, size: p.Size, digest: digest}, err
+	s := p.stream(nil)
+	var err error
+	s.digest, err = p.digest()
+	return s, err
 }
 
 // without is the stream that leaves out the blobs in held, which the node
@@ -158,18 +218,12 @@ func (p packedTree) full() (stream, error) {
 // version of the image.
 func (p packedTree) without(held map[string]bool) (stream, error) {
 	var linked []agent.Segment
-	var s stream
 	for _, seg := range p.Segments {
 		if seg.Blob != "" && held[seg.Key()] {
 			linked = append(linked, seg)
-			continue
-		}
-		if n := len(s.ranges); n > 0 && s.ranges[n-1][0]+s.ranges[n-1][1] == seg.Offset {
-			s.ranges[n-1][1] += seg.Length
-		} else {
-			s.ranges = append(s.ranges, [2]int64{seg.Offset, seg.Length})
 		}
 	}
+	s := p.stream(held)
 	s.prefix = agent.LinkFrame(linked)
 	h := sha256.New()
 	n, err := io.Copy(h, p.reader(s))
@@ -180,11 +234,11 @@ func (p packedTree) without(held map[string]bool) (stream, error) {
 	return s, nil
 }
 
-// reader reads s: nodes read the file at once, each at its own offsets.
+// reader reads s: nodes read the files at once, each at its own offsets.
 func (p packedTree) reader(s stream) io.Reader {
 	parts := []io.Reader{bytes.NewReader(s.prefix)}
-	for _, r := range s.ranges {
-		parts = append(parts, io.NewSectionReader(p.File, r[0], r[1]))
+	for _, pc := range s.pieces {
+		parts = append(parts, io.NewSectionReader(pc.f, pc.at, pc.n))
 	}
 	return io.MultiReader(parts...)
 }

@@ -399,10 +399,12 @@ func sameTree(t *testing.T, want, got string) {
 	}
 }
 
-// TestPackCachedReusesFrames: packing an image's next version copies the
+// TestPackCachedReusesFrames: packing an image's next version shares the
 // frames of the blobs an earlier stream under --root has (the same tar
-// entry but for its time) instead of compressing them again, except a
-// frame damaged on disk; the stream unpacks to exactly the new tree.
+// entry but for its time) instead of compressing them again and writing
+// them twice, except a frame damaged on disk; the stream unpacks to
+// exactly the new tree, opens again from its index, and keeps the earlier
+// stream's file while it shares frames of it, past that stream's pruning.
 func TestPackCachedReusesFrames(t *testing.T) {
 	root := layout.Local{Root: t.TempDir()}
 	blobs := randomBlobs(3, 64<<10)
@@ -418,54 +420,98 @@ func TestPackCachedReusesFrames(t *testing.T) {
 		shared = append(shared, h)
 		os.Chtimes(filepath.Join(v2, agent.BlobPath(h)), old, old)
 	}
-	p1, err := packCached(root.PackedRootfs("sha256:v1+registry"), v1)
+	file1, file2 := root.PackedRootfs("sha256:v1+registry"), root.PackedRootfs("sha256:v2+registry")
+	p1, err := packCached(file1, v1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	frame := func(p packedTree, blob string) []byte {
-		for _, s := range p.Segments {
+	defer p1.Close()
+	piece := func(p packedTree, blob string) piece {
+		for i, s := range p.Segments {
 			if s.Blob == blob {
-				b := make([]byte, s.Length)
-				p.File.ReadAt(b, s.Offset)
-				return b
+				return p.pieces[i]
 			}
 		}
 		t.Fatalf("no segment for blob %s", blob)
-		return nil
+		return piece{}
 	}
 	// Damage v1's frame of the second shared blob (a byte past its
-	// header): v2 must not copy it.
-	for _, s := range p1.Segments {
-		if s.Blob == shared[1] {
-			f, err := os.OpenFile(root.PackedRootfs("sha256:v1+registry"), os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b := []byte{0}
-			f.ReadAt(b, s.Offset+s.Length/2)
-			f.WriteAt([]byte{b[0] ^ 0xff}, s.Offset+s.Length/2)
-			f.Close()
+	// header): v2 must not share it.
+	pc := piece(p1, shared[1])
+	f, err := os.OpenFile(file1, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte{0}
+	f.ReadAt(b, pc.at+pc.n/2)
+	f.WriteAt([]byte{b[0] ^ 0xff}, pc.at+pc.n/2)
+	f.Close()
+
+	p2, err := packCached(file2, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	if pc := piece(p2, shared[0]); pc.f.Name() != file1 {
+		t.Errorf("the shared blob's frame is in %s, not v1's stream", pc.f.Name())
+	}
+	if pc := piece(p2, shared[1]); pc.f.Name() == file1 {
+		t.Error("a damaged frame was shared")
+	}
+	if fi, err := os.Stat(file2); err != nil || fi.Size() > int64(len(blobs[0]))+8<<10 {
+		t.Errorf("v2's own file holds more than the blob compressed again: %v %v", fi.Size(), err)
+	}
+	unpacked := func(p packedTree) {
+		t.Helper()
+		dest := filepath.Join(t.TempDir(), "rootfs")
+		d, err := p.digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := agent.Unpack(p.reader(p.stream(nil)), dest, "sha256:v2", d); err != nil {
+			t.Fatal(err)
+		}
+		sameTree(t, v2, dest)
+	}
+	unpacked(p2)
+	// Opened again from its index: the same stream, not packed again.
+	mtime := func(p string) time.Time { fi, _ := os.Stat(p); return fi.ModTime() }
+	before := mtime(file2)
+	again, err := packCached(file2, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if !mtime(file2).Equal(before) || len(again.files) != 2 {
+		t.Errorf("v2 packed again, or opened without v1's file (%d files)", len(again.files))
+	}
+	unpacked(again)
+
+	// Four newer streams: v1's index goes, its file stays while v2's
+	// index shares it; one more, and both go.
+	for i := range keepPacked - 1 {
+		p, err := packCached(root.PackedRootfs(fmt.Sprintf("sha256:other%d", i)), imageTree(t, randomBlobs(1, 1024)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+	}
+	if _, err := os.Stat(file1 + ".json"); err == nil {
+		t.Error("v1's index was kept past the 4 newest")
+	}
+	if _, err := os.Stat(file1); err != nil {
+		t.Errorf("v1's stream, shared by v2's, was removed: %v", err)
+	}
+	if p, err := packCached(root.PackedRootfs("sha256:last"), imageTree(t, randomBlobs(1, 1024))); err != nil {
+		t.Fatal(err)
+	} else {
+		p.Close()
+	}
+	for _, f := range []string{file1, file2, file2 + ".json"} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("%s kept after no index names it", f)
 		}
 	}
-	p2, err := packCached(root.PackedRootfs("sha256:v2+registry"), v2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(frame(p1, shared[0]), frame(p2, shared[0])) {
-		t.Error("the shared blob was compressed again, not copied")
-	}
-	if bytes.Equal(frame(p1, shared[1]), frame(p2, shared[1])) {
-		t.Error("a damaged frame was copied")
-	}
-	dest := filepath.Join(t.TempDir(), "rootfs")
-	d2, err := p2.digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agent.Unpack(io.NewSectionReader(p2.File, 0, p2.Size), dest, "sha256:v2", d2); err != nil {
-		t.Fatal(err)
-	}
-	sameTree(t, v2, dest)
 }
 
 // answerExec answers every command with answer on stdout.

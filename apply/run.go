@@ -76,9 +76,7 @@ func (r *runner) close() {
 	r.packMu.Lock()
 	defer r.packMu.Unlock()
 	for _, p := range r.packed {
-		if p.File != nil {
-			p.File.Close()
-		}
+		p.Close()
 	}
 	r.packed = nil
 }
