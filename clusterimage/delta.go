@@ -1,8 +1,6 @@
 package clusterimage
 
 import (
-	"bufio"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
@@ -10,11 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
-
-	"github.com/hoistdev/hoist/clusterimage/archive"
 )
 
 // layerFiles is an image's layers as a delta layer refers to them (see
@@ -111,74 +105,4 @@ func (l *layerFiles) Close() {
 	for _, r := range l.roots {
 		r.Close()
 	}
-}
-
-// rebuildDeltas rebuilds the delta layers of a differential archive
-// unpacked in dir from the base image's files: each becomes the blob of
-// its diff ID, checked against it, as the manifest lists it.
-func (s *Store) rebuildDeltas(dir string, d *archive.Differential) error {
-	if d == nil || len(d.Deltas) == 0 {
-		return nil
-	}
-	base, err := s.openLayerFiles(d.Base.ID)
-	if err != nil {
-		return fmt.Errorf("the archive's base image %s: %w", d.Base.Name, err)
-	}
-	defer base.Close()
-	for _, l := range d.Deltas {
-		if err := rebuildDelta(dir, l, d.Base, base); err != nil {
-			return fmt.Errorf("layer %s, a delta against image %s: %w", l.Digest, d.Base.Name, err)
-		}
-	}
-	return nil
-}
-
-func rebuildDelta(dir string, l archive.DeltaLayer, b archive.Base, base *layerFiles) error {
-	blob := filepath.Join(dir, filepath.FromSlash(archive.BlobName(l.Delta.Digest)))
-	f, err := os.Open(blob)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	compression, _ := archive.DeltaCompression(l.Delta.MediaType)
-	var delta io.Reader = f
-	switch compression {
-	case CompressZstd:
-		dec, err := zstd.NewReader(f)
-		if err != nil {
-			return err
-		}
-		defer dec.Close()
-		delta = dec
-	case CompressGzip:
-		dec, err := gzip.NewReader(f)
-		if err != nil {
-			return fmt.Errorf("the delta: %w", err)
-		}
-		delta = dec
-	}
-	out, err := os.CreateTemp(dir, ".layer-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(out.Name())
-	defer out.Close()
-	h := &countingHash{h: sha256.New()}
-	bw := bufio.NewWriterSize(io.MultiWriter(out, h), 256<<10)
-	if err := archive.ReadDelta(bw, delta, base); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if got := digest.NewDigest(digest.SHA256, h.h); got != l.Digest || h.n != l.Size {
-		return fmt.Errorf("rebuilt, it is %s (%d bytes), not the %s (%d bytes) listed: image %s (sha256:%s) in the store is not the one the archive was made against", got, h.n, l.Digest, l.Size, b.Name, b.ID)
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(out.Name(), filepath.Join(dir, filepath.FromSlash(archive.BlobName(l.Digest)))); err != nil {
-		return err
-	}
-	return os.Remove(blob)
 }

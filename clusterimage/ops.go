@@ -2,7 +2,6 @@ package clusterimage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
-	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/common/libimage"
 	"go.podman.io/common/pkg/config"
 	"go.podman.io/image/v5/copy"
@@ -310,17 +308,16 @@ func (s *Store) load(ctx context.Context, path string, checked *archive.Checked,
 	if checked.Index {
 		return s.loadIndexArchive(ctx, path, copts)
 	}
-	if checked.Differential != nil && len(checked.Differential.Deltas) > 0 {
+	if _, ok := checked.Files["index.json"]; ok {
+		// An oci-archive (docker save tars and layout directories are
+		// libimage's).
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, err
 		}
 		defer f.Close()
-		return s.loadUnpacked(ctx, f, checked, copts)
+		return s.loadInPlace(ctx, f, checked, copts)
 	}
-	// A differential archive lacks the layers its base has: the store's
-	// destination finds each by its diff ID, the digest the manifest lists
-	// it by, and asks the archive for none of them.
 	return s.loadWithLibimage(ctx, path, copts)
 }
 
@@ -393,55 +390,24 @@ func (s *Store) loadSplit(ctx context.Context, manifest string, checked *archive
 	if err := s.checkBase(checked.Differential); err != nil {
 		return nil, err
 	}
-	// Read from the parts: no file holds the whole archive.
-	return s.loadUnpacked(ctx, parts.Reader(), checked, copts)
-}
-
-// loadUnpacked loads a checked archive read from r by unpacking it as
-// libimage unpacks an oci-archive (into a directory it reads the layout
-// from), first rebuilding its delta layers there.
-func (s *Store) loadUnpacked(ctx context.Context, r io.Reader, checked *archive.Checked, copts CopyOptions) ([]string, error) {
+	if _, ok := checked.Files["index.json"]; ok && !checked.Index {
+		// Read in place from the parts: nothing holds the whole archive.
+		return s.loadInPlace(ctx, parts, checked, copts)
+	}
+	// An index (or a docker save tar) is unpacked, from the parts, into a
+	// directory its images are loaded from.
 	dir, err := scratch.Dir(s.TmpDir(), "load-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if err := tree.Extract(r, dir); err != nil {
+	if err := tree.Extract(parts.Reader(), dir); err != nil {
 		return nil, err
 	}
 	if checked.Index {
 		return s.loadIndexDir(ctx, dir, copts)
 	}
-	if err := s.rebuildDeltas(dir, checked.Differential); err != nil {
-		return nil, err
-	}
-	ids, err := s.loadWithLibimage(ctx, dir, copts)
-	if err != nil {
-		return nil, err
-	}
-	// libimage names an image from an oci-archive after its ref.name
-	// annotation, but leaves one from a layout directory unnamed: named
-	// here as the archive would have been.
-	index, err := archive.ReadJSON(filepath.Join(dir, "index.json"))
-	if err != nil {
-		return nil, err
-	}
-	var idx imgspecv1.Index
-	if err := json.Unmarshal(index, &idx); err != nil || len(idx.Manifests) != 1 || len(ids) != 1 {
-		return ids, err
-	}
-	name := idx.Manifests[0].Annotations[imgspecv1.AnnotationRefName]
-	if name == "" {
-		return ids, nil
-	}
-	img, err := s.lookup(ids[0])
-	if err != nil {
-		return nil, err
-	}
-	if err := img.Tag(name); err != nil {
-		return nil, fmt.Errorf("naming the loaded image %s: %w", name, err)
-	}
-	return img.Names()[len(img.Names())-1:], nil
+	return s.loadWithLibimage(ctx, dir, copts)
 }
 
 // checkBase checks that the store holds what a differential archive left

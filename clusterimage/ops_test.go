@@ -2,8 +2,11 @@ package clusterimage_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -23,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/hoistdev/hoist/build"
 	"github.com/hoistdev/hoist/build/kubefile"
@@ -600,5 +604,102 @@ func TestLoadSweepsScratchDirs(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(store.TmpDir(), "load-*"))
 	if len(left) != 0 {
 		t.Errorf("left behind: %v", left)
+	}
+}
+
+// createdIn runs fn and returns the names it created in dir (an inotify
+// watch sees those removed again too).
+func createdIn(t *testing.T, dir string, fn func()) []string {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
+		t.Fatal(err)
+	}
+	fn()
+	var names []string
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(fd, buf)
+		if n <= 0 {
+			if err != nil && !errors.Is(err, unix.EAGAIN) {
+				t.Fatalf("reading inotify: %v", err)
+			}
+			return names
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			// struct inotify_event: wd, mask, cookie, len, then the name.
+			length := int(binary.NativeEndian.Uint32(buf[off+12:]))
+			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+length]
+			names = append(names, string(bytes.TrimRight(name, "\x00")))
+			off += unix.SizeofInotifyEvent + length
+		}
+	}
+}
+
+// TestLoadReadsArchivesInPlace: an oci-archive of one image, whole or
+// split, is loaded without being unpacked under the store's tmp/ first
+// (containers/image's oci-archive transport unpacked it into
+// "container_images_oci...", the split load into "load-..."): only the
+// store's own staging of blobs is there. An index is still unpacked (the
+// control that the watch sees it). TestSaveDeltaLayer loads differential
+// archives the same way.
+func TestLoadReadsArchivesInPlace(t *testing.T) {
+	store := fixture.Store(t)
+	ctx := context.Background()
+	buildImage(t, store, "test/inplace:v1")
+	dir := t.TempDir()
+	whole, split := filepath.Join(dir, "whole.tar"), filepath.Join(dir, "split.tar")
+	if err := store.SaveArchive(ctx, "test/inplace:v1", whole, clusterimage.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SaveArchive(ctx, "test/inplace:v1", split, clusterimage.SaveOptions{SplitSize: 4096}); err != nil {
+		t.Fatal(err)
+	}
+	id := func(s *clusterimage.Store) string {
+		t.Helper()
+		img, err := s.Inspect(ctx, "test/inplace:v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img.ID
+	}
+	want := id(store)
+	unpacked := func(names []string) []string {
+		var out []string
+		for _, n := range names {
+			if strings.HasPrefix(n, "container_images_oci") || strings.HasPrefix(n, "load-") {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	for _, path := range []string{whole, split + ".json"} {
+		target := fixture.Store(t)
+		var names []string
+		created := createdIn(t, target.TmpDir(), func() {
+			var err error
+			if names, err = target.Load(ctx, path, clusterimage.CopyOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if got := unpacked(created); len(got) != 0 {
+			t.Errorf("%s: unpacked into %v", filepath.Base(path), got)
+		}
+		if !reflect.DeepEqual(names, []string{"localhost/test/inplace:v1"}) || id(target) != want {
+			t.Errorf("%s: loaded %v", filepath.Base(path), names)
+		}
+	}
+	target := fixture.Store(t)
+	created := createdIn(t, target.TmpDir(), func() {
+		if _, err := target.Load(ctx, archivetest.WriteTar(t, archivetest.IndexArchive(t, "test/idx:v1", nil)...), clusterimage.CopyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(unpacked(created)) == 0 {
+		t.Errorf("the index was loaded without being unpacked? created %v", created)
 	}
 }

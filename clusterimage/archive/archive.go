@@ -70,6 +70,14 @@ type Checked struct {
 	// Layers are the digests of every layer the manifests list: what a
 	// failed load may have left in the store is among them.
 	Layers []digest.Digest
+	// Files are an archive's regular files by clean name, where their data
+	// is in it (nil for a layout directory): what reads it in place.
+	Files map[string]Section
+}
+
+// Section is where a file's data is in an archive.
+type Section struct {
+	Offset, Size int64
 }
 
 // entryError refuses one entry of an archive or a layout: its message
@@ -139,6 +147,12 @@ func CheckTar(r io.ReadSeeker) (*Checked, error) {
 			return nil, err
 		}
 	}
+	out.Files = map[string]Section{}
+	for name, e := range l.entries {
+		if e.typ == tar.TypeReg {
+			out.Files[name] = Section{Offset: e.off, Size: e.size}
+		}
+	}
 	return out, nil
 }
 
@@ -147,6 +161,8 @@ type tarEntry struct {
 	typ  byte
 	size int64
 	link string
+	// off is where its data starts in the archive.
+	off int64
 }
 
 // tarListing is an archive's entries, by clean name, and the JSON files
@@ -158,7 +174,7 @@ type tarListing struct {
 	json     map[string][]byte
 }
 
-func listTar(r io.Reader) (*tarListing, error) {
+func listTar(r io.ReadSeeker) (*tarListing, error) {
 	l := &tarListing{entries: map[string]tarEntry{}, json: map[string][]byte{}}
 	tr := tar.NewReader(r)
 	count, nameBytes := 0, 0
@@ -167,8 +183,14 @@ func listTar(r io.Reader) (*tarListing, error) {
 		if err == io.EOF {
 			break
 		}
+		var off int64
 		if err == nil {
-			err = l.add(h, tr)
+			// The tar reader reads headers whole and data not yet: r
+			// is at the entry's data.
+			off, err = r.Seek(0, io.SeekCurrent)
+		}
+		if err == nil {
+			err = l.add(h, off, tr)
 		}
 		var refused *entryError
 		if errors.As(err, &refused) {
@@ -193,7 +215,7 @@ func listTar(r io.Reader) (*tarListing, error) {
 
 // add checks one entry and reads its data: index.json and manifest.json
 // are kept, the rest read only to check the archive is whole.
-func (l *tarListing) add(h *tar.Header, data io.Reader) error {
+func (l *tarListing) add(h *tar.Header, off int64, data io.Reader) error {
 	refuse := func(reason string, args ...any) error {
 		return &entryError{kind: archiveEntryKind, name: h.Name, reason: fmt.Sprintf(reason, args...)}
 	}
@@ -233,7 +255,7 @@ func (l *tarListing) add(h *tar.Header, data io.Reader) error {
 	if prev, ok := l.entries[name]; ok && (prev.typ != tar.TypeDir || h.Typeflag != tar.TypeDir) {
 		return refuse("appears twice in the archive")
 	}
-	e := tarEntry{typ: h.Typeflag, size: h.Size, link: h.Linkname}
+	e := tarEntry{typ: h.Typeflag, size: h.Size, link: h.Linkname, off: off}
 	if h.Typeflag == tar.TypeSymlink {
 		if err := checkLinkTarget(name, h.Linkname); err != nil {
 			return refuse("%v", err)

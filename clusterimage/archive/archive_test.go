@@ -353,3 +353,30 @@ func TestCheckLayoutDir(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckTarFiles: the check records where each regular file's data is
+// in the archive, PAX headers and long names included: what load reads in
+// place.
+func TestCheckTarFiles(t *testing.T) {
+	entries := OCIArchive(t, "test/files:v1")
+	long := "blobs/sha256/" + strings.Repeat("x", 200)
+	entries = append(entries, Entry{Name: long, Body: "after a long name"})
+	data := Tar(t, entries...)
+	checked, err := archive.CheckTar(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Type != 0 && e.Type != tar.TypeReg {
+			continue
+		}
+		sec, ok := checked.Files[e.Name]
+		if !ok {
+			t.Errorf("%s: not listed", e.Name)
+			continue
+		}
+		if got := string(data[sec.Offset : sec.Offset+sec.Size]); got != e.Body {
+			t.Errorf("%s: the section at %d holds %.40q, not its data", e.Name, sec.Offset, got)
+		}
+	}
+}
