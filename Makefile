@@ -63,11 +63,15 @@ demo: example
 
 # Benchmarks: a cached rebuild of Kubefile.example against `hoist version`;
 # bundling 20 images of 10 MB against go-containerregistry's layout copy; a
-# cached rebuild in process against opening the store.
+# cached rebuild in process against opening the store; moving 20 images
+# into an air gap (build + save against skopeo + zstd, sizes, --since);
+# re-applying a version that changed one of them to a node of the test bed
+# (as root) against the first apply.
 bench: build
 	bench/rebuild.sh
 	$(GO) test -run '^$$' -bench 'Bundle|CachedRebuild' -benchtime 3x ./build
 	$(GO) test -run '^$$' -bench Transport -benchtime 1x -timeout 60m ./build
+	$(GO) test -run '^$$' -bench Redistribute -benchtime 3x -timeout 30m ./apply
 
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
