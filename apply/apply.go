@@ -132,6 +132,9 @@ func (a *Apply) Plan(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Cluster.Image, err)
 	}
+	if a.Image, err = withLaunch(a.Image, a.Cluster.Image, a.Cluster.Launch); err != nil {
+		return nil, err
+	}
 	if !a.DryRun {
 		// A dry run writes nothing, not even the lock file.
 		if a.unlock, err = lock(a.Root, a.Cluster.Name); err != nil {

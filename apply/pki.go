@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,13 +106,21 @@ func readTLS(dir string, c clusterfile.Cluster) (t clusterTLS, ok bool, err erro
 }
 
 // registryNames are what the registry's certificate names: its domain and
-// the registry nodes' addresses.
+// the registry nodes' addresses, then the Clusterfile's other names.
 func registryNames(c clusterfile.Cluster) ([]string, []net.IP) {
 	var ips []net.IP
 	for _, a := range c.Registry.Nodes {
 		ips = append(ips, net.IP(a.AsSlice()))
 	}
-	return []string{c.Registry.Domain}, ips
+	names := []string{c.Registry.Domain}
+	for _, san := range c.Registry.SANs {
+		if a, err := netip.ParseAddr(san); err == nil {
+			ips = append(ips, net.IP(a.AsSlice()))
+		} else {
+			names = append(names, san)
+		}
+	}
+	return names, ips
 }
 
 // holdsTogether tells whether the key is the certificate's, and the

@@ -62,6 +62,25 @@ func TestLoadTLS(t *testing.T) {
 	if string(moved.CA) == string(first.CA) {
 		t.Errorf("the CA was not renewed")
 	}
+	// More names (sealer's localRegistry.cert.subjectAltName): a new
+	// certificate, valid for them too.
+	c.Registry.SANs = []string{"hub.corp.example", "192.0.2.7"}
+	named, err := loadTLS(dir, c)
+	if err != nil || named.Digest() == moved.Digest() {
+		t.Fatalf("names added, PKI kept: %v", err)
+	}
+	pair, err = tls.X509KeyPair(named.Cert, named.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ = x509.ParseCertificate(pair.Certificate[0])
+	roots = x509.NewCertPool()
+	roots.AppendCertsFromPEM(named.CA)
+	for _, name := range []string{"registry.hoist.local", "10.0.0.3", "hub.corp.example", "192.0.2.7"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: name}); err != nil {
+			t.Errorf("not valid for %s: %v", name, err)
+		}
+	}
 }
 
 // TestLoadTLSInconsistent: a key that is not the certificate's, or a

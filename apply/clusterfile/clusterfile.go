@@ -25,10 +25,14 @@ const (
 	APIVersion       = "hoist.dev/v1alpha1"
 	SealerClusterAPI = "sealer.io/v2"
 	SealerPluginAPI  = "sealer.io/v1"
+	// SealerPluginAPIv2 is the apiVersion of the plugins of sealer's own
+	// plugin repository; their spec is the same.
+	SealerPluginAPIv2 = "sealer.io/v2"
 )
 
-// Role is a role of a host. The parser accepts RoleMaster and RoleNode only;
-// a node read back from the journal has the roles recorded for it.
+// Role is a role of a host: master or node, which say what hoist installs
+// there, and any other name (a custom role, as sealer has), which only
+// plugins' scopes select.
 type Role string
 
 // Roles of a host.
@@ -57,7 +61,7 @@ func RolesOf(names []string) []Role {
 // Phase is when a hook runs.
 type Phase string
 
-// The hook phases.
+// The hook phases, sealer's names.
 const (
 	PhasePreInitHost   Phase = "pre-init-host"
 	PhasePostInitHost  Phase = "post-init-host"
@@ -65,10 +69,41 @@ const (
 	PhasePostInstall   Phase = "post-install"
 	PhasePreCleanHost  Phase = "pre-clean-host"
 	PhasePostCleanHost Phase = "post-clean-host"
+	PhasePreUninstall  Phase = "pre-uninstall"
+	PhasePostUninstall Phase = "post-uninstall"
+	PhasePreScaleUp    Phase = "pre-scaleup"
+	PhasePostScaleUp   Phase = "post-scaleup"
+	PhaseUpgrade       Phase = "upgrade"
+	PhaseUpgradeHost   Phase = "upgrade-host"
+	PhaseRollback      Phase = "rollback"
 )
 
-// Phases are the hook phases, in the order apply and delete run them.
+// Phases are the hook phases hoist runs, in the order apply and delete run
+// them.
 var Phases = []Phase{PhasePreInitHost, PhasePostInitHost, PhasePreInstall, PhasePostInstall, PhasePreCleanHost, PhasePostCleanHost}
+
+// notRun are sealer's phases hoist does not run hooks at, and why: a
+// plugin for them is refused rather than kept to never run.
+var notRun = map[Phase]string{
+	PhaseUpgrade:       "hoist does not upgrade a cluster's Kubernetes yet",
+	PhaseUpgradeHost:   "hoist does not upgrade a cluster's Kubernetes yet",
+	PhaseRollback:      "hoist has no rollback",
+	PhasePreScaleUp:    "hoist runs no hook when nodes join an existing cluster yet: pre-init-host runs on each new node before it joins",
+	PhasePostScaleUp:   "hoist runs no hook when nodes join an existing cluster yet: post-install runs after every apply that changes a node",
+	PhasePreUninstall:  "hoist runs no cluster-wide hook at delete yet: pre-clean-host runs on each host before it is cleaned",
+	PhasePostUninstall: "hoist runs no cluster-wide hook at delete yet: post-clean-host runs on each host after it is cleaned",
+}
+
+// sealerActions are the phase names of sealer's older plugins (action:
+// PreInit, ...) that are not the new names without their dashes.
+var sealerActions = map[string]Phase{
+	"preinit":   PhasePreInitHost,
+	"postinit":  PhasePostInitHost,
+	"preclean":  PhasePreCleanHost,
+	"postclean": PhasePostCleanHost,
+	"prejoin":   PhasePreScaleUp,
+	"postjoin":  PhasePostScaleUp,
+}
 
 // names converts a list of a string type to plain strings, nil to nil.
 func names[S ~string](list []S) []string {
@@ -119,6 +154,20 @@ type Cluster struct {
 	// ClusterConfiguration, JoinConfiguration, KubeletConfiguration,
 	// KubeProxyConfiguration), laid over the image's defaults.
 	Kubeadm []json.RawMessage
+	// Launch overrides what the image launches (sealer's spec.cmd and
+	// spec.appNames, and its Application document).
+	Launch Launch
+}
+
+// Launch is what a Clusterfile changes of what an image launches; nil
+// fields keep the image's.
+type Launch struct {
+	// Apps replaces the image's LAUNCH list.
+	Apps []string
+	// Cmds replaces the image's CMDS (the commands run after the apps).
+	Cmds []string
+	// AppCmds replaces an app's APPCMDS, by app name.
+	AppCmds map[string][]string
 }
 
 // Masters returns the nodes with the master role, first master first.
@@ -172,6 +221,9 @@ type Registry struct {
 	Domain string
 	Port   int
 	Nodes  []netip.Addr // default: the first master
+	// SANs are more names and addresses its certificate holds (sealer's
+	// localRegistry.cert.subjectAltName).
+	SANs []string
 }
 
 // Plugin is a hook: a shell script run at a phase on the hosts of a scope.
@@ -240,6 +292,9 @@ func parseDocuments(name string, data []byte, wantCluster bool) (*Clusterfile, e
 	cf := &Clusterfile{}
 	clusters := 0
 	var kubeadm []json.RawMessage
+	names := map[string]bool{} // of plugins
+	applications := 0
+	var application *Launch
 	for doc := 1; ; doc++ {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
@@ -276,22 +331,41 @@ func parseDocuments(name string, data []byte, wantCluster bool) (*Clusterfile, e
 			}
 			c.Name = h.Metadata.Name
 			cf.Cluster = *c
-		case h.Kind == "Plugin" && (h.APIVersion == APIVersion || h.APIVersion == SealerPluginAPI):
-			p, err := parsePlugin(raw, h.APIVersion == SealerPluginAPI, fe)
+		case h.Kind == "Plugin" && (h.APIVersion == APIVersion || h.APIVersion == SealerPluginAPI || h.APIVersion == SealerPluginAPIv2):
+			ps, err := parsePlugin(raw, h.APIVersion != APIVersion, fe)
 			if err != nil {
 				return nil, err
 			}
-			p.Name = h.Metadata.Name
-			cf.Plugins = append(cf.Plugins, *p)
+			if names[h.Metadata.Name] {
+				return nil, fe("metadata.name", fmt.Errorf("two plugins are named %q", h.Metadata.Name))
+			}
+			names[h.Metadata.Name] = true
+			for _, p := range ps {
+				p.Name = h.Metadata.Name
+				cf.Plugins = append(cf.Plugins, p)
+			}
+		case h.Kind == "Application" && h.APIVersion == SealerClusterAPI && wantCluster:
+			if applications++; applications > 1 {
+				return nil, fe("", errors.New("a Clusterfile holds one Application"))
+			}
+			l, err := parseApplication(raw, fe)
+			if err != nil {
+				return nil, err
+			}
+			application = &l
+		case h.Kind == "Application" && wantCluster:
+			return nil, fe("apiVersion", fmt.Errorf("%q is not supported for Application (use sealer's %s)", h.APIVersion, SealerClusterAPI))
+		case h.Kind == "Config" && wantCluster:
+			return nil, fe("kind", errors.New("sealer's Config documents are not supported yet: write the file with a pre-init-host plugin, or put it in the image"))
 		case h.Kind == "Cluster" || h.Kind == "Plugin":
-			return nil, fe("apiVersion", fmt.Errorf("%q is not supported for %s (use %s, or sealer's %s)", h.APIVersion, h.Kind, APIVersion, map[string]string{"Cluster": SealerClusterAPI, "Plugin": SealerPluginAPI}[h.Kind]))
+			return nil, fe("apiVersion", fmt.Errorf("%q is not supported for %s (use %s, or sealer's %s)", h.APIVersion, h.Kind, APIVersion, map[string]string{"Cluster": SealerClusterAPI, "Plugin": SealerPluginAPI + " or " + SealerPluginAPIv2}[h.Kind]))
 		case h.Kind == "":
 			return nil, fe("kind", errors.New("missing (Cluster or Plugin)"))
 		default:
 			// kubeadm documents (InitConfiguration, ...) belong to the
 			// Kubernetes runtime, which reads them itself.
 			if !strings.HasPrefix(h.APIVersion, "kubeadm.k8s.io/") && !strings.HasPrefix(h.APIVersion, "kubelet.config.k8s.io/") && !strings.HasPrefix(h.APIVersion, "kubeproxy.config.k8s.io/") {
-				return nil, fe("kind", fmt.Errorf("%q is not a Clusterfile kind (Cluster, Plugin, or kubeadm configuration)", h.Kind))
+				return nil, fe("kind", fmt.Errorf("%q is not a Clusterfile kind (Cluster, Plugin, Application, or kubeadm configuration)", h.Kind))
 			}
 			kubeadm = append(kubeadm, raw)
 		}
@@ -300,12 +374,8 @@ func parseDocuments(name string, data []byte, wantCluster bool) (*Clusterfile, e
 		return nil, &FieldError{File: name, Document: 1, Err: errors.New("no Cluster document (apiVersion: " + APIVersion + ", kind: Cluster)")}
 	}
 	cf.Cluster.Kubeadm = kubeadm
-	names := map[string]bool{}
-	for _, p := range cf.Plugins {
-		if names[p.Name] {
-			return nil, fmt.Errorf("%s: two plugins are named %q", name, p.Name)
-		}
-		names[p.Name] = true
+	if application != nil {
+		cf.Cluster.Launch = application.under(cf.Cluster.Launch)
 	}
 	return cf, nil
 }
@@ -348,16 +418,23 @@ type registrySpec struct {
 
 // sealer's names for the same fields.
 type sealerSSH struct {
-	User     string   `json:"user"`
-	Port     portSpec `json:"port"`
-	Passwd   string   `json:"passwd"`
-	PK       string   `json:"pk"`
-	PKPasswd string   `json:"pkPasswd"`
+	User      string   `json:"user"`
+	Port      portSpec `json:"port"`
+	Passwd    string   `json:"passwd"`
+	PK        string   `json:"pk"`
+	PKPasswd  string   `json:"pkPasswd"`
+	Encrypted *bool    `json:"encrypted"`
 }
 
 type sealerSpec struct {
 	Image string    `json:"image"`
 	SSH   sealerSSH `json:"ssh"`
+	// ContainerRuntime: hoist's base installs containerd; another is
+	// refused.
+	ContainerRuntime *struct {
+		Type string `json:"type"`
+	} `json:"containerRuntime"`
+	HostAliases any `json:"hostAliases"`
 	Hosts []struct {
 		IPs    []string          `json:"ips"`
 		Roles  []string          `json:"roles"`
@@ -371,10 +448,18 @@ type sealerSpec struct {
 	APPNames []string `json:"appNames"`
 	Registry struct {
 		LocalRegistry *struct {
-			Domain string   `json:"domain"`
-			Port   portSpec `json:"port"`
-			HA     *bool    `json:"ha"`
-			Cert   any      `json:"cert"`
+			Domain   string   `json:"domain"`
+			Port     portSpec `json:"port"`
+			HA       *bool    `json:"ha"`
+			Insecure *bool    `json:"insecure"`
+			Username string   `json:"username"`
+			Password string   `json:"password"`
+			Cert     *struct {
+				SubjectAltName *struct {
+					DNSNames []string `json:"dnsNames"`
+					IPs      []string `json:"ips"`
+				} `json:"subjectAltName"`
+			} `json:"cert"`
 		} `json:"localRegistry"`
 		ExternalRegistry any `json:"externalRegistry"`
 	} `json:"registry"`
@@ -457,6 +542,9 @@ func specOf(raw json.RawMessage, into any) error {
 
 func parseCluster(raw json.RawMessage, sealer bool, fe func(string, error) error) (*Cluster, error) {
 	var spec clusterSpec
+	var sealerLaunch Launch
+	var sealerHA bool
+	var sealerSANs []string
 	if sealer {
 		var s sealerSpec
 		if err := specOf(raw, &s); err != nil {
@@ -466,20 +554,18 @@ func parseCluster(raw json.RawMessage, sealer bool, fe func(string, error) error
 		for _, h := range s.Hosts {
 			spec.Hosts = append(spec.Hosts, hostSpec{IPs: h.IPs, Roles: h.Roles, SSH: h.SSH.hoist(), Env: h.Env, Labels: h.Labels, Taints: h.Taints})
 		}
+		var err error
+		if sealerLaunch, sealerHA, sealerSANs, err = sealerOnly(s, fe); err != nil {
+			return nil, err
+		}
 		if lr := s.Registry.LocalRegistry; lr != nil {
 			spec.Registry = registrySpec{Domain: lr.Domain, Port: lr.Port}
-		}
-		if len(s.CMD) > 0 || len(s.APPNames) > 0 {
-			return nil, fe("spec.cmd", errors.New("sealer's cmd and appNames overrides are not supported yet; set LAUNCH and CMDS in the image"))
-		}
-		if s.Registry.ExternalRegistry != nil {
-			return nil, fe("spec.registry.externalRegistry", errors.New("not supported: hoist serves the image's registry on the cluster's own nodes"))
 		}
 	} else if err := specOf(raw, &spec); err != nil {
 		return nil, fe("spec", err)
 	}
 
-	c := &Cluster{Image: spec.Image, Env: map[string]string(spec.Env), DataRoot: spec.DataRoot}
+	c := &Cluster{Image: spec.Image, Env: map[string]string(spec.Env), DataRoot: spec.DataRoot, Launch: sealerLaunch}
 	if c.Env == nil {
 		c.Env = map[string]string{}
 	}
@@ -524,9 +610,12 @@ func parseCluster(raw json.RawMessage, sealer bool, fe func(string, error) error
 			return nil, fe(at+".roles", errors.New("missing: master, node, or both"))
 		}
 		for j, r := range h.Roles {
-			if Role(r) != RoleMaster && Role(r) != RoleNode {
-				return nil, fe(fmt.Sprintf("%s.roles[%d]", at, j), fmt.Errorf("%q is not a role (master or node)", r))
+			if err := checkRole(r); err != nil {
+				return nil, fe(fmt.Sprintf("%s.roles[%d]", at, j), err)
 			}
+		}
+		if !slices.Contains(h.Roles, string(RoleMaster)) && !slices.Contains(h.Roles, string(RoleNode)) {
+			return nil, fe(at+".roles", fmt.Errorf("%v: a host is a master, a node, or both (other roles only select plugins)", h.Roles))
 		}
 		ssh, err := resolveSSH(defaults, h.SSH)
 		if err != nil {
@@ -589,10 +678,153 @@ func parseCluster(raw json.RawMessage, sealer bool, fe func(string, error) error
 		}
 		c.Registry.Nodes = append(c.Registry.Nodes, ip)
 	}
+	if sealerHA {
+		for _, m := range c.Masters() {
+			c.Registry.Nodes = append(c.Registry.Nodes, m.IP)
+		}
+	}
 	if len(c.Registry.Nodes) == 0 {
 		c.Registry.Nodes = []netip.Addr{c.Masters()[0].IP}
 	}
+	c.Registry.SANs = sealerSANs
 	return c, nil
+}
+
+// sealerOnly reads the fields of sealer's Cluster spec that hoist's has
+// not: the launch overrides, the registry's high availability and
+// certificate names; those hoist does not implement are refused, saying
+// why, rather than ignored.
+func sealerOnly(s sealerSpec, fe func(string, error) error) (Launch, bool, []string, error) {
+	var l Launch
+	if s.CMD != nil {
+		l.Cmds = s.CMD
+	}
+	if s.APPNames != nil {
+		l.Apps = s.APPNames
+	}
+	if rt := s.ContainerRuntime; rt != nil && rt.Type != "" && rt.Type != "containerd" {
+		return l, false, nil, fe("spec.containerRuntime.type", fmt.Errorf("%q: hoist's Kubernetes runs on containerd, which its base image installs (docker and others are not supported)", rt.Type))
+	}
+	if s.HostAliases != nil {
+		return l, false, nil, fe("spec.hostAliases", errors.New("not supported: write the hosts entries with a pre-init-host plugin"))
+	}
+	if s.SSH.Encrypted != nil && *s.SSH.Encrypted {
+		return l, false, nil, fe("spec.ssh.encrypted", errors.New("sealer's encrypted passwords are not supported: give the password in clear in a file only root reads, or use a key"))
+	}
+	for i, h := range s.Hosts {
+		if h.SSH.Encrypted != nil && *h.SSH.Encrypted {
+			return l, false, nil, fe(fmt.Sprintf("spec.hosts[%d].ssh.encrypted", i), errors.New("sealer's encrypted passwords are not supported: give the password in clear in a file only root reads, or use a key"))
+		}
+	}
+	if s.Registry.ExternalRegistry != nil {
+		return l, false, nil, fe("spec.registry.externalRegistry", errors.New("not supported: hoist serves the image's registry on the cluster's own nodes"))
+	}
+	lr := s.Registry.LocalRegistry
+	if lr == nil {
+		return l, false, nil, nil
+	}
+	if lr.Username != "" || lr.Password != "" {
+		return l, false, nil, fe("spec.registry.localRegistry.username", errors.New("not supported: hoist's registry on the nodes serves the bundled images to the cluster without credentials, over TLS with the cluster's CA"))
+	}
+	var sans []string
+	if lr.Cert != nil && lr.Cert.SubjectAltName != nil {
+		for i, n := range lr.Cert.SubjectAltName.DNSNames {
+			if !isDNSName(n) {
+				return l, false, nil, fe(fmt.Sprintf("spec.registry.localRegistry.cert.subjectAltName.dnsNames[%d]", i), fmt.Errorf("%q is not a DNS name", n))
+			}
+			sans = append(sans, n)
+		}
+		for i, a := range lr.Cert.SubjectAltName.IPs {
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				return l, false, nil, fe(fmt.Sprintf("spec.registry.localRegistry.cert.subjectAltName.ips[%d]", i), fmt.Errorf("%q is not an IP address", a))
+			}
+			sans = append(sans, ip.String())
+		}
+	}
+	// insecure is accepted and has no effect: every node trusts the
+	// registry through the cluster CA hoist installs.
+	return l, lr.HA != nil && *lr.HA, sans, nil
+}
+
+// applicationSpec is sealer's Application.
+type applicationSpec struct {
+	Cmds       []string `json:"cmds"`
+	LaunchApps []string `json:"launchApps"`
+	Configs    []struct {
+		Name   string `json:"name"`
+		Files  any    `json:"files"`
+		Launch *struct {
+			Cmds []string `json:"cmds"`
+		} `json:"launch"`
+	} `json:"configs"`
+}
+
+// parseApplication reads sealer's Application: the apps to launch, the
+// commands after them, and an app's own launch commands.
+func parseApplication(raw json.RawMessage, fe func(string, error) error) (Launch, error) {
+	var spec applicationSpec
+	if err := specOf(raw, &spec); err != nil {
+		return Launch{}, fe("spec", err)
+	}
+	l := Launch{Cmds: spec.Cmds, Apps: spec.LaunchApps}
+	for i, a := range spec.LaunchApps {
+		if a == "" {
+			return Launch{}, fe(fmt.Sprintf("spec.launchApps[%d]", i), errors.New("empty app name"))
+		}
+	}
+	for i, c := range spec.Configs {
+		at := fmt.Sprintf("spec.configs[%d]", i)
+		if c.Name == "" {
+			return Launch{}, fe(at+".name", errors.New("missing: the app the config is for"))
+		}
+		if c.Files != nil {
+			return Launch{}, fe(at+".files", errors.New("not supported yet: put the files in the image (APP), or render them from the cluster env with *.tmpl"))
+		}
+		if c.Launch == nil {
+			continue
+		}
+		if l.AppCmds == nil {
+			l.AppCmds = map[string][]string{}
+		}
+		if _, dup := l.AppCmds[c.Name]; dup {
+			return Launch{}, fe(at+".name", fmt.Errorf("app %q has two configs", c.Name))
+		}
+		l.AppCmds[c.Name] = c.Launch.Cmds
+	}
+	return l, nil
+}
+
+// under is the Application's launch with the Cluster's spec.cmd and
+// spec.appNames over it, as sealer ranks them.
+func (l Launch) under(cluster Launch) Launch {
+	if cluster.Apps != nil {
+		l.Apps = cluster.Apps
+	}
+	if cluster.Cmds != nil {
+		l.Cmds = cluster.Cmds
+	}
+	return l
+}
+
+// isDNSName accepts a host name or a wildcard one (*.example.com), as a
+// certificate names them.
+func isDNSName(n string) bool {
+	n = strings.TrimPrefix(n, "*.")
+	if n == "" || len(n) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(n, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func resolveSSH(base SSH, s sshSpec) (SSH, error) {
@@ -710,7 +942,9 @@ type sealerPluginSpec struct {
 	On     string `json:"on"`
 }
 
-func parsePlugin(raw json.RawMessage, sealer bool, fe func(string, error) error) (*Plugin, error) {
+// parsePlugin reads a Plugin document: one Plugin per phase it names
+// (sealer's action: a|b).
+func parsePlugin(raw json.RawMessage, sealer bool, fe func(string, error) error) ([]Plugin, error) {
 	var spec pluginSpec
 	phaseField := "spec.phase"
 	if sealer {
@@ -729,10 +963,6 @@ func parsePlugin(raw json.RawMessage, sealer bool, fe func(string, error) error)
 	if !strings.EqualFold(spec.Type, "SHELL") {
 		return nil, fe("spec.type", fmt.Errorf("%q is not supported (SHELL)", spec.Type))
 	}
-	phase, ok := normalizePhase(spec.Phase)
-	if !ok {
-		return nil, fe(phaseField, fmt.Errorf("%q is not a phase (%s)", spec.Phase, strings.Join(names(Phases), ", ")))
-	}
 	if strings.TrimSpace(spec.Data) == "" {
 		return nil, fe("spec.data", errors.New("empty: the shell script to run"))
 	}
@@ -740,18 +970,53 @@ func parsePlugin(raw json.RawMessage, sealer bool, fe func(string, error) error)
 	if err != nil {
 		return nil, fe("spec.scope", err)
 	}
-	return &Plugin{Type: "SHELL", Phase: phase, Scope: scope, Data: spec.Data}, nil
-}
-
-// normalizePhase accepts hoist's names and sealer's (PostInstall).
-func normalizePhase(s string) (Phase, bool) {
-	key := strings.ToLower(strings.ReplaceAll(s, "-", ""))
-	for _, p := range Phases {
-		if strings.ReplaceAll(string(p), "-", "") == key {
-			return p, true
+	var out []Plugin
+	for _, word := range strings.Split(spec.Phase, "|") {
+		phase, err := normalizePhase(strings.TrimSpace(word))
+		if err != nil {
+			return nil, fe(phaseField, err)
+		}
+		if !slices.ContainsFunc(out, func(p Plugin) bool { return p.Phase == phase }) {
+			out = append(out, Plugin{Type: "SHELL", Phase: phase, Scope: scope, Data: spec.Data})
 		}
 	}
-	return "", false
+	return out, nil
+}
+
+// normalizePhase accepts hoist's names and sealer's, new (post-install)
+// and old (PostInstall, PreInit).
+func normalizePhase(s string) (Phase, error) {
+	key := strings.ToLower(strings.ReplaceAll(s, "-", ""))
+	if p, ok := sealerActions[key]; ok {
+		key = strings.ReplaceAll(string(p), "-", "")
+	}
+	for p, why := range notRun {
+		if strings.ReplaceAll(string(p), "-", "") == key {
+			return "", fmt.Errorf("%q: %s", s, why)
+		}
+	}
+	for _, p := range Phases {
+		if strings.ReplaceAll(string(p), "-", "") == key {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%q is not a phase (%s)", s, strings.Join(names(Phases), ", "))
+}
+
+// checkRole accepts master, node and custom roles: names of letters,
+// digits, '-', '_' and '.', as sealer's roles and Kubernetes label values
+// are, since HOIST_ROLES carries them to the hooks.
+func checkRole(r string) error {
+	if r == "" || len(r) > 63 {
+		return fmt.Errorf("%q is not a role (master, node, or a name of up to 63 letters, digits, '-', '_' and '.')", r)
+	}
+	for i, c := range r {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || i > 0 && (c == '-' || c == '_' || c == '.')
+		if !ok {
+			return fmt.Errorf("%q is not a role (master, node, or a name of up to 63 letters, digits, '-', '_' and '.')", r)
+		}
+	}
+	return nil
 }
 
 // parseScope reads roles as a list, or a string with | or , between them.
@@ -774,8 +1039,8 @@ func parseScope(v any) ([]Role, error) {
 		return nil, fmt.Errorf("%v is not a list of roles", v)
 	}
 	for _, r := range roles {
-		if Role(r) != RoleMaster && Role(r) != RoleNode {
-			return nil, fmt.Errorf("%q is not a role (master or node)", r)
+		if err := checkRole(r); err != nil {
+			return nil, err
 		}
 	}
 	sort.Strings(roles)

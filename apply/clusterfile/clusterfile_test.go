@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -166,6 +167,9 @@ func TestClusterfileErrors(t *testing.T) {
 		return "apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n" + spec
 	}
 	hosts := "  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n"
+	sealerDoc := func(spec string) string {
+		return "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: c}\nspec:\n  image: a/b:v1\n" + hosts + spec
+	}
 	plugin := func(spec string) string {
 		return base("  image: a/b:v1\n"+hosts) + "---\napiVersion: hoist.dev/v1alpha1\nkind: Plugin\nmetadata: {name: p}\nspec:\n" + spec
 	}
@@ -184,7 +188,7 @@ func TestClusterfileErrors(t *testing.T) {
 		{"mixed range", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.1-::1]\n      roles: [master]\n"), "one address family"},
 		{"duplicate ip", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n    - ips: [10.0.0.1-10.0.0.3]\n      roles: [node]\n"), "spec.hosts[1].ips[0]: 10.0.0.2 is already listed at spec.hosts[0].ips[0]"},
 		{"no master", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [node]\n"), "no host has the master role"},
-		{"bad role", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [boss]\n"), `spec.hosts[0].roles[0]: "boss" is not a role`},
+		{"bad role", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [boss]\n"), `spec.hosts[0].roles: [boss]: a host is a master, a node, or both`},
 		{"no roles", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n"), "spec.hosts[0].roles: missing"},
 		{"bad port", base("  image: a/b:v1\n  ssh: {port: twenty}\n" + hosts), `port "twenty" is not a number`},
 		{"port range", base("  image: a/b:v1\n  ssh: {port: 70000}\n" + hosts), "spec.ssh: port 70000 is not a port"},
@@ -200,7 +204,7 @@ func TestClusterfileErrors(t *testing.T) {
 		{"plugin type", plugin("  type: ANSIBLE\n  phase: post-install\n  data: x\n"), `document 2 (Plugin "p"): spec.type: "ANSIBLE" is not supported`},
 		{"plugin phase", plugin("  type: SHELL\n  phase: whenever\n  data: x\n"), `spec.phase: "whenever" is not a phase`},
 		{"plugin data", plugin("  type: SHELL\n  phase: pre-install\n"), "spec.data: empty"},
-		{"plugin scope", plugin("  type: SHELL\n  phase: pre-install\n  scope: [boss]\n  data: x\n"), `spec.scope: "boss" is not a role`},
+		{"plugin scope", plugin("  type: SHELL\n  phase: pre-install\n  scope: [b@ss]\n  data: x\n"), `spec.scope: "b@ss" is not a role`},
 		{"duplicate plugin", plugin("  type: SHELL\n  phase: pre-install\n  data: x\n") + "---\napiVersion: hoist.dev/v1alpha1\nkind: Plugin\nmetadata: {name: p}\nspec: {type: SHELL, phase: pre-install, data: y}\n", `two plugins are named "p"`},
 		{"sealer external registry", "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: c}\nspec:\n  image: a/b:v1\n" + hosts + "  registry:\n    externalRegistry: {domain: x}\n", "spec.registry.externalRegistry: not supported"},
 		{"name escapes", strings.Replace(base("  image: a/b:v1\n"+hosts), "{name: c}", "{name: ../../x}", 1), `document 1 (Cluster "../../x"): metadata.name: "../../x" is not a DNS-1123 label`},
@@ -214,7 +218,26 @@ func TestClusterfileErrors(t *testing.T) {
 		{"host env key", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n      env: {'a b': v}\n"), `spec.hosts[0].env: key "a b" is not a variable name`},
 		{"data root /", base("  image: a/b:v1\n  dataRoot: /\n" + hosts), "spec.dataRoot: / is not a data root"},
 		{"data root / uncleaned", base("  image: a/b:v1\n  dataRoot: /var/..\n" + hosts), "spec.dataRoot: / is not a data root"},
-		{"sealer cmd", "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: c}\nspec:\n  image: a/b:v1\n  cmd: [x]\n" + hosts, "spec.cmd: sealer's cmd and appNames overrides are not supported yet"},
+		{"custom role only", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n    - ips: [10.0.0.3]\n      roles: [db]\n"), "spec.hosts[1].roles: [db]: a host is a master, a node, or both"},
+		{"role with a space", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master, 'a b']\n"), `spec.hosts[0].roles[1]: "a b" is not a role`},
+		{"plugin phase upgrade", plugin("  type: SHELL\n  phase: upgrade\n  data: x\n"), `spec.phase: "upgrade": hoist does not upgrade a cluster's Kubernetes yet`},
+		{"plugin phase in a list", plugin("  type: SHELL\n  phase: pre-install|rollback\n  data: x\n"), `spec.phase: "rollback": hoist has no rollback`},
+		{"plugin phase scale-up", plugin("  type: SHELL\n  phase: post-scaleup\n  data: x\n"), `"post-scaleup": hoist runs no hook when nodes join an existing cluster yet`},
+		{"plugin empty phase in a list", plugin("  type: SHELL\n  phase: pre-install|\n  data: x\n"), `spec.phase: "" is not a phase`},
+		{"container runtime", sealerDoc("  containerRuntime: {type: docker}\n"), `spec.containerRuntime.type: "docker": hoist's Kubernetes runs on containerd`},
+		{"host aliases", sealerDoc("  hostAliases: [{ip: 10.0.0.9, hostnames: [x]}]\n"), "spec.hostAliases: not supported: write the hosts entries with a pre-init-host plugin"},
+		{"encrypted password", sealerDoc("  ssh: {passwd: abc, encrypted: true}\n"), "spec.ssh.encrypted: sealer's encrypted passwords are not supported"},
+		{"encrypted host password", strings.Replace(sealerDoc(""), "roles: [master]\n", "roles: [master]\n      ssh: {encrypted: true}\n", 1), "spec.hosts[0].ssh.encrypted"},
+		{"registry credentials", sealerDoc("  registry: {localRegistry: {username: u, password: p}}\n"), "spec.registry.localRegistry.username: not supported"},
+		{"registry bad SAN", sealerDoc("  registry: {localRegistry: {cert: {subjectAltName: {dnsNames: ['a b']}}}}\n"), `subjectAltName.dnsNames[0]: "a b" is not a DNS name`},
+		{"registry bad SAN IP", sealerDoc("  registry: {localRegistry: {cert: {subjectAltName: {ips: [10.0.0.300]}}}}\n"), `subjectAltName.ips[0]: "10.0.0.300" is not an IP address`},
+		{"config kind", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Config\nmetadata: {name: x}\nspec: {path: etc/a, data: b}\n", `document 2 (Config "x"): kind: sealer's Config documents are not supported yet`},
+		{"application files", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: web, files: [{path: x, data: y}]}]\n", "spec.configs[0].files: not supported yet"},
+		{"application without app name", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{launch: {cmds: [x]}}]\n", "spec.configs[0].name: missing"},
+		{"application config twice", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: w, launch: {cmds: [x]}}, {name: w, launch: {cmds: [y]}}]\n", `spec.configs[1].name: app "w" has two configs`},
+		{"application unknown field", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec: {launchApp: [x]}\n", `spec: unknown field "launchApp"`},
+		{"two applications", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec: {cmds: [x]}\n---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: b}\nspec: {cmds: [y]}\n", "a Clusterfile holds one Application"},
+		{"application version", sealerDoc("") + "---\napiVersion: apps.sealer.io/v1\nkind: Application\nmetadata: {name: a}\nspec: {cmds: [x]}\n", `apiVersion: "apps.sealer.io/v1" is not supported for Application`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseClusterfile("Clusterfile", []byte(tc.doc))
@@ -279,6 +302,8 @@ func FuzzClusterfile(f *testing.F) {
 	f.Add([]byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nspec: {image: a, hosts: [{ips: ['1.1.1.1'], roles: [master]}]}\n"))
 	f.Add([]byte("apiVersion: hoist.dev/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec: {image: a, env: {'X=1; touch /x; Y': v}, hosts: [{ips: ['1.1.1.1'], roles: [master]}]}\n"))
 	f.Add([]byte("apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: c}\nspec: {image: a, dataRoot: /, hosts: [{ips: ['1.1.1.1'], roles: [master], env: ['A B=1']}]}\n"))
+	f.Add([]byte(sealerEveryKind))
+	f.Add([]byte("apiVersion: sealer.io/v2\nkind: Plugin\nmetadata: {name: p}\nspec: {type: SHELL, action: 'PreInit|upgrade|', scope: 'a b|c', data: x}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cf, err := ParseClusterfile("Clusterfile", data)
 		if err != nil {
@@ -293,6 +318,21 @@ func FuzzClusterfile(f *testing.F) {
 		}
 		if err := agent.CheckClusterDir(layout.NodeDir(c.DataRoot, c.Name).Dir, c.Name); err != nil {
 			t.Fatalf("accepted a cluster whose directory clean would refuse: %v", err)
+		}
+		for _, p := range cf.Plugins {
+			if !slices.Contains(Phases, p.Phase) {
+				t.Fatalf("accepted a plugin of phase %q", p.Phase)
+			}
+			for _, r := range p.Scope {
+				if checkRole(string(r)) != nil {
+					t.Fatalf("accepted a scope of role %q", r)
+				}
+			}
+		}
+		for _, n := range c.Nodes {
+			if !n.IsMaster() && !slices.Contains(n.Roles, RoleNode) {
+				t.Fatalf("accepted a host that is neither master nor node: %v", n.Roles)
+			}
 		}
 		for _, env := range append([]map[string]string{c.Env}, nodeEnvs(c)...) {
 			for k := range env {
@@ -310,4 +350,97 @@ func nodeEnvs(c Cluster) []map[string]string {
 		out = append(out, n.Env)
 	}
 	return out
+}
+
+// sealerEveryKind is a sealer Clusterfile of every kind hoist reads,
+// written from sealer's documentation: a v2 Cluster with launch overrides,
+// containerd, an HA registry with more certificate names and a custom
+// role; an Application; plugins of both apiVersions with phase lists.
+const sealerEveryKind = `apiVersion: sealer.io/v2
+kind: Cluster
+metadata:
+  name: shop
+spec:
+  image: acme/shop:v2
+  containerRuntime:
+    type: containerd
+  ssh: {passwd: pw}
+  hosts:
+    - ips: [10.1.0.2, 10.1.0.3]
+      roles: [master]
+    - ips: [10.1.0.4]
+      roles: [node, db]
+  cmd: ["kubectl get nodes"]
+  registry:
+    localRegistry:
+      domain: hub.shop
+      port: 5000
+      ha: true
+      insecure: true
+      cert:
+        subjectAltName:
+          dnsNames: [hub.shop.example]
+          ips: [192.0.2.9]
+---
+apiVersion: sealer.io/v2
+kind: Application
+metadata:
+  name: shop-apps
+spec:
+  cmds: ["echo overridden by spec.cmd"]
+  launchApps: [web, db]
+  configs:
+    - name: db
+      launch:
+        cmds: ["sh ./install.sh --fast"]
+---
+apiVersion: sealer.io/v1
+kind: Plugin
+metadata:
+  name: disks
+spec:
+  type: SHELL
+  action: PreInit|PostInstall
+  scope: db
+  data: mkfs.ext4 /dev/vdb
+---
+apiVersion: sealer.io/v2
+kind: Plugin
+metadata:
+  name: clean
+spec:
+  type: SHELL
+  action: pre-clean-host
+  scope: master|db
+  data: rm -rf /data/db
+`
+
+func TestSealerEveryKind(t *testing.T) {
+	cf, err := ParseClusterfile("Clusterfile", []byte(sealerEveryKind))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cf.Cluster
+	want := Launch{Apps: []string{"web", "db"}, Cmds: []string{"kubectl get nodes"}, AppCmds: map[string][]string{"db": {"sh ./install.sh --fast"}}}
+	if !reflect.DeepEqual(c.Launch, want) {
+		t.Errorf("launch %+v, want %+v", c.Launch, want)
+	}
+	if !reflect.DeepEqual(c.Registry.Nodes, []netip.Addr{ip("10.1.0.2"), ip("10.1.0.3")}) || !reflect.DeepEqual(c.Registry.SANs, []string{"hub.shop.example", "192.0.2.9"}) {
+		t.Errorf("registry %+v: want both masters and the names", c.Registry)
+	}
+	if !reflect.DeepEqual(c.Nodes[2].Roles, []Role{"node", "db"}) {
+		t.Errorf("roles %v", c.Nodes[2].Roles)
+	}
+	var got []string
+	for _, p := range cf.Plugins {
+		got = append(got, p.Name+" "+string(p.Phase)+" "+strings.Join(RoleNames(p.Scope), ","))
+	}
+	if want := []string{"disks pre-init-host db", "disks post-install db", "clean pre-clean-host db,master"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("plugins %q, want %q", got, want)
+	}
+	// Without spec.cmd, the Application's commands stand.
+	noCmd := strings.Replace(sealerEveryKind, `  cmd: ["kubectl get nodes"]`+"\n", "", 1)
+	if cf, err := ParseClusterfile("Clusterfile", []byte(noCmd)); err != nil || !reflect.DeepEqual(cf.Cluster.Launch.Cmds, []string{"echo overridden by spec.cmd"}) {
+		t.Errorf("the Application's cmds: %+v %v", cf, err)
+	}
 }

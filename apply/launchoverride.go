@@ -1,0 +1,42 @@
+package apply
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hoistdev/hoist/apply/clusterfile"
+	"github.com/hoistdev/hoist/clusterimage/metadata"
+)
+
+// withLaunch is the image with what the Clusterfile changes of its launch
+// (sealer's spec.cmd, spec.appNames and Application): the apps launched,
+// the commands after them, an app's own commands. The image's metadata is
+// copied, not changed; the apps' journal keys follow the launch that runs.
+func withLaunch(image Image, name string, l clusterfile.Launch) (Image, error) {
+	if image.Meta == nil || (l.Apps == nil && l.Cmds == nil && l.AppCmds == nil) {
+		return image, nil
+	}
+	m := *image.Meta
+	m.Apps = slices.Clone(m.Apps)
+	if l.Apps != nil {
+		for _, app := range l.Apps {
+			if m.App(app) == nil {
+				return image, fmt.Errorf("the Clusterfile launches app %q, which %s does not have (it has: %s)", app, name, strings.Join(appNames(&m), ", "))
+			}
+		}
+		m.Launch.Apps = slices.Clone(l.Apps)
+	}
+	if l.Cmds != nil {
+		m.Launch.Cmds = slices.Clone(l.Cmds)
+	}
+	for app, cmds := range l.AppCmds {
+		i := slices.IndexFunc(m.Apps, func(a metadata.App) bool { return a.Name == app })
+		if i < 0 {
+			return image, fmt.Errorf("the Clusterfile's Application configures app %q, which %s does not have (it has: %s)", app, name, strings.Join(appNames(&m), ", "))
+		}
+		m.Apps[i].Cmds = slices.Clone(cmds)
+	}
+	image.Meta = &m
+	return image, nil
+}
