@@ -298,8 +298,9 @@ func registryService(cluster, stateDir string) (Service, error) {
 // entry of the registry domain and containerd's mirrors (see WriteMirrors).
 type MirrorsCmd struct {
 	Cluster    string
-	Registry   string // the cluster registry, domain:port
-	RegistryIP string // the registry node the domain names
+	Registry   string   // the cluster registry, domain:port
+	RegistryIP string   // the registry node the domain names
+	Others     []string // the other registry nodes, IP:PORT
 	Hosts      []string
 	CertsDir   string // default layout.CertsDir
 	HostsFile  string // default layout.HostsFile
@@ -311,6 +312,7 @@ func (c *MirrorsCmd) Flags() []Flag {
 		{"cluster", "cluster name", &c.Cluster},
 		{"registry", "the cluster registry, DOMAIN:PORT", &c.Registry},
 		{"registry-ip", "address of the registry node", &c.RegistryIP},
+		{"others", "the other registry nodes, IP:PORT, comma-separated: mirrors after the domain", &c.Others},
 		{"hosts", "registry hosts bundled in the image, comma-separated", &c.Hosts},
 		{"certs-dir", "containerd's certs.d", &c.CertsDir},
 		{"hosts-file", "the hosts file", &c.HostsFile},
@@ -337,7 +339,12 @@ func (c MirrorsCmd) Run(ca io.Reader) error {
 	if err := SetHostsEntry(c.HostsFile, c.Cluster, domain, c.RegistryIP); err != nil {
 		return err
 	}
-	return WriteMirrors(Mirrors{CertsDir: c.CertsDir, Registry: c.Registry, CA: pem, Hosts: c.Hosts, Record: c.Record})
+	for _, o := range c.Others {
+		if _, _, err := net.SplitHostPort(o); err != nil {
+			return fmt.Errorf("--others %q: %w", o, err)
+		}
+	}
+	return WriteMirrors(Mirrors{CertsDir: c.CertsDir, Registry: c.Registry, CA: pem, Hosts: c.Hosts, Record: c.Record, Others: c.Others})
 }
 
 // CleanCmd is `hoist node clean`: what apply left on the node goes.

@@ -20,6 +20,10 @@ type Mirrors struct {
 	CA       []byte   // PEM of the cluster CA
 	Hosts    []string // registry hosts bundled in the image, e.g. docker.io, quay.io, registry.corp:5000
 	Record   string   // file listing what was written, for RemoveMirrors
+	// Others are the other registry nodes (IP:PORT) of a registry on
+	// several nodes, mirrors tried in order after the domain's: a registry
+	// node that is down costs a pull one timeout, not the pull.
+	Others []string
 }
 
 // upstream is the server containerd falls back to for a host: Docker Hub's
@@ -39,6 +43,9 @@ func upstream(host string) string {
 func WriteMirrors(m Mirrors) error {
 	caFile := filepath.Join(m.CertsDir, m.Registry, "ca.crt")
 	mirror := fmt.Sprintf("[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = %q\n", "https://"+m.Registry, caFile)
+	for _, other := range m.Others {
+		mirror += fmt.Sprintf("\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = %q\n", "https://"+other, caFile)
+	}
 	files := map[string][]byte{
 		caFile: m.CA,
 		filepath.Join(m.CertsDir, m.Registry, "hosts.toml"): fmt.Appendf(nil, "# written by hoist\nserver = %q\nca = %q\n", "https://"+m.Registry, caFile),

@@ -79,6 +79,18 @@ func TestMirrors(t *testing.T) {
 		t.Errorf("registry.corp hosts.toml:\n%s", corp)
 	}
 
+	// A registry on several nodes: the others follow the domain, in order.
+	m.Others = []string{"10.0.0.3:5000", "10.0.0.4:5000"}
+	if err := WriteMirrors(m); err != nil {
+		t.Fatal(err)
+	}
+	hub, _ = os.ReadFile(filepath.Join(certs, "docker.io", "hosts.toml"))
+	first, second, third := strings.Index(string(hub), `[host."https://registry.hoist.local:5000"]`), strings.Index(string(hub), `[host."https://10.0.0.3:5000"]`), strings.Index(string(hub), `[host."https://10.0.0.4:5000"]`)
+	if first < 0 || second < first || third < second || strings.Count(string(hub), `ca = "`+certs+`/registry.hoist.local:5000/ca.crt"`) != 3 {
+		t.Errorf("docker.io hosts.toml with other registry nodes:\n%s", hub)
+	}
+	m.Others = nil
+
 	// A new image without registry.corp: its file goes, the others stay.
 	m.Hosts = []string{"docker.io"}
 	if err := WriteMirrors(m); err != nil {
