@@ -225,6 +225,13 @@ func prepare(c clusterfile.Cluster, plugins []clusterfile.Plugin, image Image, o
 	if err != nil {
 		return nil, err
 	}
+	// Templates go with the rootfs, to nodes; a cluster without hosts
+	// gets neither.
+	if len(c.Nodes) > 0 {
+		if r.rendered, err = renderRootfs(image.Rootfs, renderEnv(image.Meta, c.Env)); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Image, err)
+		}
+	}
 	r.steps = r.stepList(r.rt)
 	r.plan = makePlan(&r.in, r.steps, apps, j, opts.Prune)
 	if c.Kubeconfig == "" && r.rt == nil && image.Meta != nil && len(image.Meta.Launch.Apps) > 0 {

@@ -52,6 +52,8 @@ type runner struct {
 	packMu sync.Mutex
 	packed map[bool]packedTree // with registry/ → packed file
 	tmpDir string
+	// rendered are the templates of the rootfs (render.go).
+	rendered []renderedFile
 }
 
 // dial reaches a node of the Clusterfile.

@@ -16,9 +16,10 @@ func (r *runner) rootfsStep() step.Step {
 	return step.Step{
 		Name:  stepRootfs,
 		Stage: step.Host,
-		// The same image is a different tree with and without registry/.
+		// The same image is a different tree with and without registry/,
+		// and with other rendered templates.
 		Key: func(in *step.Input, n clusterfile.Node) (string, bool) {
-			return rootfsKey(in.ImageDigest, isRegistry(in, n)), true
+			return rootfsKey(in.ImageDigest, isRegistry(in, n)) + renderKey(r.rendered), true
 		},
 		Run: func(ctx context.Context, t *step.Target) error {
 			withRegistry := isRegistry(t.Input, t.Node)
@@ -26,8 +27,12 @@ func (r *runner) rootfsStep() step.Step {
 			if err != nil {
 				return err
 			}
-			_, err = distribute(ctx, t.Exec, t.Hoist, packed, rootfsKey(r.image.Digest, withRegistry), t.Dir.Rootfs(), t.Progress)
-			return err
+			// A tree already there is not sent again; its templates are
+			// rendered again all the same, for the env may have changed.
+			if _, err = distribute(ctx, t.Exec, t.Hoist, packed, rootfsKey(r.image.Digest, withRegistry), t.Dir.Rootfs(), t.Progress); err != nil {
+				return err
+			}
+			return writeRendered(ctx, t.Exec, t.Dir.Rootfs(), r.rendered)
 		},
 	}
 }

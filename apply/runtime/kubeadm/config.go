@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -59,16 +60,91 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 
 // Merge lays documents over the configuration: maps are merged key by
 // key, anything else (lists included) replaces what was there, as
-// kustomize's strategic merge does for unkeyed lists.
+// kustomize's strategic merge does for unkeyed lists. Documents of
+// kubeadm.k8s.io/v1beta2 and v1beta3 are converted to v1beta4 first
+// (convert.go).
 func (c *Config) Merge(name string, docs []json.RawMessage) error {
 	for i, raw := range docs {
 		var m map[string]any
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return fmt.Errorf("%s: kubeadm document %d: %w", name, i+1, err)
 		}
-		if err := c.merge(m); err != nil {
-			return fmt.Errorf("%s: kubeadm document %d: %w", name, i+1, err)
+		converted, err := convert(m)
+		if err != nil {
+			return fmt.Errorf("%s: kubeadm document %d%s: %w", name, i+1, describe(m), err)
 		}
+		for _, d := range converted {
+			if err := c.merge(d); err != nil {
+				return fmt.Errorf("%s: kubeadm document %d%s: %w", name, i+1, describe(m), err)
+			}
+		}
+	}
+	return nil
+}
+
+// describe names a document's kind and version in an error, as written.
+func describe(m map[string]any) string {
+	kind, _ := m["kind"].(string)
+	api, _ := m["apiVersion"].(string)
+	if kind == "" || api == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (%s %s)", kind, api)
+}
+
+// The env keys that set the cluster's networks, as sealer users write
+// them: sealer's base images render them into their kubeadm defaults
+// (etc/kubeadm.yml.tmpl: networking.podSubnet: {{ .PodCIDR }},
+// serviceSubnet: {{ .SvcCIDR }}), and the Clusterfile's kubeadm
+// documents are laid over those defaults.
+const (
+	EnvPodCIDR = "PodCIDR"
+	EnvSvcCIDR = "SvcCIDR"
+)
+
+// SetNetworks sets ClusterConfiguration's networking.podSubnet and
+// serviceSubnet from env's PodCIDR and SvcCIDR. Called between the
+// image's defaults and the Clusterfile's documents, it gives sealer's
+// precedence: a Clusterfile's ClusterConfiguration over the env, the env
+// over the image. name says where env comes from, in errors.
+func (c *Config) SetNetworks(name string, env map[string]string) error {
+	for _, key := range []string{EnvPodCIDR, EnvSvcCIDR} {
+		v, ok := env[key]
+		if !ok {
+			continue
+		}
+		if err := checkCIDRs(v); err != nil {
+			return fmt.Errorf("%s: %s: %w", name, key, err)
+		}
+		field := "podSubnet"
+		if key == EnvSvcCIDR {
+			field = "serviceSubnet"
+		}
+		child(c.doc(KindCluster, kubeadmAPI), "networking")[field] = v
+	}
+	return nil
+}
+
+// checkCIDRs accepts what kubeadm takes as a subnet: a CIDR, or an IPv4
+// and an IPv6 one separated by a comma (dual stack). An empty or wrong
+// value would otherwise fail kubeadm init, after every node is set up.
+func checkCIDRs(v string) error {
+	parts := strings.Split(v, ",")
+	if len(parts) > 2 {
+		return fmt.Errorf("%q: at most two CIDRs (an IPv4 and an IPv6 one), comma-separated", v)
+	}
+	v4 := 0
+	for _, p := range parts {
+		ip, _, err := net.ParseCIDR(p)
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR such as 10.244.0.0/16 (or an IPv4 and an IPv6 one, comma-separated)", v)
+		}
+		if ip.To4() != nil {
+			v4++
+		}
+	}
+	if len(parts) == 2 && v4 != 1 {
+		return fmt.Errorf("%q: two CIDRs are an IPv4 and an IPv6 one (dual stack)", v)
 	}
 	return nil
 }
@@ -211,6 +287,10 @@ func (c *Config) Init(nodeIP, certificateKey string) ([]byte, error) {
 func (c *Config) Join(nodeIP, endpoint, token, caCertHash, certificateKey string) ([]byte, error) {
 	cc := c.clone()
 	join := cc.doc(KindJoin, kubeadmAPI)
+	// The discovery is hoist's: kubeadm refuses a file beside the token,
+	// and a TLS bootstrap token of the Clusterfile's would be a stale one.
+	delete(child(join, "discovery"), "file")
+	delete(child(join, "discovery"), "tlsBootstrapToken")
 	bt := child(join, "discovery", "bootstrapToken")
 	bt["token"] = token
 	bt["apiServerEndpoint"] = endpoint

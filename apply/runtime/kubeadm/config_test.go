@@ -10,20 +10,23 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 )
 
 // The image's own defaults: the test reads the file the image ships.
 func imageDefaults(t *testing.T) *Config {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "..", "images", "kubernetes", "rootfs", DefaultsFile))
+	data, err := os.ReadFile(filepath.Join(baseRootfs, DefaultsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +122,10 @@ func TestMergeAndInit(t *testing.T) {
 
 func TestJoin(t *testing.T) {
 	c := imageDefaults(t)
-	c.Merge("Clusterfile", []json.RawMessage{raw(t, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: api.example.com:6443\n")})
+	c.Merge("Clusterfile", []json.RawMessage{
+		raw(t, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: api.example.com:6443\n"),
+		raw(t, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery: {file: {kubeConfigPath: /x.conf}, tlsBootstrapToken: old.0123456789abcdef}\n"),
+	})
 	if got := c.Endpoint("192.0.2.10"); got != "api.example.com:6443" {
 		t.Errorf("Endpoint = %s, want the Clusterfile's", got)
 	}
@@ -136,6 +142,9 @@ func TestJoin(t *testing.T) {
 	if bt["token"] != "abcdef.0123456789abcdef" || bt["apiServerEndpoint"] != "192.0.2.10:6443" || bt["caCertHashes"].([]any)[0] != "sha256:00" {
 		t.Errorf("discovery = %v", bt)
 	}
+	if disc := join["discovery"].(map[string]any); len(disc) != 1 {
+		t.Errorf("the Clusterfile's discovery is left beside hoist's token: %v", disc)
+	}
 	if _, ok := join["controlPlane"]; ok {
 		t.Error("a worker joins as a control-plane node")
 	}
@@ -146,16 +155,179 @@ func TestJoin(t *testing.T) {
 	}
 }
 
-func TestBadDocuments(t *testing.T) {
-	c := imageDefaults(t)
-	for _, doc := range []string{
-		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfiguration\n",
-		"apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n",
+// The image's rootfs, as the repository defines it.
+var baseRootfs = filepath.Join("..", "..", "..", "images", "kubernetes", "rootfs")
+
+// TestNetworksFromEnv: PodCIDR and SvcCIDR of the env set the subnets, as
+// sealer's do; lowest first: the image's etc/kubeadm.yaml, the image's
+// ENV, the Clusterfile's env, the Clusterfile's ClusterConfiguration.
+func TestNetworksFromEnv(t *testing.T) {
+	doc := "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking: {podSubnet: 10.1.0.0/16}\n"
+	for _, c := range []struct {
+		name          string
+		imageEnv, env map[string]string
+		docs          []string
+		pod, svc      string
+	}{
+		{"the image's kubeadm.yaml", nil, map[string]string{"Other": "x"}, nil, "10.244.0.0/16", "10.96.0.0/12"},
+		{"the image's ENV", map[string]string{"PodCIDR": "100.64.0.0/10"}, nil, nil, "100.64.0.0/10", "10.96.0.0/12"},
+		{"the Clusterfile's env over the image's ENV", map[string]string{"PodCIDR": "100.64.0.0/10", "SvcCIDR": "10.100.0.0/16"},
+			map[string]string{"PodCIDR": "172.16.0.0/16"}, nil, "172.16.0.0/16", "10.100.0.0/16"},
+		{"a kubeadm document over the env", nil, map[string]string{"PodCIDR": "172.16.0.0/16", "SvcCIDR": "10.96.0.0/16"},
+			[]string{doc}, "10.1.0.0/16", "10.96.0.0/16"},
+		{"dual stack", nil, map[string]string{"PodCIDR": "10.244.0.0/16,fd00:10:244::/56"}, nil, "10.244.0.0/16,fd00:10:244::/56", "10.96.0.0/12"},
 	} {
-		if err := c.Merge("Clusterfile", []json.RawMessage{raw(t, doc)}); err == nil || !strings.Contains(err.Error(), "Clusterfile: kubeadm document 1") {
-			t.Errorf("%q: error %v, want one naming the Clusterfile's document", doc, err)
+		var docs []json.RawMessage
+		for _, d := range c.docs {
+			docs = append(docs, raw(t, d))
+		}
+		cfg, err := Load(baseRootfs, "Clusterfile", c.imageEnv, c.env, docs)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if pod, svc := cfg.Get(KindCluster, "networking", "podSubnet"), cfg.Get(KindCluster, "networking", "serviceSubnet"); pod != c.pod || svc != c.svc {
+			t.Errorf("%s: podSubnet %s, serviceSubnet %s; want %s, %s", c.name, pod, svc, c.pod, c.svc)
 		}
 	}
+}
+
+func TestNetworksRefused(t *testing.T) {
+	for _, c := range []struct {
+		imageEnv, env map[string]string
+		err           string
+	}{
+		{nil, map[string]string{"PodCIDR": "10.244.0.0"}, `Clusterfile: spec.env: PodCIDR: "10.244.0.0" is not a CIDR such as 10.244.0.0/16`},
+		{nil, map[string]string{"SvcCIDR": ""}, `Clusterfile: spec.env: SvcCIDR: "" is not a CIDR`},
+		{nil, map[string]string{"PodCIDR": " 10.244.0.0/16"}, `Clusterfile: spec.env: PodCIDR: " 10.244.0.0/16" is not a CIDR`},
+		{nil, map[string]string{"PodCIDR": "10.0.0.0/8,10.1.0.0/16"}, `Clusterfile: spec.env: PodCIDR: "10.0.0.0/8,10.1.0.0/16": two CIDRs are an IPv4 and an IPv6 one (dual stack)`},
+		{nil, map[string]string{"PodCIDR": "10.0.0.0/8,fd00::/56,fd01::/56"}, `Clusterfile: spec.env: PodCIDR: "10.0.0.0/8,fd00::/56,fd01::/56": at most two CIDRs`},
+		{map[string]string{"SvcCIDR": "none"}, nil, `image ENV: SvcCIDR: "none" is not a CIDR`},
+	} {
+		_, err := Load(baseRootfs, "Clusterfile", c.imageEnv, c.env, nil)
+		if err == nil || !strings.HasPrefix(err.Error(), c.err) {
+			t.Errorf("%v %v: error %v, want %q", c.imageEnv, c.env, err, c.err)
+		}
+	}
+}
+
+// TestKubeadmAcceptsInitAndJoin: kubeadm itself reads what hoist gives
+// init and join, the image's defaults with the env's networks and a
+// Clusterfile's documents laid over them.
+func TestKubeadmAcceptsInitAndJoin(t *testing.T) {
+	kubeadm, version := kubeadmBinary(t)
+	c := imageDefaultsFor(t, version)
+	if err := c.SetNetworks("Clusterfile: spec.env", map[string]string{"PodCIDR": "100.64.0.0/10", "SvcCIDR": "10.96.0.0/16"}); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Merge("Clusterfile", []json.RawMessage{
+		raw(t, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\napiServer: {certSANs: [api.example.com], extraArgs: [{name: audit-log-maxage, value: '7'}]}\n"),
+		raw(t, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: 50\n"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, kubeadm, c)
+}
+
+// imageDefaultsFor is the image's defaults as the image's build writes
+// them for a Kubernetes version (images/kubernetes/build.sh fills the
+// placeholders).
+func imageDefaultsFor(t *testing.T, version string) *Config {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(baseRootfs, DefaultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer("@KUBERNETES_VERSION@", version, "@ETCD_TAG@", "3.6.0-0", "@COREDNS_TAG@", "v1.12.0").Replace(string(data))
+	c, err := ParseConfig("kubeadm.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// validate runs `kubeadm config validate` on what init and join (of a
+// worker and of a master) are given.
+func validate(t *testing.T, kubeadm string, c *Config) {
+	t.Helper()
+	init, err := c.Init("192.0.2.10", strings.Repeat("ab", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, err := c.Join("192.0.2.11", "192.0.2.10:6443", "abcdef.0123456789abcdef", "sha256:"+strings.Repeat("0", 64), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, err := c.Join("192.0.2.12", "192.0.2.10:6443", "abcdef.0123456789abcdef", "sha256:"+strings.Repeat("0", 64), strings.Repeat("ab", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string][]byte{"init": init, "worker join": worker, "master join": master} {
+		file := filepath.Join(t.TempDir(), "kubeadm.yaml")
+		if err := os.WriteFile(file, cfg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(kubeadm, "config", "validate", "--config", file).CombinedOutput(); err != nil {
+			t.Errorf("kubeadm refuses the %s configuration: %v\n%s\n%s", name, err, out, cfg)
+		}
+	}
+}
+
+// FuzzMerge: the image's defaults come with the image, the documents and
+// the env with the Clusterfile. Whatever they hold, loading them is an
+// error or a configuration init and join can be written from, as YAML
+// documents; never a panic.
+func FuzzMerge(f *testing.F) {
+	defaults, err := os.ReadFile(filepath.Join(baseRootfs, DefaultsFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, c := range conversions {
+		f.Add(defaults, []byte(c.in), "100.64.0.0/10")
+	}
+	for _, b := range badDocuments {
+		f.Add(defaults, []byte(b.doc), "")
+	}
+	f.Add([]byte("kind: InitConfiguration\nnodeRegistration: {kubeletExtraArgs: x}\n"), []byte("kind: InitConfiguration\nlocalAPIEndpoint: 3\n"), "10.0.0.0/8,fd00::/56")
+	f.Add([]byte("kind: ClusterConfiguration\nnetworking: []\n"), []byte("kind: JoinConfiguration\ncontrolPlane: x\ndiscovery: []\n"), "x")
+	f.Add([]byte("---\n---\nkind: KubeletConfiguration\n"), []byte("null"), "10.0.0.0/8")
+	f.Fuzz(func(t *testing.T, image, doc []byte, podCIDR string) {
+		c, err := ParseConfig("kubeadm.yaml", image)
+		if err != nil {
+			return
+		}
+		j, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			return
+		}
+		if c.SetNetworks("env", map[string]string{"PodCIDR": podCIDR}) != nil {
+			return
+		}
+		if c.Merge("Clusterfile", []json.RawMessage{j}) != nil {
+			return
+		}
+		init, err := c.Init("192.0.2.10", "key")
+		if err != nil {
+			return
+		}
+		join, err := c.Join("192.0.2.11", "192.0.2.10:6443", "t", "h", "key")
+		if err != nil {
+			return
+		}
+		for _, out := range [][]byte{init, join} {
+			dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(string(out)), 4096)
+			for {
+				var m map[string]any
+				if err := dec.Decode(&m); err != nil {
+					if err != io.EOF {
+						t.Fatalf("written configuration does not read back: %v\n%s", err, out)
+					}
+					break
+				}
+			}
+		}
+	})
 }
 
 func TestCACertHash(t *testing.T) {

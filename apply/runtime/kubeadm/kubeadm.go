@@ -67,15 +67,23 @@ type Runtime struct {
 	OwnCNI bool
 }
 
-// Load reads the image's kubeadm defaults and lays the Clusterfile's
-// kubeadm documents over them.
-func Load(rootfs, clusterfile string, docs []json.RawMessage) (*Config, error) {
+// Load reads the image's kubeadm defaults and lays over them, in this
+// order, the networks of the image's ENV and of the Clusterfile's env
+// (PodCIDR, SvcCIDR: see SetNetworks), then the Clusterfile's kubeadm
+// documents.
+func Load(rootfs, clusterfile string, imageEnv, env map[string]string, docs []json.RawMessage) (*Config, error) {
 	data, err := os.ReadFile(filepath.Join(rootfs, DefaultsFile))
 	if err != nil {
 		return nil, err
 	}
 	c, err := ParseConfig("image "+DefaultsFile, data)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.SetNetworks("image ENV", imageEnv); err != nil {
+		return nil, err
+	}
+	if err := c.SetNetworks(clusterfile+": spec.env", env); err != nil {
 		return nil, err
 	}
 	if err := c.Merge(clusterfile, docs); err != nil {

@@ -30,7 +30,11 @@ func (*Runtime) Detect(c clusterfile.Cluster, image step.Image) (step.Runtime, e
 	if len(c.Masters()) == 0 {
 		return nil, fmt.Errorf("image %s brings up Kubernetes: the Clusterfile needs a host with the %s role", c.Image, clusterfile.RoleMaster)
 	}
-	cfg, err := Load(image.Rootfs, "Clusterfile", c.Kubeadm)
+	var imageEnv map[string]string
+	if image.Meta != nil {
+		imageEnv = image.Meta.Env
+	}
+	cfg, err := Load(image.Rootfs, "Clusterfile", imageEnv, c.Env, c.Kubeadm)
 	if err != nil {
 		return nil, err
 	}
