@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"slices"
@@ -167,6 +168,10 @@ type Delete struct {
 	// Force: a node that cannot be reached is forgotten rather than
 	// failed.
 	Force bool
+	// Lacking are the secrets that the cluster's kept Clusterfile left out
+	// and that were not given (clusterfile.Kept.Fill): Targets refuses to
+	// go on when a node it would touch needs one.
+	Lacking clusterfile.Lacking
 	Options
 
 	journal *Journal
@@ -185,7 +190,64 @@ func (d *Delete) Targets() ([]string, error) {
 		return nil, err
 	}
 	d.nodes = deleteNodes(d.Cluster, d.journal, d.Only)
+	if err := d.checkSecrets(); err != nil {
+		return nil, err
+	}
 	return d.nodes, nil
+}
+
+// SecretsError is a delete from a kept Clusterfile that lacks the secrets
+// some of its nodes are reached with: the SSH password (Password lists
+// those nodes) or the private key's passphrase.
+type SecretsError struct {
+	Cluster, File        string
+	Password, Passphrase []string
+}
+
+func (e *SecretsError) Error() string {
+	var need []string
+	if len(e.Password) > 0 {
+		need = append(need, fmt.Sprintf("the SSH password (for %s)", strings.Join(e.Password, ", ")))
+	}
+	if len(e.Passphrase) > 0 {
+		need = append(need, fmt.Sprintf("the private key's passphrase (for %s)", strings.Join(e.Passphrase, ", ")))
+	}
+	return fmt.Sprintf("cluster %s: delete needs %s, which hoist does not keep in %s", e.Cluster, strings.Join(need, " and "), e.File)
+}
+
+// checkSecrets refuses, before anything is asked or done, a delete that
+// would reach a node without the secret it needs: it would fail there
+// after the others were cleaned. A node the Clusterfile no longer lists
+// is reached as recordedNode does, with the defaults' secrets.
+func (d *Delete) checkSecrets() error {
+	e := &SecretsError{Cluster: d.Cluster.Name, File: layout.Local{Root: d.Root}.Cluster(d.Cluster.Name).Clusterfile()}
+	listed := map[string]bool{}
+	for _, n := range d.Cluster.Nodes {
+		listed[n.IP.String()] = true
+	}
+	for _, ip := range d.nodes {
+		password, passphrase := ip, ip
+		if !listed[ip] {
+			key := d.Cluster.SSH.PrivateKey
+			if h, ok := d.journal.Host(ip); ok && h.PrivateKey != "" {
+				key = h.PrivateKey
+			}
+			password, passphrase = clusterfile.DefaultSSH, ""
+			if key != "" {
+				password, passphrase = "", clusterfile.DefaultSSH
+			}
+		}
+		if slices.Contains(d.Lacking.Password, password) {
+			e.Password = append(e.Password, ip)
+		}
+		if slices.Contains(d.Lacking.Passphrase, passphrase) {
+			e.Passphrase = append(e.Passphrase, ip)
+		}
+	}
+	if len(e.Password) > 0 || len(e.Passphrase) > 0 {
+		return e
+	}
+	return nil
 }
 
 // deleteNodes lists the nodes a delete touches: those given, or every node
@@ -259,7 +321,41 @@ func (d *Delete) Run(ctx context.Context) (*Result, error) {
 		// Nothing left: the cluster's state goes too.
 		return res, os.RemoveAll(layout.Local{Root: d.Root}.Cluster(c.Name).Dir)
 	}
-	return res, nil
+	return res, d.forgetKept()
+}
+
+// forgetKept takes the nodes that left the cluster out of its kept
+// Clusterfile, as sealer does after a scale-down, so that a later delete
+// or status without -f does not list them. A Clusterfile that would be
+// left without a master stays as it is: delete cleans a clean node again
+// without harm.
+func (d *Delete) forgetKept() error {
+	kept, err := KeptClusterfile(d.Root, d.Cluster.Name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	recorded := d.journal.Nodes()
+	var gone []string
+	for _, ip := range d.nodes {
+		if !slices.Contains(recorded, ip) {
+			gone = append(gone, ip)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	rest, ok := kept.Without(gone)
+	if !ok {
+		return nil
+	}
+	data, err := rest.Marshal()
+	if err != nil {
+		return err
+	}
+	return writeKept(d.Root, d.Cluster.Name, data)
 }
 
 // ImageHooks adds the clean hooks of the cluster's image, whose tree is at

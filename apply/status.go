@@ -1,8 +1,12 @@
 package apply
 
 import (
-	"os"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
 
+	"github.com/hoistdev/hoist/agent"
 	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/layout"
 )
@@ -32,24 +36,53 @@ func (row *NodeStatus) setStatus(j *Journal, node string) {
 
 // Status reads, from the journals under root, the state of every node of
 // the cluster of a Clusterfile (with its hosts not yet applied), or, with
-// c nil, of every cluster applied from here.
+// c nil, of every cluster applied from here, each against the Clusterfile
+// its state keeps, when it keeps one, as if it were given.
 func Status(root string, c *clusterfile.Cluster) ([]NodeStatus, error) {
 	rows := []NodeStatus{}
 	if c != nil {
 		return clusterStatus(root, c.Name, c, rows)
 	}
-	local := layout.Local{Root: root}
-	dirs, _ := os.ReadDir(local.Clusters())
-	for _, d := range dirs {
-		if _, err := os.Stat(local.Cluster(d.Name()).Journal()); err != nil {
-			continue
-		}
-		var err error
-		if rows, err = clusterStatus(root, d.Name(), nil, rows); err != nil {
+	names, err := Clusters(root)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		if rows, err = keptStatus(root, name, rows); err != nil {
 			return nil, err
 		}
 	}
 	return rows, nil
+}
+
+// NamedStatus is Status of the one cluster name applied from here.
+func NamedStatus(root, name string) ([]NodeStatus, error) {
+	if err := agent.CheckClusterName(name); err != nil {
+		return nil, fmt.Errorf("cluster name: %w", err)
+	}
+	names, err := Clusters(root)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(names, name) {
+		return nil, fmt.Errorf("cluster %s: not applied from here (no state in %s)", name, layout.Local{Root: root}.Cluster(name).Dir)
+	}
+	return keptStatus(root, name, []NodeStatus{})
+}
+
+// keptStatus adds the rows of cluster name, against its kept Clusterfile
+// when there is one (a cluster applied by a hoist that kept none has its
+// journal only).
+func keptStatus(root, name string, rows []NodeStatus) ([]NodeStatus, error) {
+	var c *clusterfile.Cluster
+	k, err := KeptClusterfile(root, name)
+	switch {
+	case err == nil:
+		c = &k.Cluster
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	return clusterStatus(root, name, c, rows)
 }
 
 func clusterStatus(root, name string, c *clusterfile.Cluster, rows []NodeStatus) ([]NodeStatus, error) {

@@ -82,6 +82,11 @@ func (c Cluster) Lock() string { return filepath.Join(c.Dir, "lock") }
 // PKI holds the cluster CA and the registry certificate.
 func (c Cluster) PKI() string { return filepath.Join(c.Dir, "pki") }
 
+// Clusterfile is the Clusterfile last applied to the cluster (by apply -f
+// or run), without its secrets: what status and delete read when given no
+// -f, as sealer reads ~/.sealer/<name>/Clusterfile.
+func (c Cluster) Clusterfile() string { return filepath.Join(c.Dir, "Clusterfile") }
+
 // JournalFile is the journal's name, in a cluster's state here and on its
 // first master.
 const JournalFile = "journal.json"

@@ -33,13 +33,19 @@ func progressTo(cmd *cobra.Command, quiet bool) io.Writer {
 }
 
 func newImagesCommand(g *globalOptions) *cobra.Command {
-	var quiet, all bool
+	var quiet, all, jsonFlag bool
 	var format string
 	cmd := &cobra.Command{
 		Use:   "images",
 		Short: "List the images in the local store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := oneSpelling(cmd, "format", "json"); err != nil {
+				return err
+			}
+			if jsonFlag {
+				format = "json"
+			}
 			store, err := g.openStore()
 			if err != nil {
 				return err
@@ -98,7 +104,9 @@ func newImagesCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only image IDs")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "also list unnamed images (the layer cache of builds)")
-	cmd.Flags().StringVar(&format, "format", "", "json, or a Go template per image")
+	cmd.Flags().StringVar(&format, "format", "", "json (sealer's --json works too), or a Go template per image")
+	cmd.Flags().BoolVar(&jsonFlag, "json", false, "sealer's spelling of --format json")
+	cmd.Flags().MarkHidden("json")
 	return cmd
 }
 
@@ -311,12 +319,15 @@ in the store. A refused archive changes nothing.`,
 }
 
 func newPushCommand(g *globalOptions) *cobra.Command {
-	var tlsVerify, quiet bool
+	var tlsVerify, skipVerify, quiet bool
 	cmd := &cobra.Command{
 		Use:   "push NAME [DESTINATION]",
 		Short: "Copy an image (or a whole index) to a registry",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := skipTLSVerify(cmd, skipVerify, &tlsVerify); err != nil {
+				return err
+			}
 			dest := ""
 			if len(args) == 2 {
 				dest = args[1]
@@ -329,7 +340,8 @@ func newPushCommand(g *globalOptions) *cobra.Command {
 			return store.Push(cmd.Context(), args[0], dest, clusterimage.CopyOptions{Progress: progressTo(cmd, quiet), TLSVerify: tlsVerify})
 		},
 	}
-	cmd.Flags().BoolVar(&tlsVerify, "tls-verify", true, "require HTTPS and verify certificates (false for registries on loopback)")
+	cmd.Flags().BoolVar(&tlsVerify, "tls-verify", true, "require HTTPS and verify certificates (false for registries on loopback; sealer's --skip-tls-verify is --tls-verify=false)")
+	addSkipTLSVerify(cmd, &skipVerify)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
 }
