@@ -101,6 +101,27 @@ func (r *runner) cleanNode(ctx context.Context, n clusterfile.Node) (err error) 
 	return r.journal.Forget(node)
 }
 
+// clusterHook runs the hooks of a phase of the whole cluster (sealer's
+// pre-uninstall and post-uninstall) on the first master, reported as its
+// steps; a phase without hooks does nothing.
+func (r *runner) clusterHook(ctx context.Context, n clusterfile.Node, phase clusterfile.Phase, dir string) error {
+	if len(hooksOf(r.plugins, phase, n.Roles)) == 0 {
+		return nil
+	}
+	node := n.IP.String()
+	exec, err := r.dial(ctx, n)
+	if err != nil {
+		return &NodeError{Node: node, Step: "connect", Err: err}
+	}
+	end := progress.Start(r.opts.Reporter, node, hookName(phase))
+	err = r.runHooks(ctx, exec, n, phase, dir)
+	end(err)
+	if err != nil {
+		return &NodeError{Node: node, Step: hookName(phase), Err: err}
+	}
+	return nil
+}
+
 // recordedNode is a node the journal knows, reached as recorded, with the
 // cluster's default secrets.
 func (r *runner) recordedNode(ip string) (clusterfile.Node, error) {
@@ -297,6 +318,16 @@ func (d *Delete) Run(ctx context.Context) (*Result, error) {
 		byIP[n.IP.String()] = n
 	}
 	res := &Result{Nodes: d.nodes, Errors: map[string]error{}}
+	if r.deleteCluster {
+		// sealer's pre-uninstall: on the first master, before any node is
+		// cleaned; should it fail, none is.
+		if err := r.clusterHook(ctx, c.Masters()[0], clusterfile.PhasePreUninstall, r.dir.Rootfs()); err != nil {
+			for _, ip := range d.nodes {
+				res.Errors[ip] = err
+			}
+			return res, nil
+		}
+	}
 	errs := ssh.ForEach(ctx, d.nodes, d.Jobs, func(ctx context.Context, ip string) error {
 		n, ok := byIP[ip]
 		if !ok {
@@ -316,6 +347,15 @@ func (d *Delete) Run(ctx context.Context) (*Result, error) {
 	})
 	for i, n := range d.nodes {
 		res.Errors[n] = errs[i]
+	}
+	if r.deleteCluster && res.Err() == nil {
+		// sealer's post-uninstall: on the first master, once every node
+		// is clean (its cluster directory gone: the hook runs in /).
+		first := c.Masters()[0]
+		if err := r.clusterHook(ctx, first, clusterfile.PhasePostUninstall, "/"); err != nil {
+			res.Errors[first.IP.String()] = err
+			return res, nil
+		}
 	}
 	if res.Err() == nil && len(j.Nodes()) == 0 {
 		// Nothing left: the cluster's state goes too.

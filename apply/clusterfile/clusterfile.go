@@ -80,18 +80,16 @@ const (
 
 // Phases are the hook phases hoist runs, in the order apply and delete run
 // them.
-var Phases = []Phase{PhasePreInitHost, PhasePostInitHost, PhasePreInstall, PhasePostInstall, PhasePreCleanHost, PhasePostCleanHost}
+var Phases = []Phase{PhasePreInitHost, PhasePostInitHost, PhasePreInstall, PhasePostInstall, PhasePreUninstall, PhasePreCleanHost, PhasePostCleanHost, PhasePostUninstall}
 
 // notRun are sealer's phases hoist does not run hooks at, and why: a
 // plugin for them is refused rather than kept to never run.
 var notRun = map[Phase]string{
-	PhaseUpgrade:       "hoist does not upgrade a cluster's Kubernetes yet",
-	PhaseUpgradeHost:   "hoist does not upgrade a cluster's Kubernetes yet",
-	PhaseRollback:      "hoist has no rollback",
-	PhasePreScaleUp:    "hoist runs no hook when nodes join an existing cluster yet: pre-init-host runs on each new node before it joins",
-	PhasePostScaleUp:   "hoist runs no hook when nodes join an existing cluster yet: post-install runs after every apply that changes a node",
-	PhasePreUninstall:  "hoist runs no cluster-wide hook at delete yet: pre-clean-host runs on each host before it is cleaned",
-	PhasePostUninstall: "hoist runs no cluster-wide hook at delete yet: post-clean-host runs on each host after it is cleaned",
+	PhaseUpgrade:     "hoist does not upgrade a cluster's Kubernetes yet",
+	PhaseUpgradeHost: "hoist does not upgrade a cluster's Kubernetes yet",
+	PhaseRollback:    "hoist has no rollback",
+	PhasePreScaleUp:  "hoist runs no hook when nodes join an existing cluster yet: pre-init-host runs on each new node before it joins",
+	PhasePostScaleUp: "hoist runs no hook when nodes join an existing cluster yet: post-install runs after every apply that changes a node",
 }
 
 // sealerActions are the phase names of sealer's older plugins (action:
@@ -435,7 +433,7 @@ type sealerSpec struct {
 		Type string `json:"type"`
 	} `json:"containerRuntime"`
 	HostAliases any `json:"hostAliases"`
-	Hosts []struct {
+	Hosts       []struct {
 		IPs    []string          `json:"ips"`
 		Roles  []string          `json:"roles"`
 		SSH    sealerSSH         `json:"ssh"`
