@@ -57,6 +57,9 @@ type Options struct {
 	NoCache     bool
 	Pull        PullPolicy // missing (default), always or never
 	Quiet       bool
+	// BuildContexts are --build-context NAME=docker-image://REF values,
+	// NAME to REF (kubefile.ParseBuildContexts): FROM NAME builds on REF.
+	BuildContexts map[string]string
 	// CacheDir keeps downloaded APP sources; default: under the store root.
 	CacheDir string
 	// Version is hoist's own version (and commit): an image in the build
@@ -230,18 +233,19 @@ func planPlatform(ctx context.Context, store *clusterimage.Store, file *kubefile
 		cache = layout.Local{Root: store.Root}.Downloads()
 	}
 	kopts := kubefile.Options{
-		ContextDir: opts.ContextDir,
-		BuildArgs:  opts.BuildArgs,
-		Platform:   pl,
-		Type:       opts.Type,
-		CacheDir:   cache,
+		ContextDir:    opts.ContextDir,
+		BuildArgs:     opts.BuildArgs,
+		Platform:      pl,
+		Type:          opts.Type,
+		CacheDir:      cache,
+		BuildContexts: opts.BuildContexts,
 	}
 	base, err := file.Base(kopts)
 	if err != nil {
 		return nil, err
 	}
 	if base != "" && store != nil {
-		kopts.Parent, err = baseMetadata(ctx, store, base, pl, opts.Pull)
+		kopts.Parent, kopts.SealerBase, err = baseMetadata(ctx, store, base, pl, opts.Pull)
 		switch {
 		case errors.Is(err, ErrBaseNotLocal) && baseMayBeMissing:
 			kopts.Parent = nil
@@ -257,23 +261,32 @@ func planPlatform(ctx context.Context, store *clusterimage.Store, file *kubefile
 }
 
 // baseMetadata returns the hoist metadata of a base image, or nil when it
-// is not a hoist image.
-func baseMetadata(ctx context.Context, store *clusterimage.Store, base string, pl kubefile.Platform, pull PullPolicy) (*metadata.Metadata, error) {
+// is not a hoist image; and why sealer made it, when it did (the plan
+// refuses it at its FROM line).
+func baseMetadata(ctx context.Context, store *clusterimage.Store, base string, pl kubefile.Platform, pull PullPolicy) (*metadata.Metadata, string, error) {
 	lookup := &libimage.LookupImageOptions{OS: pl.OS, Architecture: pl.Arch, Variant: pl.Variant}
 	img, _, err := store.Runtime.LookupImage(base, lookup)
 	if err != nil {
 		if pull == PullNever {
-			return nil, ErrBaseNotLocal
+			return nil, "", ErrBaseNotLocal
 		}
 		popts := &libimage.PullOptions{}
 		popts.OS, popts.Architecture, popts.Variant = pl.OS, pl.Arch, pl.Variant
 		imgs, perr := store.Runtime.Pull(ctx, base, config.PullPolicyMissing, popts)
 		if perr != nil {
-			return nil, fmt.Errorf("pulling the base image: %w", perr)
+			return nil, "", fmt.Errorf("pulling the base image: %w", perr)
 		}
 		img = imgs[0]
 	}
-	return clusterimage.MetadataOf(ctx, img)
+	data, err := img.Inspect(ctx, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("inspecting %s: %w", img.ID(), err)
+	}
+	if why := kubefile.SealerImage(data.Labels, data.Annotations); why != "" {
+		return nil, why, nil
+	}
+	meta, err := clusterimage.MetadataOf(ctx, img)
+	return meta, "", err
 }
 
 // buildOne runs one platform's plan through buildah and returns the
@@ -290,6 +303,11 @@ func buildOne(ctx context.Context, store *clusterimage.Store, opts Options, plan
 	contexts := map[string]*define.AdditionalBuildContext{}
 	for name, dir := range plan.BuildContexts {
 		contexts[name] = &define.AdditionalBuildContext{Value: dir}
+	}
+	// The plan has written the FROM lines these replace; buildah still
+	// needs them for COPY --from=NAME and RUN --mount=from=NAME.
+	for name, ref := range opts.BuildContexts {
+		contexts[name] = &define.AdditionalBuildContext{IsImage: true, Value: ref}
 	}
 	ulimits, err := currentUlimits()
 	if err != nil {

@@ -41,6 +41,7 @@ func TestExamplesAreWhatBuildahAccepts(t *testing.T) {
 	examples := map[string]string{
 		"../../Kubefile.example":        "../../examples/platform",
 		"testdata/sealer/Kubefile":      "testdata/sealer",
+		"testdata/appcmds/Kubefile":     "testdata/appcmds",
 		"testdata/passthrough/Kubefile": "testdata/passthrough",
 		"testdata/flask/Dockerfile":     "testdata/flask",
 	}

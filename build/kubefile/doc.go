@@ -12,9 +12,12 @@
 // (it knows directives buildah ignores, reports other errors), so using it
 // here would let the two disagree.
 //
-// Dockerfile instructions are passed through to the output byte for byte; the
-// cluster instructions (APP, APPCMDS, APPENV, LAUNCH, CMDS, CNI, CSI,
-// KUBEVERSION, IMAGE) are compiled into metadata, and APP, CNI and CSI sources
-// into COPY steps to apps/<name>/. The package reads the Kubefile, the build
-// context and, for https:// sources, a download cache; it builds nothing.
+// Dockerfile instructions are passed through to the output byte for byte,
+// but for sealer's ${ARCH}, COPY and ADD into sealer's application/apps/
+// (layout.go) and a FROM that --build-context replaces (sealer.go); CMD is
+// also read as the cluster command. The cluster instructions (APP,
+// APPCMDS, APPENV, LAUNCH, CMDS, CNI, CSI, KUBEVERSION, IMAGE) are compiled
+// into metadata, and APP, CNI and CSI sources into COPY steps to
+// apps/<name>/. The package reads the Kubefile, the build context and, for
+// https:// sources, a download cache; it builds nothing.
 package kubefile

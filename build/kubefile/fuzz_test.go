@@ -22,6 +22,7 @@ func FuzzParse(f *testing.F) {
 	for _, file := range []string{
 		"../../Kubefile.example",
 		"testdata/sealer/Kubefile",
+		"testdata/appcmds/Kubefile",
 		"testdata/passthrough/Kubefile",
 		"testdata/flask/Dockerfile",
 	} {
@@ -38,16 +39,35 @@ func FuzzParse(f *testing.F) {
 		"# escape=`\nFROM scratch\nRUN a `\n  b\nCMDS [\"a\"]\n",
 		"FROM scratch\nRUN <<EOF\nx\nEOF\nAPP --checksum=sha256:00 x https://h/x.tgz\n",
 		"FROM scratch\nCOPY ${ARCH}/ .\nIMAGE nginx quay.io/a/b:1\n",
+		// CMD, the cluster command, and its bad forms.
+		"FROM scratch\nCMD kubectl get pods\nCMDS [\"a\"]\nLAUNCH []\n",
+		"FROM scratch\nCMD\n",
+		"FROM scratch\nCMD --wait x\n",
+		"FROM scratch\nCMD []\nCMD [\"a\", \" \"]\n",
+		"FROM scratch\nCMD [\"a\", 1]\n",
+		"FROM scratch AS a\nCMD x\nFROM a\nCMD x\n",
+		// sealer's layout and sealer base images.
+		"FROM scratch\nWORKDIR /application\nCOPY application/apps/web apps/web/\nCOPY . .\nCOPY [\"dir\", \"/application/apps\"]\n",
+		"FROM scratch\nCOPY <<EOF application/apps/x/a.yaml\nx\nEOF\nCOPY --from=base /x application/apps/\n",
+		"FROM scratch\nCOPY application /application\nAPPCMDS web [\"x\"]\nLAUNCH web\n",
+		"FROM docker.io/sealerio/kubernetes:v1.22.15\n",
+		"ARG B=sealerio/kubernetes\nFROM $B AS x\nFROM x\n",
+		"FROM base AS b\nFROM b\nCMD a\n",
+		// Two sources that give the same file.
+		"FROM scratch\nAPP m local://dir/run.sh local://dir\nAPPCMDS m [\"sh run.sh\"]\n",
 	} {
 		f.Add([]byte(s))
 	}
 	ctx := f.TempDir()
 	for name, content := range map[string]string{
-		"web.yaml":          "kind: Namespace\n",
-		"chart/Chart.yaml":  chartYAML,
-		"chart/values.yaml": "a: 1\n",
-		"run.sh":            "#!/bin/sh\n",
-		"amd64/bin/x":       "x",
+		"web.yaml":                         "kind: Namespace\n",
+		"chart/Chart.yaml":                 chartYAML,
+		"chart/values.yaml":                "a: 1\n",
+		"run.sh":                           "#!/bin/sh\n",
+		"amd64/bin/x":                      "x",
+		"dir/run.sh":                       "#!/bin/sh\n",
+		"application/apps/web/a.yaml":      "kind: Namespace\n",
+		"application/apps/Bad_Name/x.yaml": "x: 1\n",
 	} {
 		full := filepath.Join(ctx, name)
 		os.MkdirAll(filepath.Dir(full), 0o755)
@@ -59,6 +79,8 @@ func FuzzParse(f *testing.F) {
 		HTTPClient: &http.Client{Transport: offline{}},
 		Platform:   Platform{OS: "linux", Arch: "amd64"},
 		BuildArgs:  map[string]string{"X": "1"},
+		// A build context, for FROM base to be replaced.
+		BuildContexts: map[string]string{"base": "hoist.dev/kubernetes:v1.37.2"},
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		plan, err := Parse("Kubefile", data, opts)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -42,8 +43,16 @@ type Options struct {
 	// HTTPClient fetches https:// sources; nil means a client with timeouts.
 	HTTPClient *http.Client
 	// Parent is the metadata of the base image when it is a hoist image: its
-	// apps, env, CNI and CSI are inherited (LAUNCH and CMDS are not).
+	// apps, env, CNI, CSI and CMD are inherited (LAUNCH and CMDS are not).
 	Parent *metadata.Metadata
+	// BuildContexts are the images of --build-context NAME=docker-image://REF,
+	// NAME to REF: a FROM NAME builds on REF instead, as in buildah and
+	// BuildKit (ParseBuildContext reads the flag).
+	BuildContexts map[string]string
+	// SealerBase says why the final stage's base image is one sealer made
+	// (its labels, once the build has it), "" when it is not: hoist cannot
+	// build on such an image, and the FROM line says so.
+	SealerBase string
 }
 
 // ParseFile reads the Kubefile at path and plans the build. Its https://
@@ -264,14 +273,43 @@ func sizeString(n int64) string {
 type kv struct{ name, value string }
 
 type stage struct {
-	name   string // the AS name, lower case
-	base   string // the image it starts from, through parent stages
-	parent *stage // the earlier stage this one is FROM, if any
-	args   []kv   // ARGs declared in the stage that have a value
-	env    []kv
+	name     string // the AS name, lower case
+	base     string // the image it starts from, through parent stages
+	baseLine int    // the line of the FROM that names base
+	parent   *stage // the earlier stage this one is FROM, if any
+	args     []kv   // ARGs declared in the stage that have a value
+	env      []kv
 	// archDeclared is set when the stage defines ARCH itself: then ${ARCH}
 	// is the user's variable, not sealer's automatic one.
 	archDeclared bool
+	// workdir is where relative COPY destinations go: "/" unless a WORKDIR
+	// of the stage (or of the stage it is FROM) says otherwise; "" when
+	// it cannot be known. A base image's own WORKDIR is not known when
+	// planning.
+	workdir string
+	// cmd are the stage's CMD commands; cmdReset is set by a CMD [],
+	// which drops the commands inherited before it.
+	cmd      []cmdLine
+	cmdReset bool
+}
+
+// cmdLine is one CMD command and the line it is on (0: the base image's).
+type cmdLine struct {
+	text string
+	line int
+}
+
+// clusterCmd lists the CMD commands the stage ends with: the inherited
+// ones (the base image's, through the stages it is FROM) unless a CMD []
+// dropped them, then its own.
+func (s *stage) clusterCmd(inherited []cmdLine) []cmdLine {
+	if s.parent != nil {
+		inherited = s.parent.clusterCmd(inherited)
+	}
+	if s.cmdReset {
+		inherited = nil
+	}
+	return append(append([]cmdLine{}, inherited...), s.cmd...)
 }
 
 // inheritedEnv is the ENV a stage starts with: its parent stage's, in order.
@@ -285,12 +323,22 @@ func (s *stage) inheritedEnv() []kv {
 // app is an app as the Kubefile builds it up.
 type app struct {
 	name    string
-	kind    string // APP, CNI or CSI
+	kind    string // APP, CNI or CSI; COPY or ADD for an app of sealer's layout
 	line    int
 	sources []source
 	cmds    []string
 	hasCmds bool
 	env     map[string]string
+	// implicit is set for an app no APP declares, which a COPY or ADD puts
+	// in sealer's application/apps/ (layout.go): one that cannot be
+	// launched is a warning, not an error, as sealer built it.
+	implicit bool
+	// detected and metaFiles are an implicit app's type and files, found
+	// when it was recorded.
+	detected  metadata.AppType
+	metaFiles []string
+	// extra are files a COPY or ADD adds to a declared app, in its folder.
+	extra []string
 }
 
 // reference to an app by a later instruction, checked once all apps are known.
@@ -318,9 +366,11 @@ type planner struct {
 	refs     []appRef
 
 	baseOnly        bool // stop once the final stage's base is known
+	lastFrom        int  // the node that starts the final stage
 	launchLine      int
 	kubeVersionLine int
-	cmdLines        []int // sealer-style CMD lines of the last stage
+	cmds            []string    // CMDS commands, in order
+	copied          []copiedApp // app folders COPY or ADD fill in sealer's layout
 	// replaced maps a node index to the lines that stand for it in the
 	// Dockerfile, when it is not passed through unchanged.
 	replaced map[int]string
@@ -337,7 +387,6 @@ func (p *planner) warnf(line int, format string, args ...any) {
 func (p *planner) run() error {
 	p.replaced = map[int]string{}
 	lastFrom := -1
-	hasCluster := false
 	for i, n := range p.nodes {
 		word := shorten(instructionWord(n))
 		if !isDockerInstruction(word) && !isClusterInstruction(word) {
@@ -346,13 +395,11 @@ func (p *planner) run() error {
 			}
 			return p.errorf(n.StartLine, "unknown instruction %s", word)
 		}
-		switch {
-		case n.Value == "from":
+		if n.Value == "from" {
 			lastFrom = i
-		case isClusterInstruction(word):
-			hasCluster = true
 		}
 	}
+	p.lastFrom = lastFrom
 	if lastFrom < 0 {
 		return p.errorf(p.nodes[0].StartLine, "no FROM instruction: a Kubefile starts from a base image (FROM scratch for none)")
 	}
@@ -380,21 +427,22 @@ func (p *planner) run() error {
 		var err error
 		switch n.Value {
 		case "from":
-			err = p.from(n)
+			err = p.from(i, n)
 		case "arg":
 			err = p.arg(n)
 		case "env":
 			err = p.env(n)
+		case "workdir":
+			err = p.workdir(n)
 		case "copy", "add":
 			p.rewriteArch(i, n)
+			if i > lastFrom && !p.baseOnly {
+				p.sealerLayout(i, n)
+			}
 		case "run":
 			p.plan.HasRun = true
 		case "cmd":
-			// Sealer ran CMD as a launch command; a plain Dockerfile (no
-			// cluster instruction, base not a hoist image) keeps docker's CMD.
-			if (hasCluster || p.opts.Parent != nil) && i > lastFrom {
-				err = p.sealerCmd(i, n)
-			}
+			err = p.cmd(n)
 		}
 		if err != nil {
 			return err
@@ -484,7 +532,7 @@ func (p *planner) words(line int, text string, withArch bool) ([]string, error) 
 	return out, nil
 }
 
-func (p *planner) from(n *parser.Node) error {
+func (p *planner) from(i int, n *parser.Node) error {
 	var args []string
 	for a := n.Next; a != nil; a = a.Next {
 		args = append(args, a.Value)
@@ -499,20 +547,54 @@ func (p *planner) from(n *parser.Node) error {
 	if err != nil {
 		return err
 	}
-	s := &stage{}
+	// As in buildah, a build context replaces the image before stages are
+	// looked at; the Dockerfile names the replacement itself, so that
+	// buildah builds on what the plan inherits from.
+	if ref, ok := p.buildContext(base); ok {
+		p.replaced[i] = fromLine(n, ref, args) + "\n"
+		base = ref
+	}
+	s := &stage{base: base, baseLine: n.StartLine, workdir: "/"}
 	if len(args) == 3 {
 		s.name = strings.ToLower(args[2])
 	}
-	s.base = base
 	for _, earlier := range p.stages {
 		if earlier.name != "" && earlier.name == strings.ToLower(base) {
-			s.parent, s.base = earlier, earlier.base
+			s.parent, s.base, s.baseLine, s.workdir = earlier, earlier.base, earlier.baseLine, earlier.workdir
 		}
 	}
 	if s.parent == nil && !strings.EqualFold(base, "scratch") {
 		p.plan.Bases = append(p.plan.Bases, base)
 	}
+	// Only what the image builds on: an earlier stage may start from a
+	// sealer image to copy files out of it.
+	if i == p.lastFrom && !strings.EqualFold(s.base, "scratch") {
+		if err := p.checkSealerBase(s.baseLine, s.base); err != nil {
+			return err
+		}
+	}
 	p.stages = append(p.stages, s)
+	return nil
+}
+
+// workdir follows WORKDIR, for the COPY destinations that sealer's layout
+// needs resolved.
+func (p *planner) workdir(n *parser.Node) error {
+	if n.Next == nil {
+		return nil // buildah reports it
+	}
+	s := p.current()
+	dir, err := p.expand(n.StartLine, n.Next.Value, false)
+	if err != nil || (!path.IsAbs(dir) && s.workdir == "") {
+		// Not an error of the Kubefile's: buildah has the last word on
+		// WORKDIR. Relative destinations are unknown from here on.
+		s.workdir = ""
+		return nil
+	}
+	if !path.IsAbs(dir) {
+		dir = path.Join(s.workdir, dir)
+	}
+	s.workdir = path.Clean(dir)
 	return nil
 }
 
@@ -591,18 +673,36 @@ func (p *planner) rewriteArch(i int, n *parser.Node) {
 	p.replaced[i] = "" // filled in by dockerfile(), which has the lines
 }
 
-// sealerCmd handles CMD in a Kubefile with cluster instructions: sealer ran
-// it as a launch command.
-func (p *planner) sealerCmd(i int, n *parser.Node) error {
-	text := rest(n)
-	var cmds []string
-	if err := json.Unmarshal([]byte(text), &cmds); err != nil || !strings.HasPrefix(text, "[") {
-		cmds = []string{text}
+// cmd reads a CMD: sealer's cluster command, run on the first master at
+// install after the apps, whatever the base. The line stays in the
+// Dockerfile, so the image config keeps docker's CMD as well; the
+// metadata says what runs. The shell form is one command, the JSON form
+// one command per element (as CMDS), and CMD [] drops the commands
+// inherited so far.
+func (p *planner) cmd(n *parser.Node) error {
+	line := n.StartLine
+	if len(n.Flags) > 0 {
+		return p.errorf(line, "CMD takes no flags (got %s): a command that starts with -- is written in JSON form, CMD [\"%s ...\"]", strings.Join(n.Flags, " "), n.Flags[0])
 	}
-	p.cmdLines = append(p.cmdLines, n.StartLine)
-	p.meta.Launch.Cmds = append(p.meta.Launch.Cmds, cmds...)
-	p.replaced[i] = commentOut
-	p.warnf(n.StartLine, "CMD in a Kubefile is sealer's deprecated launch command; it runs on the first master after install: use CMDS (or LAUNCH for apps) instead")
+	s := p.current()
+	if !n.Attributes["json"] {
+		text := rest(n)
+		if text == "" {
+			return p.errorf(line, "CMD needs a command, run on the first master at install: CMD kubectl apply -f app.yaml (CMD [] drops the base image's)")
+		}
+		s.cmd = append(s.cmd, cmdLine{text, line})
+		return nil
+	}
+	if n.Next == nil {
+		s.cmd, s.cmdReset = nil, true
+		return nil
+	}
+	for a := n.Next; a != nil; a = a.Next {
+		if strings.TrimSpace(a.Value) == "" {
+			return p.errorf(line, "CMD: an empty command (each element of CMD [...] is a command)")
+		}
+		s.cmd = append(s.cmd, cmdLine{a.Value, line})
+	}
 	return nil
 }
 
@@ -682,7 +782,7 @@ func (p *planner) cluster(i int, n *parser.Node, word string) error {
 		if err != nil {
 			return err
 		}
-		p.meta.Launch.Cmds = append(p.meta.Launch.Cmds, cmds...)
+		p.cmds = append(p.cmds, cmds...)
 	case "KUBEVERSION":
 		if p.kubeVersionLine != 0 {
 			return p.errorf(line, "KUBEVERSION given twice (first at line %d)", p.kubeVersionLine)
@@ -864,9 +964,7 @@ func (p *planner) inherit(parent *metadata.Metadata) {
 
 // finish checks what needs the whole file and fills in the metadata.
 func (p *planner) finish() error {
-	if len(p.cmdLines) > 0 && p.launchLine != 0 {
-		return p.errorf(p.cmdLines[0], "CMD (sealer's deprecated launch command) cannot be used together with LAUNCH (line %d): move the commands to CMDS", p.launchLine)
-	}
+	p.copiedApps()
 	for _, r := range p.refs {
 		if a := p.apps[r.name]; a != nil && a.line != 0 {
 			continue
@@ -881,18 +979,24 @@ func (p *planner) finish() error {
 	}
 	for _, name := range p.appOrder {
 		a := p.apps[name]
-		kind, files, err := p.detect(a)
-		if err != nil {
-			return err
+		kind, files := a.detected, a.metaFiles
+		if !a.implicit {
+			var err error
+			if kind, files, err = p.detect(a); err != nil {
+				return err
+			}
 		}
+		p.addExtra(a)
 		cmds := a.cmds
 		if cmds == nil {
 			cmds = []string{}
 		}
 		p.meta.Apps = append(p.meta.Apps, metadata.App{Name: name, Type: kind, Files: files, Cmds: cmds, Env: a.env})
 	}
-	// ENV of the final stage, with what it inherits, is the image's env.
 	final := p.current()
+	p.meta.Launch.Cmd = p.clusterCmd(final)
+	p.meta.Launch.Cmds = append(append([]string{}, p.meta.Launch.Cmd...), p.cmds...)
+	// ENV of the final stage, with what it inherits, is the image's env.
 	if !strings.EqualFold(final.base, "scratch") {
 		p.plan.Base = final.base
 	}
@@ -910,6 +1014,35 @@ func (p *planner) finish() error {
 		p.plan.Warnings = append(p.plan.Warnings, fmt.Sprintf("%s: warning: one or more build args were not consumed: %s", p.name, strings.Join(unused, ", ")))
 	}
 	return p.meta.Validate()
+}
+
+// clusterCmd is the image's CMD: the base image's (as sealer, not for an
+// app image, which runs its own only), then the Kubefile's. A command
+// given twice runs once, at its first place, as in sealer.
+func (p *planner) clusterCmd(final *stage) []string {
+	var inherited []cmdLine
+	if p.opts.Parent != nil && p.opts.Type != metadata.TypeApp {
+		for _, c := range p.opts.Parent.Launch.Cmd {
+			inherited = append(inherited, cmdLine{c, 0})
+		}
+	}
+	out := []string{}
+	first := map[string]int{}
+	for _, c := range final.clusterCmd(inherited) {
+		if at, ok := first[c.text]; ok {
+			if c.line > 0 {
+				where := "the base image's CMD"
+				if at > 0 {
+					where = fmt.Sprintf("line %d", at)
+				}
+				p.warnf(c.line, "CMD %s: already run by %s; it runs once, as in sealer", c.text, where)
+			}
+			continue
+		}
+		first[c.text] = c.line
+		out = append(out, c.text)
+	}
+	return out
 }
 
 func (p *planner) nearestApp(name string) string {

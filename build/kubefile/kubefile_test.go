@@ -111,8 +111,14 @@ func TestDockerfilePassesThroughUnchanged(t *testing.T) {
 			if plan.Dockerfile != string(data) {
 				t.Errorf("Dockerfile changed:\n--- got\n%s\n--- want\n%s", plan.Dockerfile, data)
 			}
-			if len(plan.Metadata.Apps) != 0 || len(plan.Metadata.Launch.Cmds) != 0 {
-				t.Errorf("a plain Dockerfile got apps or launch commands: %+v", plan.Metadata)
+			if len(plan.Metadata.Apps) != 0 {
+				t.Errorf("a plain Dockerfile got apps: %+v", plan.Metadata)
+			}
+			// CMD is the cluster command whatever the base: the final
+			// stage's CMD runs at install, each JSON element a command.
+			want := map[string][]string{"testdata/passthrough": {"--help"}, "testdata/flask": {"python", "app.py"}}[dir]
+			if !reflect.DeepEqual(plan.Metadata.Launch.Cmds, want) || !reflect.DeepEqual(plan.Metadata.Launch.Cmd, want) {
+				t.Errorf("launch = %+v, want cmds and cmd %q", plan.Metadata.Launch, want)
 			}
 			// buildah warns about the comment inside a continuation in
 			// the passthrough file, and so must the plan.
@@ -164,33 +170,11 @@ func TestSealerKubefile(t *testing.T) {
 	if !reflect.DeepEqual(m.CNI, []string{"calico"}) {
 		t.Errorf("cni = %v", m.CNI)
 	}
-	if !reflect.DeepEqual(m.Launch, metadata.Launch{Apps: []string{"calico", "dashboard", "tools"}, Cmds: []string{"kubectl get nodes", "kubectl get pods -A"}}) {
+	if !reflect.DeepEqual(m.Launch, metadata.Launch{Apps: []string{"calico", "dashboard", "tools"}, Cmds: []string{"kubectl get nodes", "kubectl get pods -A"}, Cmd: []string{}}) {
 		t.Errorf("launch = %+v", m.Launch)
 	}
 	if !strings.Contains(plan.Dockerfile, "# hoist: CNI calico local://calico/install.sh\nCOPY [\"calico/install.sh\", \"/apps/calico/\"]\n") {
 		t.Errorf("no COPY for the CNI app:\n%s", plan.Dockerfile)
-	}
-}
-
-func TestSealerCmdIsLaunchCommand(t *testing.T) {
-	// sealer's classic Kubefile: CMD is run on the first master after install.
-	kf := "FROM scratch\nAPP web web.yaml\nCMD kubectl apply -f apps/web/web.yaml\n"
-	plan := mustParse(t, kf, map[string]string{"web.yaml": "kind: Namespace\n"}, Options{})
-	if !reflect.DeepEqual(plan.Metadata.Launch.Cmds, []string{"kubectl apply -f apps/web/web.yaml"}) {
-		t.Errorf("launch cmds = %v", plan.Metadata.Launch.Cmds)
-	}
-	if len(plan.Warnings) != 1 || !strings.Contains(plan.Warnings[0], "Kubefile:3: warning: CMD") || !strings.Contains(plan.Warnings[0], "deprecated") {
-		t.Errorf("warnings = %v", plan.Warnings)
-	}
-	if strings.Contains(plan.Dockerfile, "\nCMD ") {
-		t.Errorf("the launch CMD was left for buildah:\n%s", plan.Dockerfile)
-	}
-
-	// FROM a hoist cluster image, CMD is a launch command even alone.
-	parent := metadata.New(metadata.TypeCluster)
-	plan = mustParse(t, "FROM kubernetes:v1.30\nCMD [\"kubectl apply -f a.yaml\"]\n", nil, Options{Parent: parent})
-	if !reflect.DeepEqual(plan.Metadata.Launch.Cmds, []string{"kubectl apply -f a.yaml"}) {
-		t.Errorf("launch cmds = %v", plan.Metadata.Launch.Cmds)
 	}
 }
 
@@ -548,7 +532,6 @@ func TestErrors(t *testing.T) {
 		{"ignored source", "FROM scratch\nAPP web web.yaml\n", map[string]string{"web.yaml": "x", ".containerignore": "web.yaml\n"}, Options{}, 2, "excluded by the context's ignore file"},
 		{"duplicate app", "FROM scratch\nAPP web web.yaml\n\nAPP web b.yaml\n", ok, Options{}, 4, "app web is defined twice (first at line 2)"},
 		{"duplicate of a base app", "FROM base\nAPP base-app web.yaml\n", ok, Options{Parent: &metadata.Metadata{Apps: []metadata.App{{Name: "base-app"}}}}, 2, "already exists in the base image"},
-		{"LAUNCH with CMD", "FROM scratch\nAPP web web.yaml\nLAUNCH web\nCMD kubectl get pods\n", ok, Options{}, 4, "cannot be used together with LAUNCH (line 3)"},
 		{"LAUNCH twice", "FROM scratch\nAPP web web.yaml\nLAUNCH web\nLAUNCH web\n", ok, Options{}, 4, "LAUNCH given twice (first at line 3)"},
 		{"LAUNCH nothing", "FROM scratch\nLAUNCH []\n", nil, Options{}, 2, "LAUNCH names no app"},
 		{"LAUNCH bad JSON", "FROM scratch\nLAUNCH [\"a\",\n", nil, Options{}, 2, "not a JSON array"},
@@ -571,7 +554,6 @@ func TestErrors(t *testing.T) {
 		{"APP empty directory", "FROM scratch\nAPP web empty\n", ok, Options{}, 2, "holds no files"},
 		{"helm plus more", "FROM scratch\nAPP web chart web.yaml\n", map[string]string{"chart/Chart.yaml": chartYAML, "web.yaml": "x: 1\n"}, Options{}, 2, "a Helm app is one chart"},
 		{"bad Chart.yaml", "FROM scratch\nAPP web chart\n", map[string]string{"chart/Chart.yaml": "apiVersion: v9\nname: x\nversion: 1\n"}, Options{}, 2, "chart/Chart.yaml: apiVersion \"v9\""},
-		{"colliding sources", "FROM scratch\nAPP web a/x.yaml b/x.yaml\n", map[string]string{"a/x.yaml": "x: 1\n", "b/x.yaml": "x: 1\n"}, Options{}, 2, "both give apps/web/x.yaml"},
 		{"cluster instruction in a builder stage", "FROM scratch AS build\nAPP web web.yaml\nFROM scratch\n", ok, Options{}, 2, "must come after the last FROM"},
 		{"cluster instruction before FROM", "ARG X=1\nCMDS [\"x\"]\nFROM scratch\n", nil, Options{}, 2, "must come after the last FROM"},
 		{"CMDS empty", "FROM scratch\nCMDS\n", nil, Options{}, 2, "needs at least one command"},
@@ -582,6 +564,13 @@ func TestErrors(t *testing.T) {
 		{"unterminated heredoc", "FROM scratch\nRUN true\nRUN <<EOF\necho hi\n", nil, Options{}, 3, "unterminated heredoc"},
 		{"FROM without image", "FROM\n", nil, Options{}, 1, "FROM needs a base image"},
 		{"RUN before FROM", "ARG A=1\nRUN true\nFROM scratch\n", nil, Options{}, 2, "RUN before FROM: only ARG may come before the first FROM"},
+		{"CMD before FROM", "CMD kubectl get pods\nFROM scratch\n", nil, Options{}, 1, "CMD before FROM: only ARG may come before the first FROM"},
+		{"CMD without a command", "FROM scratch\nCMD\n", nil, Options{}, 2, "CMD needs a command, run on the first master at install"},
+		{"CMD with a flag", "FROM scratch\nCMD --wait kubectl get pods\n", nil, Options{}, 2, "CMD takes no flags (got --wait): a command that starts with -- is written in JSON form, CMD [\"--wait ...\"]"},
+		{"CMD with an empty command", "FROM scratch\nCMD [\"kubectl get pods\", \" \"]\n", nil, Options{}, 2, "CMD: an empty command (each element of CMD [...] is a command)"},
+		{"CMD of a number", "FROM scratch\nRUN true\nCMD [\"a\", 1]\n", nil, Options{}, 3, "arrays must be comprised of strings only"},
+		{"sealer base image", "FROM scratch AS files\nFROM docker.io/sealerio/kubernetes:v1.22.15\n", nil, Options{}, 2, "a sealer image (its name is in sealer's namespace)"},
+		{"sealer base image by its labels", "FROM acme/old:v1\n", nil, Options{SealerBase: "its label io.sealer.version=v0.9.3 says sealer built it"}, 1, "Write FROM hoist.dev/kubernetes:<version>"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

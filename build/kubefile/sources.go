@@ -177,24 +177,14 @@ func hasExt(name string, exts ...string) bool {
 // detect decides how an app is launched from its files, and lists them.
 func (p *planner) detect(a *app) (metadata.AppType, []string, error) {
 	dest := "apps/" + a.name + "/"
-	var metaFiles, all []string
-	owner := map[string]string{}
+	var metaFiles []string
+	files := appFiles{}
 	charts := 0
-	add := func(src source, file string) error {
-		if prev, ok := owner[file]; ok {
-			return p.errorf(a.line, "app %s: %s and %s both give %s%s", a.name, prev, src.written, dest, file)
-		}
-		owner[file] = src.written
-		all = append(all, file)
-		return nil
-	}
 	for _, src := range a.sources {
 		if src.isDir {
 			metaFiles = append(metaFiles, dest)
 			for _, f := range src.files {
-				if err := add(src, f); err != nil {
-					return "", nil, err
-				}
+				files.add(src.written, f)
 			}
 			chart := filepath.Join(src.abs, "Chart.yaml")
 			if _, err := os.Stat(chart); err == nil {
@@ -207,20 +197,29 @@ func (p *planner) detect(a *app) (metadata.AppType, []string, error) {
 		}
 		base := path.Base(src.rel)
 		metaFiles = append(metaFiles, dest+base)
-		if err := add(src, base); err != nil {
-			return "", nil, err
-		}
+		files.add(src.written, base)
 		if hasExt(base, ".tgz", ".tar.gz") && isChartArchive(src.abs) {
 			charts++
 		}
 	}
 	metaFiles = dedupe(metaFiles)
-	files := make([]string, len(all))
-	for i, f := range all {
-		files[i] = dest + f
+	for _, r := range files.replaced {
+		var shown []string
+		for _, f := range r.files {
+			if len(shown) == 3 {
+				shown = append(shown, "...")
+				break
+			}
+			shown = append(shown, dest+f)
+		}
+		p.warnf(a.line, "app %s: %s replaces %s from %s (the later source wins, as with COPY and in sealer)", a.name, r.later, strings.Join(shown, ", "), r.earlier)
 	}
-	sort.Strings(files)
-	p.plan.AppFiles[a.name] = files
+	all := files.list()
+	imagePaths := make([]string, len(all))
+	for i, f := range all {
+		imagePaths[i] = dest + f
+	}
+	p.plan.AppFiles[a.name] = imagePaths
 
 	if len(all) == 0 {
 		return "", nil, p.errorf(a.line, "app %s holds no files", a.name)
@@ -256,6 +255,76 @@ func (p *planner) detect(a *app) (metadata.AppType, []string, error) {
 		other = append(other[:3], "...")
 	}
 	return "", nil, p.errorf(a.line, "app %s is not a Helm chart, nor only YAML manifests, nor only shell scripts (%s): say how to launch it with APPCMDS %s [\"cmd\", ...]", a.name, strings.Join(other, ", "), a.name)
+}
+
+// appFiles are the files an app's sources give, relative to its folder.
+// Sources are copied in order, and a later one replaces what an earlier
+// one gave at the same path (a file, or a folder where a file was, and
+// the other way round), as buildah's COPY does.
+type appFiles struct {
+	owner    map[string]string // file to the source that gives it
+	below    map[string]int    // folder to how many files are below it
+	replaced []replacement
+}
+
+// replacement is what a later source replaced of an earlier one.
+type replacement struct {
+	earlier, later string
+	files          []string
+}
+
+func (af *appFiles) add(src, file string) {
+	if af.owner == nil {
+		af.owner, af.below = map[string]string{}, map[string]int{}
+	}
+	var gone []string
+	if _, ok := af.owner[file]; ok {
+		gone = append(gone, file)
+	}
+	if af.below[file] > 0 {
+		for f := range af.owner {
+			if strings.HasPrefix(f, file+"/") {
+				gone = append(gone, f)
+			}
+		}
+		sort.Strings(gone)
+	}
+	for d := path.Dir(file); d != "."; d = path.Dir(d) {
+		if _, ok := af.owner[d]; ok {
+			gone = append(gone, d)
+		}
+	}
+	for _, f := range gone {
+		af.note(af.owner[f], src, f)
+		delete(af.owner, f)
+		for d := path.Dir(f); d != "."; d = path.Dir(d) {
+			af.below[d]--
+		}
+	}
+	af.owner[file] = src
+	for d := path.Dir(file); d != "."; d = path.Dir(d) {
+		af.below[d]++
+	}
+}
+
+func (af *appFiles) note(earlier, later, file string) {
+	for i := range af.replaced {
+		if r := &af.replaced[i]; r.earlier == earlier && r.later == later {
+			r.files = append(r.files, file)
+			return
+		}
+	}
+	af.replaced = append(af.replaced, replacement{earlier, later, []string{file}})
+}
+
+// list is the files, sorted.
+func (af *appFiles) list() []string {
+	out := make([]string, 0, len(af.owner))
+	for f := range af.owner {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func dedupe(list []string) []string {

@@ -92,6 +92,12 @@ type App struct {
 type Launch struct {
 	Apps []string `json:"apps"`
 	Cmds []string `json:"cmds"`
+	// Cmd is the image's CMD (sealer's cluster command), the base image's
+	// included: what an image built FROM this one inherits (CMDS are not
+	// inherited). A build writes it as the first commands of Cmds, which
+	// alone say what runs (a Clusterfile may replace them). Images built
+	// before hoist recorded it have none.
+	Cmd []string `json:"cmd"`
 }
 
 // Image is one bundled container image.
@@ -145,6 +151,9 @@ func (m *Metadata) normalize() {
 	}
 	if m.Launch.Cmds == nil {
 		m.Launch.Cmds = []string{}
+	}
+	if m.Launch.Cmd == nil {
+		m.Launch.Cmd = []string{}
 	}
 	if m.Env == nil {
 		m.Env = map[string]string{}

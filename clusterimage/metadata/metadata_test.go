@@ -15,7 +15,7 @@ func TestEmptyListsAreNeverNull(t *testing.T) {
 	if strings.Contains(string(data), "null") {
 		t.Errorf("null in %s", data)
 	}
-	want := `{"schemaVersion":"v1alpha1","type":"cluster","apps":[{"name":"a","type":"helm","files":[],"cmds":[],"env":{}}],"launch":{"apps":[],"cmds":[]},"env":{},"kubeVersion":"","renderKubeVersion":"","cni":[],"csi":[],"images":[]}`
+	want := `{"schemaVersion":"v1alpha1","type":"cluster","apps":[{"name":"a","type":"helm","files":[],"cmds":[],"env":{}}],"launch":{"apps":[],"cmds":[],"cmd":[]},"env":{},"kubeVersion":"","renderKubeVersion":"","cni":[],"csi":[],"images":[]}`
 	if string(data) != want {
 		t.Errorf("got  %s\nwant %s", data, want)
 	}

@@ -25,6 +25,7 @@ type buildOptions struct {
 	file        string
 	tags        []string
 	buildArgs   []string
+	contexts    []string // --build-context NAME=docker-image://REF
 	labels      []string
 	annotations []string
 	target      string
@@ -76,6 +77,7 @@ registries whether a bundled image's tag moved; --no-cache builds again.
 See docs/kubefile.md (Rebuilds and the build cache).`,
 		Example: `  hoist build -t acme/platform:v1 -f Kubefile.example examples/platform
   hoist build --platform linux/amd64,linux/arm64 -t acme/platform:v1 .
+  hoist build --build-context docker.io/sealerio/kubernetes:v1.22.15=docker-image://hoist.dev/kubernetes:v1.37.2 -t acme/app:v1 .
   hoist build --dry-run --format json -f Kubefile.example examples/platform`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -84,6 +86,7 @@ See docs/kubefile.md (Rebuilds and the build cache).`,
 				contextDir = args[0]
 			}
 			o.progress = progressTo(cmd, o.quiet)
+			o.imageType = imageType(o.imageType)
 			return runBuild(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, o, contextDir)
 		},
 	}
@@ -91,11 +94,12 @@ See docs/kubefile.md (Rebuilds and the build cache).`,
 	f.StringVarP(&o.file, "file", "f", "", "Kubefile to build (default CONTEXT/Kubefile)")
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, "name the image NAME[:TAG] (repeatable)")
 	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "set a build argument KEY=VALUE (KEY alone takes it from the environment)")
+	f.StringArrayVar(&o.contexts, "build-context", nil, "build FROM NAME on another image: NAME=docker-image://REF (repeatable), as buildah and docker buildx do")
 	f.StringArrayVar(&o.labels, "label", nil, "add a config label KEY=VALUE (repeatable)")
 	f.StringArrayVar(&o.annotations, "annotation", nil, "add a manifest annotation KEY=VALUE (repeatable)")
 	f.StringVar(&o.target, "target", "", "build up to this stage of a multi-stage Kubefile")
 	f.StringVar(&o.platforms, "platform", "", "target platform os/arch[/variant] (default: this machine's); comma-separated for an index of several")
-	f.StringVar(&o.imageType, "type", string(metadata.TypeCluster), "image type: cluster (brings a cluster up) or app (installs into an existing one)")
+	f.StringVar(&o.imageType, "type", string(metadata.TypeCluster), "image type: cluster (brings a cluster up) or app (installs into an existing one); sealer's kube-installer and app-installer are these two")
 	f.BoolVar(&o.noCache, "no-cache", false, "build again: do not reuse the image of unchanged inputs, nor cached layers")
 	f.StringVar(&o.pull, "pull", string(build.PullMissing), "pull base images: missing, always or never")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID")
@@ -121,6 +125,10 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o
 		}
 	}
 	args, err := parseBuildArgs(o.buildArgs)
+	if err != nil {
+		return err
+	}
+	contexts, err := kubefile.ParseBuildContexts(o.contexts)
 	if err != nil {
 		return err
 	}
@@ -166,6 +174,7 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, g *globalOptions, o
 		File:          file,
 		Tags:          o.tags,
 		BuildArgs:     args,
+		BuildContexts: contexts,
 		Labels:        o.labels,
 		Annotations:   o.annotations,
 		Target:        o.target,
