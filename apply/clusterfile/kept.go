@@ -33,6 +33,7 @@ const (
 	AnnotationNoPassphrase = "hoist.dev/ssh-passphrase-left-out"
 	AnnotationNoEnv        = "hoist.dev/env-left-out"
 	AnnotationNoKubeadm    = "hoist.dev/kubeadm-documents-left-out"
+	AnnotationNoLaunch     = "hoist.dev/launch-left-out"
 	// DefaultSSH stands for spec.ssh (the access of hosts no longer
 	// listed) where hosts are named by address.
 	DefaultSSH = "spec.ssh"
@@ -49,6 +50,9 @@ type Kept struct {
 	// number of kubeadm documents left out.
 	NoEnv     []string
 	NoKubeadm int
+	// NoLaunch: what the cluster launches (Cluster.Launch) and its
+	// registry's other certificate names were left out.
+	NoLaunch bool
 }
 
 // Lacking are the secrets a Kept still lacks after Fill, by host.
@@ -126,16 +130,31 @@ func marshalKept(k *Kept) ([]byte, error) {
 	if kubeadm > 0 {
 		annotations[AnnotationNoKubeadm] = strconv.Itoa(kubeadm)
 	}
+	noLaunch := k.NoLaunch || !reflect.DeepEqual(c.Launch, Launch{}) || len(c.Registry.SANs) > 0
+	if noLaunch {
+		annotations[AnnotationNoLaunch] = "true"
+	}
 	if len(annotations) > 0 {
 		meta["annotations"] = annotations
 	}
 	docs := []any{map[string]any{"apiVersion": APIVersion, "kind": "Cluster", "metadata": meta, "spec": spec}}
+	// A plugin of several phases (sealer's a|b) is one Plugin per phase,
+	// all of its name: one document again, as a name is one document's.
+	var plugins []pluginSpec
+	var pluginNames []string
 	for _, p := range cf.Plugins {
-		docs = append(docs, map[string]any{"apiVersion": APIVersion, "kind": "Plugin", "metadata": map[string]any{"name": p.Name},
-			"spec": pluginSpec{Type: p.Type, Phase: string(p.Phase), Scope: RoleNames(p.Scope), Data: p.Data}})
+		if i := slices.Index(pluginNames, p.Name); i >= 0 {
+			plugins[i].Phase += "|" + string(p.Phase)
+			continue
+		}
+		pluginNames = append(pluginNames, p.Name)
+		plugins = append(plugins, pluginSpec{Type: p.Type, Phase: string(p.Phase), Scope: RoleNames(p.Scope), Data: p.Data})
+	}
+	for i, p := range plugins {
+		docs = append(docs, map[string]any{"apiVersion": APIVersion, "kind": "Plugin", "metadata": map[string]any{"name": pluginNames[i]}, "spec": p})
 	}
 	var out bytes.Buffer
-	out.WriteString(keptHeader(c.Name, sortedKeys(envKeys), kubeadm))
+	out.WriteString(keptHeader(c.Name, sortedKeys(envKeys), kubeadm, noLaunch))
 	for i, d := range docs {
 		data, err := marshalDocument(d)
 		if err != nil {
@@ -207,7 +226,7 @@ func isEmpty(v any) bool {
 
 // keptHeader is the comment that says what the kept file leaves out, and
 // how a command that reads it gets it back.
-func keptHeader(cluster string, envKeys []string, kubeadm int) string {
+func keptHeader(cluster string, envKeys []string, kubeadm int, launch bool) string {
 	lines := []string{
 		fmt.Sprintf("The Clusterfile last applied to cluster %s (hoist apply -f or hoist run),", cluster),
 		"kept by hoist for hoist status and hoist delete without -f. It holds no secret:",
@@ -222,6 +241,10 @@ func keptHeader(cluster string, envKeys []string, kubeadm int) string {
 	}
 	if kubeadm > 0 {
 		lines = append(lines, fmt.Sprintf("- its %d kubeadm document(s) are left out: they may hold tokens and keys.", kubeadm))
+	}
+	if launch {
+		lines = append(lines, "- what it launches (sealer's spec.cmd, spec.appNames, Application) and the",
+			"  registry certificate's other names are left out: status and delete need neither.")
 	}
 	var b strings.Builder
 	for _, l := range lines {
@@ -280,6 +303,12 @@ func ParseKept(name string, data []byte) (*Kept, error) {
 					return nil, fe(AnnotationNoEnv, fmt.Errorf("%q is not a variable name", key))
 				}
 			}
+		}
+		if v, ok := annotations[AnnotationNoLaunch]; ok {
+			if v != "true" {
+				return nil, fe(AnnotationNoLaunch, fmt.Errorf("%q: want true", v))
+			}
+			k.NoLaunch = true
 		}
 		if v, ok := annotations[AnnotationNoKubeadm]; ok {
 			if k.NoKubeadm, err = strconv.Atoi(v); err != nil || k.NoKubeadm < 0 {

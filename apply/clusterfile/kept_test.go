@@ -62,6 +62,7 @@ spec:
 // secrets, which Fill gives back.
 func withoutSecrets(c Cluster) Cluster {
 	c.Env, c.Kubeadm = map[string]string{}, nil
+	c.Launch, c.Registry.SANs = Launch{}, nil
 	c.Nodes = slices.Clone(c.Nodes)
 	for i := range c.Nodes {
 		c.Nodes[i].Env = map[string]string{}
@@ -81,6 +82,9 @@ func TestKeptRoundTrip(t *testing.T) {
 		{"hoist", keptSource, "pw-secret", "pp-secret", []string{"10.0.0.10", "10.0.0.11"}, []string{DefaultSSH, "10.0.0.13", "10.0.0.2"}},
 		{"agent", agentSource, "pw-secret", "", []string{"10.0.0.3"}, nil},
 		{"sealer", sealerClusterfile, "xxx", "", []string{"192.168.0.2", "192.168.0.3", DefaultSSH}, nil},
+		// Plugins of several phases, custom roles, a registry on every
+		// master, launch overrides.
+		{"sealer every kind", sealerEveryKind, "pw", "", []string{"10.1.0.2", "10.1.0.3", "10.1.0.4", DefaultSSH}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			orig, err := ParseClusterfile("Clusterfile", []byte(tc.source))
