@@ -318,7 +318,10 @@ func (d *Delete) Run(ctx context.Context) (*Result, error) {
 		byIP[n.IP.String()] = n
 	}
 	res := &Result{Nodes: d.nodes, Errors: map[string]error{}}
-	if r.deleteCluster {
+	// The whole cluster goes: every node (or, with Kubernetes, its first
+	// master, through which the others joined).
+	whole := (len(d.Only) == 0 || r.deleteCluster) && len(c.Masters()) > 0
+	if whole {
 		// sealer's pre-uninstall: on the first master, before any node is
 		// cleaned; should it fail, none is.
 		if err := r.clusterHook(ctx, c.Masters()[0], clusterfile.PhasePreUninstall, r.dir.Rootfs()); err != nil {
@@ -348,7 +351,7 @@ func (d *Delete) Run(ctx context.Context) (*Result, error) {
 	for i, n := range d.nodes {
 		res.Errors[n] = errs[i]
 	}
-	if r.deleteCluster && res.Err() == nil {
+	if whole && res.Err() == nil {
 		// sealer's post-uninstall: on the first master, once every node
 		// is clean (its cluster directory gone: the hook runs in /).
 		first := c.Masters()[0]
