@@ -231,6 +231,11 @@ func prepare(c clusterfile.Cluster, plugins []clusterfile.Plugin, image Image, o
 		if r.rendered, err = renderRootfs(image.Rootfs, renderEnv(image.Meta, c.Env)); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Image, err)
 		}
+		configs, err := configFiles(image.Rootfs, c.Configs)
+		if err != nil {
+			return nil, fmt.Errorf("the Clusterfile's %w", err)
+		}
+		r.rendered = append(r.rendered, configs...)
 	}
 	r.steps = r.stepList(r.rt)
 	r.plan = makePlan(&r.in, r.steps, apps, j, opts.Prune)

@@ -253,7 +253,7 @@ func writeRendered(ctx context.Context, e ssh.Executor, rootfs string, files []r
 		// umask first: a rendered file may hold secrets of the env.
 		cmd := fmt.Sprintf("umask 077 && rm -f %[1]s && cat > %[1]s && chmod %[2]o %[1]s && mv -f %[1]s %[3]s", q(tmp), f.Mode, q(file))
 		if err := e.Run(ctx, cmd, bytes.NewReader(f.Data), nil); err != nil {
-			return fmt.Errorf("writing the rendered %s.tmpl: %w", f.Path, err)
+			return fmt.Errorf("writing %s in the rootfs: %w", f.Path, err)
 		}
 	}
 	return nil

@@ -155,7 +155,34 @@ type Cluster struct {
 	// Launch overrides what the image launches (sealer's spec.cmd and
 	// spec.appNames, and its Application document).
 	Launch Launch
+	// Configs are files written into the rootfs on every node before
+	// anything uses it (sealer's Config documents).
+	Configs []Config
 }
+
+// Config is a file a Clusterfile writes into the rootfs (sealer's
+// Config): Data, processed (Process), then written whole or merged into
+// the image's YAML file at Path (Strategy).
+type Config struct {
+	Name string
+	// Path is relative to the rootfs, clean, slash-separated.
+	Path string
+	Data string
+	// Strategy is ConfigOverwrite (the default) or ConfigMerge.
+	Strategy string
+	// Process are sealer's processors of Data, in order: value, toJson,
+	// toBase64.
+	Process []string
+}
+
+// Config strategies and processors, sealer's names.
+const (
+	ConfigOverwrite = "overwrite"
+	ConfigMerge     = "merge"
+	ProcessValue    = "value"
+	ProcessToJSON   = "toJson"
+	ProcessToBase64 = "toBase64"
+)
 
 // Launch is what a Clusterfile changes of what an image launches; nil
 // fields keep the image's.
@@ -293,6 +320,7 @@ func parseDocuments(name string, data []byte, wantCluster bool) (*Clusterfile, e
 	names := map[string]bool{} // of plugins
 	applications := 0
 	var application *Launch
+	var configs []Config
 	for doc := 1; ; doc++ {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
@@ -353,8 +381,18 @@ func parseDocuments(name string, data []byte, wantCluster bool) (*Clusterfile, e
 			application = &l
 		case h.Kind == "Application" && wantCluster:
 			return nil, fe("apiVersion", fmt.Errorf("%q is not supported for Application (use sealer's %s)", h.APIVersion, SealerClusterAPI))
+		case h.Kind == "Config" && wantCluster && (h.APIVersion == SealerClusterAPI || h.APIVersion == SealerPluginAPI):
+			c, err := parseConfig(raw, fe)
+			if err != nil {
+				return nil, err
+			}
+			c.Name = h.Metadata.Name
+			if slices.ContainsFunc(configs, func(o Config) bool { return o.Path == c.Path }) {
+				return nil, fe("spec.path", fmt.Errorf("%s is written by two Config documents", c.Path))
+			}
+			configs = append(configs, c)
 		case h.Kind == "Config" && wantCluster:
-			return nil, fe("kind", errors.New("sealer's Config documents are not supported yet: write the file with a pre-init-host plugin, or put it in the image"))
+			return nil, fe("apiVersion", fmt.Errorf("%q is not supported for Config (use sealer's %s)", h.APIVersion, SealerClusterAPI))
 		case h.Kind == "Cluster" || h.Kind == "Plugin":
 			return nil, fe("apiVersion", fmt.Errorf("%q is not supported for %s (use %s, or sealer's %s)", h.APIVersion, h.Kind, APIVersion, map[string]string{"Cluster": SealerClusterAPI, "Plugin": SealerPluginAPI + " or " + SealerPluginAPIv2}[h.Kind]))
 		case h.Kind == "":
@@ -372,6 +410,7 @@ func parseDocuments(name string, data []byte, wantCluster bool) (*Clusterfile, e
 		return nil, &FieldError{File: name, Document: 1, Err: errors.New("no Cluster document (apiVersion: " + APIVersion + ", kind: Cluster)")}
 	}
 	cf.Cluster.Kubeadm = kubeadm
+	cf.Cluster.Configs = configs
 	if application != nil {
 		cf.Cluster.Launch = application.under(cf.Cluster.Launch)
 	}
@@ -743,6 +782,46 @@ func sealerOnly(s sealerSpec, fe func(string, error) error) (Launch, bool, []str
 	// insecure is accepted and has no effect: every node trusts the
 	// registry through the cluster CA hoist installs.
 	return l, lr.HA != nil && *lr.HA, sans, nil
+}
+
+// configSpec is sealer's Config.
+type configSpec struct {
+	Path     string `json:"path"`
+	Data     string `json:"data"`
+	Strategy string `json:"strategy"`
+	Process  string `json:"process"`
+}
+
+// parseConfig reads sealer's Config: a path inside the rootfs, a strategy
+// and processors hoist knows.
+func parseConfig(raw json.RawMessage, fe func(string, error) error) (Config, error) {
+	var spec configSpec
+	if err := specOf(raw, &spec); err != nil {
+		return Config{}, fe("spec", err)
+	}
+	p := strings.TrimPrefix(spec.Path, "./")
+	if p == "" || path.IsAbs(p) || path.Clean(p) != p || p == "." || strings.HasPrefix(p, "../") || p == ".." || strings.ContainsAny(p, "\x00\n") {
+		return Config{}, fe("spec.path", fmt.Errorf("%q is not a clean path inside the rootfs (etc/app.yaml)", spec.Path))
+	}
+	c := Config{Path: p, Data: spec.Data, Strategy: spec.Strategy}
+	switch c.Strategy {
+	case "":
+		c.Strategy = ConfigOverwrite
+	case ConfigOverwrite, ConfigMerge:
+	default:
+		return Config{}, fe("spec.strategy", fmt.Errorf("%q: want %s or %s", spec.Strategy, ConfigOverwrite, ConfigMerge))
+	}
+	if spec.Process != "" {
+		for _, name := range strings.Split(spec.Process, "|") {
+			switch name {
+			case ProcessValue, ProcessToJSON, ProcessToBase64:
+				c.Process = append(c.Process, name)
+			default:
+				return Config{}, fe("spec.process", fmt.Errorf("%q is not a processor (%s, %s, %s)", name, ProcessValue, ProcessToJSON, ProcessToBase64))
+			}
+		}
+	}
+	return c, nil
 }
 
 // applicationSpec is sealer's Application.

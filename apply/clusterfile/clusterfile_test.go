@@ -231,7 +231,13 @@ func TestClusterfileErrors(t *testing.T) {
 		{"registry credentials", sealerDoc("  registry: {localRegistry: {username: u, password: p}}\n"), "spec.registry.localRegistry.username: not supported"},
 		{"registry bad SAN", sealerDoc("  registry: {localRegistry: {cert: {subjectAltName: {dnsNames: ['a b']}}}}\n"), `subjectAltName.dnsNames[0]: "a b" is not a DNS name`},
 		{"registry bad SAN IP", sealerDoc("  registry: {localRegistry: {cert: {subjectAltName: {ips: [10.0.0.300]}}}}\n"), `subjectAltName.ips[0]: "10.0.0.300" is not an IP address`},
-		{"config kind", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Config\nmetadata: {name: x}\nspec: {path: etc/a, data: b}\n", `document 2 (Config "x"): kind: sealer's Config documents are not supported yet`},
+		{"config path out", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Config\nmetadata: {name: x}\nspec: {path: ../etc/passwd, data: b}\n", `document 2 (Config "x"): spec.path: "../etc/passwd" is not a clean path inside the rootfs`},
+		{"config absolute path", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Config\nmetadata: {name: x}\nspec: {path: /etc/passwd, data: b}\n", `spec.path: "/etc/passwd" is not a clean path`},
+		{"config no path", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Config\nmetadata: {name: x}\nspec: {data: b}\n", `spec.path: "" is not a clean path`},
+		{"config strategy", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Config\nmetadata: {name: x}\nspec: {path: etc/a, data: b, strategy: append}\n", `spec.strategy: "append": want overwrite or merge`},
+		{"config processor", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Config\nmetadata: {name: x}\nspec: {path: etc/a, data: b, process: value|toXML}\n", `spec.process: "toXML" is not a processor`},
+		{"config twice", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Config\nmetadata: {name: x1}\nspec: {path: etc/a, data: b}\n---\napiVersion: sealer.io/v2\nkind: Config\nmetadata: {name: x2}\nspec: {path: ./etc/a, data: c}\n", `document 3 (Config "x2"): spec.path: etc/a is written by two Config documents`},
+		{"config version", sealerDoc("") + "---\napiVersion: sealer.aliyun.com/v1alpha1\nkind: Config\nmetadata: {name: x}\nspec: {path: etc/a, data: b}\n", `apiVersion: "sealer.aliyun.com/v1alpha1" is not supported for Config`},
 		{"application files", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: web, files: [{path: x, data: y}]}]\n", "spec.configs[0].files: not supported yet"},
 		{"application without app name", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{launch: {cmds: [x]}}]\n", "spec.configs[0].name: missing"},
 		{"application config twice", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: w, launch: {cmds: [x]}}, {name: w, launch: {cmds: [y]}}]\n", `spec.configs[1].name: app "w" has two configs`},
@@ -383,6 +389,17 @@ spec:
           ips: [192.0.2.9]
 ---
 apiVersion: sealer.io/v2
+kind: Config
+metadata:
+  name: db-config
+spec:
+  path: etc/db.yaml
+  strategy: merge
+  process: value|toJson
+  data: |
+    options: {pool: 10}
+---
+apiVersion: sealer.io/v2
 kind: Application
 metadata:
   name: shop-apps
@@ -427,6 +444,9 @@ func TestSealerEveryKind(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c.Registry.Nodes, []netip.Addr{ip("10.1.0.2"), ip("10.1.0.3")}) || !reflect.DeepEqual(c.Registry.SANs, []string{"hub.shop.example", "192.0.2.9"}) {
 		t.Errorf("registry %+v: want both masters and the names", c.Registry)
+	}
+	if want := []Config{{Name: "db-config", Path: "etc/db.yaml", Strategy: ConfigMerge, Process: []string{"value", "toJson"}, Data: "options: {pool: 10}\n"}}; !reflect.DeepEqual(c.Configs, want) {
+		t.Errorf("configs %+v, want %+v", c.Configs, want)
 	}
 	if !reflect.DeepEqual(c.Nodes[2].Roles, []Role{"node", "db"}) {
 		t.Errorf("roles %v", c.Nodes[2].Roles)

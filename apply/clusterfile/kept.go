@@ -50,8 +50,8 @@ type Kept struct {
 	// number of kubeadm documents left out.
 	NoEnv     []string
 	NoKubeadm int
-	// NoLaunch: what the cluster launches (Cluster.Launch) and its
-	// registry's other certificate names were left out.
+	// NoLaunch: what the cluster launches (Cluster.Launch), its Config
+	// documents and its registry's other certificate names were left out.
 	NoLaunch bool
 }
 
@@ -130,7 +130,7 @@ func marshalKept(k *Kept) ([]byte, error) {
 	if kubeadm > 0 {
 		annotations[AnnotationNoKubeadm] = strconv.Itoa(kubeadm)
 	}
-	noLaunch := k.NoLaunch || !reflect.DeepEqual(c.Launch, Launch{}) || len(c.Registry.SANs) > 0
+	noLaunch := k.NoLaunch || !reflect.DeepEqual(c.Launch, Launch{}) || len(c.Registry.SANs) > 0 || len(c.Configs) > 0
 	if noLaunch {
 		annotations[AnnotationNoLaunch] = "true"
 	}
@@ -243,8 +243,9 @@ func keptHeader(cluster string, envKeys []string, kubeadm int, launch bool) stri
 		lines = append(lines, fmt.Sprintf("- its %d kubeadm document(s) are left out: they may hold tokens and keys.", kubeadm))
 	}
 	if launch {
-		lines = append(lines, "- what it launches (sealer's spec.cmd, spec.appNames, Application) and the",
-			"  registry certificate's other names are left out: status and delete need neither.")
+		lines = append(lines, "- what it launches (sealer's spec.cmd, spec.appNames, Application), its Config",
+			"  documents (which may hold secrets) and the registry certificate's other names",
+			"  are left out: status and delete need none of them.")
 	}
 	var b strings.Builder
 	for _, l := range lines {

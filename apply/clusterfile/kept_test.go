@@ -62,7 +62,7 @@ spec:
 // secrets, which Fill gives back.
 func withoutSecrets(c Cluster) Cluster {
 	c.Env, c.Kubeadm = map[string]string{}, nil
-	c.Launch, c.Registry.SANs = Launch{}, nil
+	c.Launch, c.Registry.SANs, c.Configs = Launch{}, nil, nil
 	c.Nodes = slices.Clone(c.Nodes)
 	for i := range c.Nodes {
 		c.Nodes[i].Env = map[string]string{}

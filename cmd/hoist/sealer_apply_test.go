@@ -24,7 +24,8 @@ spec:
 
 // sealerClusterfile is a sealer Clusterfile: env as a list, ssh.pk, a
 // custom role, plugins of both apiVersions with phase lists and old
-// action names, and the whole cluster's uninstall phases.
+// action names, the whole cluster's uninstall phases, and Config
+// documents (merged into the image's file; processed).
 func sealerClusterfile(key, master, worker string) string {
 	return fmt.Sprintf(`apiVersion: sealer.io/v2
 kind: Cluster
@@ -59,6 +60,24 @@ spec:
   data: echo "$HOIST_PHASE 30-masters" >> /root/hooks.log
 ---
 apiVersion: sealer.io/v2
+kind: Config
+metadata: {name: db}
+spec:
+  path: etc/db.yaml
+  strategy: merge
+  data: |
+    db: {host: db.shop}
+    extra: not added, as in sealer
+---
+apiVersion: sealer.io/v2
+kind: Config
+metadata: {name: token}
+spec:
+  path: etc/token
+  process: toBase64
+  data: s3cret
+---
+apiVersion: sealer.io/v2
 kind: Plugin
 metadata: {name: 40-bye}
 spec:
@@ -71,7 +90,8 @@ spec:
 
 // TestApplySealerClusterfile applies a sealer Clusterfile to 2 nodes of a
 // real test bed: what each plugin ran, where and in which order; the
-// image's *.tmpl under etc/ rendered with the cluster env on every node;
+// image's *.tmpl under etc/ rendered with the cluster env, and the Config
+// documents' files, on every node;
 // then status and delete from the kept Clusterfile, the uninstall hooks
 // around the clean. (An Application's launch needs Kubernetes: launch
 // overrides are tested in apply's TestWithLaunch.)
@@ -90,6 +110,7 @@ func TestApplySealerClusterfile(t *testing.T) {
 	dir := fixture.Context(t, map[string]string{
 		"Kubefile":               "FROM scratch\nCOPY . .\n",
 		"etc/greeting.conf.tmpl": "greeting={{ .GREETING }}\n",
+		"etc/db.yaml":            "db:\n  host: localhost\n  port: 5432\n",
 		"plugins/hooks.yaml":     sealerImagePlugins,
 	})
 	run("build", "-q", "-t", "demo/sealer:v1", dir)
@@ -108,8 +129,15 @@ func TestApplySealerClusterfile(t *testing.T) {
 		if data, _ := os.ReadFile(filepath.Join(n.Upper, "root/hooks.log")); string(data) != want[n.IP] {
 			t.Errorf("%s ran:\n%s\nwant:\n%s", n.IP, data, want[n.IP])
 		}
-		if data, _ := os.ReadFile(filepath.Join(n.Upper, "var/lib/hoist/shop/rootfs/etc/greeting.conf")); string(data) != "greeting=hello\n" {
-			t.Errorf("%s: etc/greeting.conf rendered as %q", n.IP, data)
+		files := map[string]string{
+			"etc/greeting.conf": "greeting=hello\n",
+			"etc/db.yaml":       "db:\n  host: db.shop\n  port: 5432\n",
+			"etc/token":         "czNjcmV0",
+		}
+		for name, want := range files {
+			if data, _ := os.ReadFile(filepath.Join(n.Upper, "var/lib/hoist/shop/rootfs", name)); string(data) != want {
+				t.Errorf("%s: %s is %q, want %q", n.IP, name, data, want)
+			}
 		}
 	}
 
