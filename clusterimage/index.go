@@ -15,7 +15,6 @@ import (
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/oci/layout"
-	"go.podman.io/image/v5/signature"
 	storageTransport "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/transports"
 	"go.podman.io/image/v5/types"
@@ -144,11 +143,7 @@ func (s *Store) loadIndexDir(ctx context.Context, dir string, copts CopyOptions)
 	if err != nil {
 		return nil, err
 	}
-	policy, err := signature.NewPolicyFromFile(s.PolicyPath())
-	if err != nil {
-		return nil, err
-	}
-	pc, err := signature.NewPolicyContext(policy)
+	pc, err := s.policyContext()
 	if err != nil {
 		return nil, err
 	}

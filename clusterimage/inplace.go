@@ -16,7 +16,6 @@ import (
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
-	"go.podman.io/image/v5/signature"
 	storageTransport "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
 
@@ -82,11 +81,7 @@ func (s *Store) loadInPlace(ctx context.Context, r io.ReaderAt, checked *archive
 	if err != nil {
 		return nil, err
 	}
-	policy, err := signature.NewPolicyFromFile(s.PolicyPath())
-	if err != nil {
-		return nil, err
-	}
-	pc, err := signature.NewPolicyContext(policy)
+	pc, err := s.policyContext()
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"go.podman.io/common/libimage"
+	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
 	"go.podman.io/storage/pkg/ioutils"
@@ -97,6 +98,16 @@ func (s *Store) SystemContext() *types.SystemContext {
 
 // PolicyPath is hoist's signature policy.
 func (s *Store) PolicyPath() string { return filepath.Join(s.ConfigDir, "policy.json") }
+
+// policyContext is hoist's signature policy, for a copy into the store;
+// the caller destroys it.
+func (s *Store) policyContext() (*signature.PolicyContext, error) {
+	policy, err := signature.NewPolicyFromFile(s.PolicyPath())
+	if err != nil {
+		return nil, err
+	}
+	return signature.NewPolicyContext(policy)
+}
 
 // AuthFile holds registry credentials (containers auth.json format, 0600).
 func (s *Store) AuthFile() string { return filepath.Join(s.ConfigDir, "auth.json") }
