@@ -239,6 +239,14 @@ spec:
     roles: [node]
     labels: {acme.example/tier: apps}
 ---
+# sealer's Application: the apps launched, and the commands after them.
+apiVersion: sealer.io/v2
+kind: Application
+metadata: {name: e2e-apps}
+spec:
+  launchApps: [hello]
+  cmds: ["touch /root/sealer-application-cmds"]
+---
 # The test bed's nodes have no br_netfilter sysfs, swap checks or
 # systemd to please kubeadm's preflight: merged over the image's defaults.
 apiVersion: kubeadm.k8s.io/v1beta4
@@ -302,6 +310,9 @@ nodeRegistration:
 				t.Errorf("app pod %s: image %s, ID %s: want %s@%s", p.Metadata.Name, c.Image, c.ImageID, helloRef, helloDigest)
 			}
 		}
+	}
+	if _, err := os.Stat(filepath.Join(master.Upper, "root/sealer-application-cmds")); err != nil {
+		t.Errorf("the Application's cmds did not run on the first master: %v", err)
 	}
 	if appPods != 2 {
 		t.Errorf("%d app pods, want 2", appPods)
