@@ -33,7 +33,7 @@ type scriptExec struct {
 
 func (e scriptExec) Run(_ context.Context, script string, _ io.Reader, _ io.Writer) error {
 	what := "clean"
-	for _, marker := range []string{"pre-uninstall", "post-uninstall", "pre-clean-host"} {
+	for _, marker := range []string{"pre-uninstall", "post-uninstall", "pre-clean-host", "pre-scaleup", "post-scaleup"} {
 		if strings.Contains(script, "echo "+marker) {
 			what = marker
 		}

@@ -234,7 +234,13 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]clusterfile.Node
 	first := slices.IndexFunc(plans, func(np NodePlan) bool {
 		return slices.ContainsFunc(np.Steps, func(s PlannedStep) bool { return s.step.Stage == step.Init })
 	})
+	scaling := scalingUp(plans, first)
 	for stage := range step.Stages {
+		if stage == step.JoinMasters && scaling && errs[first] == nil {
+			// sealer's pre-scaleup: on the first master, before nodes
+			// join the cluster; should it fail, none joins.
+			errs[first] = r.clusterHook(ctx, byIP[plans[first].Node], clusterfile.PhasePreScaleUp, r.dir.Rootfs())
+		}
 		if stage == step.Cluster {
 			removeErrs = ssh.ForEach(ctx, remove, r.opts.Jobs, r.removeNode)
 			// Steps that follow the membership run again on every node
@@ -279,6 +285,16 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]clusterfile.Node
 			errs[i] = stageErrs[k]
 		}
 	}
+	if scaling && errs[first] == nil {
+		// sealer's post-scaleup: on the first master, once a node joined
+		// (the plan's Done flags are still those from before the run).
+		for i, np := range plans {
+			if errs[i] == nil && joining(np) {
+				errs[first] = r.clusterHook(ctx, byIP[plans[first].Node], clusterfile.PhasePostScaleUp, r.dir.Rootfs())
+				break
+			}
+		}
+	}
 	for i, np := range plans {
 		var ne *NodeError
 		if errors.As(errs[i], &ne) {
@@ -290,6 +306,24 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]clusterfile.Node
 		r.report(progress.Event{Node: np.Node, State: progress.StateNodeDone, Elapsed: time.Since(start).Seconds()})
 	}
 	return errs, removeErrs
+}
+
+// scalingUp tells whether an apply makes nodes join a cluster that an
+// earlier apply brought up: the first master's Init step was done before,
+// and a node has a join step still to do.
+func scalingUp(plans []NodePlan, first int) bool {
+	if first < 0 || !slices.ContainsFunc(plans[first].Steps, func(s PlannedStep) bool { return s.step.Stage == step.Init && s.Done }) {
+		return false
+	}
+	return slices.ContainsFunc(plans, joining)
+}
+
+// joining tells whether a node has a step that joins it to the cluster
+// still to do.
+func joining(np NodePlan) bool {
+	return slices.ContainsFunc(np.Steps, func(s PlannedStep) bool {
+		return !s.Done && (s.step.Stage == step.JoinMasters || s.step.Stage == step.JoinWorkers)
+	})
 }
 
 // runSteps runs the node's steps of one stage, in order; a failure is a

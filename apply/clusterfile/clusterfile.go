@@ -80,7 +80,8 @@ const (
 
 // Phases are the hook phases hoist runs, in the order apply and delete run
 // them.
-var Phases = []Phase{PhasePreInitHost, PhasePostInitHost, PhasePreInstall, PhasePostInstall, PhasePreUninstall, PhasePreCleanHost, PhasePostCleanHost, PhasePostUninstall}
+var Phases = []Phase{PhasePreInitHost, PhasePostInitHost, PhasePreInstall, PhasePreScaleUp, PhasePostScaleUp, PhasePostInstall,
+	PhasePreUninstall, PhasePreCleanHost, PhasePostCleanHost, PhasePostUninstall}
 
 // notRun are sealer's phases hoist does not run hooks at, and why: a
 // plugin for them is refused rather than kept to never run.
@@ -88,8 +89,6 @@ var notRun = map[Phase]string{
 	PhaseUpgrade:     "hoist does not upgrade a cluster's Kubernetes yet",
 	PhaseUpgradeHost: "hoist does not upgrade a cluster's Kubernetes yet",
 	PhaseRollback:    "hoist has no rollback",
-	PhasePreScaleUp:  "hoist runs no hook when nodes join an existing cluster yet: pre-init-host runs on each new node before it joins",
-	PhasePostScaleUp: "hoist runs no hook when nodes join an existing cluster yet: post-install runs after every apply that changes a node",
 }
 
 // sealerActions are the phase names of sealer's older plugins (action:

@@ -222,7 +222,6 @@ func TestClusterfileErrors(t *testing.T) {
 		{"role with a space", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master, 'a b']\n"), `spec.hosts[0].roles[1]: "a b" is not a role`},
 		{"plugin phase upgrade", plugin("  type: SHELL\n  phase: upgrade\n  data: x\n"), `spec.phase: "upgrade": hoist does not upgrade a cluster's Kubernetes yet`},
 		{"plugin phase in a list", plugin("  type: SHELL\n  phase: pre-install|rollback\n  data: x\n"), `spec.phase: "rollback": hoist has no rollback`},
-		{"plugin phase scale-up", plugin("  type: SHELL\n  phase: post-scaleup\n  data: x\n"), `"post-scaleup": hoist runs no hook when nodes join an existing cluster yet`},
 		{"plugin empty phase in a list", plugin("  type: SHELL\n  phase: pre-install|\n  data: x\n"), `spec.phase: "" is not a phase`},
 		{"container runtime", sealerDoc("  containerRuntime: {type: docker}\n"), `spec.containerRuntime.type: "docker": hoist's Kubernetes runs on containerd`},
 		{"host aliases", sealerDoc("  hostAliases: [{ip: 10.0.0.9, hostnames: [x]}]\n"), "spec.hostAliases: not supported: write the hosts entries with a pre-init-host plugin"},
