@@ -59,7 +59,7 @@ type DeltaBase interface {
 // against base to w, and returns how many files it refers to. Every file
 // referred to was compared with the layer's data byte for byte.
 func WriteDelta(w io.Writer, layer io.Reader, base DeltaBase) (int, error) {
-	dw := &deltaWriter{w: bufio.NewWriterSize(w, 64<<10)}
+	dw := &deltaWriter{w: bufio.NewWriterSize(w, 64<<10), a: make([]byte, 256<<10), b: make([]byte, 256<<10)}
 	if _, err := dw.w.WriteString(deltaMagic); err != nil {
 		return 0, err
 	}
@@ -172,6 +172,9 @@ func (r *recorder) Read(p []byte) (int, error) {
 type deltaWriter struct {
 	w   *bufio.Writer
 	lit []byte
+	// a and b hold the layer's and the base's data as compare reads them
+	// (b again in equalPart): made once, not per file compared.
+	a, b []byte
 }
 
 func (d *deltaWriter) literal(p []byte) error {
@@ -204,8 +207,7 @@ func (d *deltaWriter) flush() error {
 // taken from the base (where it was equal), goes literal.
 func (d *deltaWriter) compare(layer io.Reader, f io.Reader, base DeltaBase, i int, name string, size int64) (bool, error) {
 	h := sha256.New()
-	a := make([]byte, 256<<10)
-	b := make([]byte, len(a))
+	a, b := d.a, d.b
 	var done int64
 	for done < size {
 		n := int(min(int64(len(a)), size-done))
@@ -245,7 +247,8 @@ func (d *deltaWriter) equalPart(base DeltaBase, i int, name string, n int64) err
 		return err
 	}
 	defer f.Close()
-	buf := make([]byte, 256<<10)
+	// b is free: compare has no more use for the base's bytes.
+	buf := d.b
 	for n > 0 {
 		m := int(min(int64(len(buf)), n))
 		if _, err := io.ReadFull(f, buf[:m]); err != nil {
