@@ -299,7 +299,10 @@ func appSteps(c clusterfile.Cluster, image Image, kube bool, opts Options) ([]Pl
 			Values  [][]byte
 			Set     []string
 			Rewrite string
-		}{image.Digest, *app, c.Env, values, own.Set, opts.RewriteImages})
+			// Omitted when empty: the keys of apps without files
+			// stay those journals recorded before files came.
+			Files []clusterfile.AppFile `json:",omitempty"`
+		}{image.Digest, *app, c.Env, values, own.Set, opts.RewriteImages, c.Launch.AppFiles[name]})
 		steps = append(steps, PlannedStep{Name: name, Key: key})
 	}
 	if len(image.Meta.Launch.Cmds) > 0 && opts.Apps == nil {

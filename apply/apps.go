@@ -280,7 +280,7 @@ func previewApps(ctx context.Context, c clusterfile.Cluster, image Image, opts O
 
 func launcher(c clusterfile.Cluster, image Image, opts Options, tmp string) (*launch.Launcher, error) {
 	l := &launch.Launcher{Kubeconfig: c.Kubeconfig, Rootfs: image.Rootfs, Meta: image.Meta, Env: c.Env,
-		ValueFiles: opts.ValueFiles, Set: opts.Set, TmpDir: tmp}
+		ValueFiles: opts.ValueFiles, Set: opts.Set, Files: c.Launch.AppFiles, TmpDir: tmp}
 	if opts.RewriteImages != "" {
 		copies, err := registry.Copies(image.Meta, opts.RewriteImages)
 		if err != nil {

@@ -8,11 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"sort"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/hoistdev/hoist/apply/clusterfile"
+	"github.com/hoistdev/hoist/apply/yamlmerge"
 )
 
 // configFiles are the Clusterfile's Config documents (sealer's) as files
@@ -67,7 +67,7 @@ func configFile(root *os.Root, c clusterfile.Config) (renderedFile, error) {
 		if err != nil {
 			return renderedFile{}, err
 		}
-		if data, err = mergeYAML(current, data); err != nil {
+		if data, err = yamlmerge.Overlay(current, data, yamlmerge.KeepMissing); err != nil {
 			return renderedFile{}, fmt.Errorf("merge: %w", err)
 		}
 	}
@@ -144,53 +144,4 @@ func processConfig(data string, process []string) ([]byte, error) {
 		}
 	}
 	return []byte(data), nil
-}
-
-// mergeYAML lays a YAML map over each document of a YAML file, as sealer's
-// merge strategy does: a key the document has takes the map's value (maps
-// merged key by key); a key it lacks is not added.
-func mergeYAML(current, over []byte) ([]byte, error) {
-	var patch map[string]any
-	if err := yaml.Unmarshal(over, &patch); err != nil {
-		return nil, fmt.Errorf("the data is not a YAML map: %w", err)
-	}
-	var docs [][]byte
-	for i, raw := range bytes.Split(current, []byte("---\n")) {
-		var doc map[string]any
-		if err := yaml.Unmarshal(raw, &doc); err != nil {
-			return nil, fmt.Errorf("document %d of the image's file: %w", i+1, err)
-		}
-		if len(doc) == 0 {
-			continue
-		}
-		mergeInto(doc, patch)
-		out, err := yaml.Marshal(doc)
-		if err != nil {
-			return nil, err
-		}
-		docs = append(docs, out)
-	}
-	return bytes.Join(docs, []byte("---\n")), nil
-}
-
-func mergeInto(dst, src map[string]any) {
-	keys := make([]string, 0, len(src))
-	for k := range src {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		d, ok := dst[k]
-		if !ok {
-			continue
-		}
-		dm, dIsMap := d.(map[string]any)
-		sm, sIsMap := src[k].(map[string]any)
-		switch {
-		case dIsMap && sIsMap:
-			mergeInto(dm, sm)
-		case !dIsMap:
-			dst[k] = src[k]
-		}
-	}
 }

@@ -60,10 +60,31 @@ func TestWithLaunch(t *testing.T) {
 		t.Errorf("planned %v, before %v: only db's key changes", p, before)
 	}
 
+	// An app's env (over its APPENV) and its files change its key only.
+	meta.Apps[0].Env = map[string]string{"A": "image", "B": "image"}
+	before = planned(image)
+	envOnly, err := withLaunch(image, c.Image, clusterfile.Launch{AppEnv: map[string]map[string]string{"web": {"B": "clusterfile"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env := envOnly.Meta.App("web").Env; !reflect.DeepEqual(env, map[string]string{"A": "image", "B": "clusterfile"}) || meta.Apps[0].Env["B"] != "image" {
+		t.Errorf("web's env %v, the image's %v", env, meta.Apps[0].Env)
+	}
+	if p := planned(envOnly); p[0] == before[0] || p[1] != before[1] || p[2] != before[2] {
+		t.Errorf("planned %v, before %v: only web's key changes", p, before)
+	}
+	c.Launch.AppFiles = map[string][]clusterfile.AppFile{"db": {{Path: "v.yaml", Strategy: clusterfile.ConfigOverwrite, Data: "x"}}}
+	if p := planned(image); p[0] != before[0] || p[1] == before[1] || p[2] != before[2] {
+		t.Errorf("planned %v, before %v: only db's key changes", p, before)
+	}
+	c.Launch.AppFiles = nil
+
 	for _, tc := range []struct {
 		l    clusterfile.Launch
 		want string
 	}{
+		{clusterfile.Launch{AppEnv: map[string]map[string]string{"cache": {"x": "y"}}}, `the Clusterfile's Application configures app "cache", which acme/shop:v2 does not have`},
+		{clusterfile.Launch{AppFiles: map[string][]clusterfile.AppFile{"cache": {{Path: "x"}}}}, `the Clusterfile's Application configures app "cache", which acme/shop:v2 does not have`},
 		{clusterfile.Launch{Apps: []string{"web", "cache"}}, `the Clusterfile launches app "cache", which acme/shop:v2 does not have (it has: web, db, ops)`},
 		{clusterfile.Launch{AppCmds: map[string][]string{"cache": {"x"}}}, `the Clusterfile's Application configures app "cache", which acme/shop:v2 does not have`},
 	} {

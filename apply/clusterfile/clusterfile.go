@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"path"
 	"slices"
@@ -192,6 +193,21 @@ type Launch struct {
 	Cmds []string
 	// AppCmds replaces an app's APPCMDS, by app name.
 	AppCmds map[string][]string
+	// AppEnv is laid over an app's APPENV, by app name.
+	AppEnv map[string]map[string]string
+	// AppFiles are written over an app's files, by app name, in order.
+	AppFiles map[string][]AppFile
+}
+
+// AppFile is a file the Clusterfile writes into an app's folder before it
+// is launched (sealer's Application configs[].files): Data written whole
+// at Path (ConfigOverwrite, the default) or merged into the app's YAML
+// file there (ConfigMerge, a deep merge that adds what the file lacks).
+type AppFile struct {
+	// Path is relative to the app's folder, clean, slash-separated.
+	Path     string
+	Strategy string
+	Data     string
 }
 
 // Masters returns the nodes with the master role, first master first.
@@ -828,8 +844,13 @@ type applicationSpec struct {
 	Cmds       []string `json:"cmds"`
 	LaunchApps []string `json:"launchApps"`
 	Configs    []struct {
-		Name   string `json:"name"`
-		Files  any    `json:"files"`
+		Name  string  `json:"name"`
+		Env   envSpec `json:"env"`
+		Files []struct {
+			Path     string `json:"path"`
+			Strategy string `json:"strategy"`
+			Data     string `json:"data"`
+		} `json:"files"`
 		Launch *struct {
 			Cmds []string `json:"cmds"`
 		} `json:"launch"`
@@ -849,13 +870,42 @@ func parseApplication(raw json.RawMessage, fe func(string, error) error) (Launch
 			return Launch{}, fe(fmt.Sprintf("spec.launchApps[%d]", i), errors.New("empty app name"))
 		}
 	}
+	seen := map[string]bool{}
 	for i, c := range spec.Configs {
 		at := fmt.Sprintf("spec.configs[%d]", i)
 		if c.Name == "" {
 			return Launch{}, fe(at+".name", errors.New("missing: the app the config is for"))
 		}
-		if c.Files != nil {
-			return Launch{}, fe(at+".files", errors.New("not supported yet: put the files in the image (APP), or render them from the cluster env with *.tmpl"))
+		if seen[c.Name] {
+			return Launch{}, fe(at+".name", fmt.Errorf("app %q has two configs", c.Name))
+		}
+		seen[c.Name] = true
+		for k := range c.Env {
+			if k == "" || strings.ContainsAny(k, "\x00\n") {
+				return Launch{}, fe(at+".env", fmt.Errorf("key %q is not a name", k))
+			}
+		}
+		if len(c.Env) > 0 {
+			if l.AppEnv == nil {
+				l.AppEnv = map[string]map[string]string{}
+			}
+			l.AppEnv[c.Name] = c.Env
+		}
+		for j, f := range c.Files {
+			fat := fmt.Sprintf("%s.files[%d]", at, j)
+			if f.Strategy == "" {
+				f.Strategy = ConfigOverwrite
+			}
+			if f.Strategy != ConfigOverwrite && f.Strategy != ConfigMerge {
+				return Launch{}, fe(fat+".strategy", fmt.Errorf("%q is not %s or %s", f.Strategy, ConfigOverwrite, ConfigMerge))
+			}
+			if err := checkAppPath(f.Path); err != nil {
+				return Launch{}, fe(fat+".path", err)
+			}
+			if l.AppFiles == nil {
+				l.AppFiles = map[string][]AppFile{}
+			}
+			l.AppFiles[c.Name] = append(l.AppFiles[c.Name], AppFile{Path: f.Path, Strategy: f.Strategy, Data: f.Data})
 		}
 		if c.Launch == nil {
 			continue
@@ -863,12 +913,24 @@ func parseApplication(raw json.RawMessage, fe func(string, error) error) (Launch
 		if l.AppCmds == nil {
 			l.AppCmds = map[string][]string{}
 		}
-		if _, dup := l.AppCmds[c.Name]; dup {
-			return Launch{}, fe(at+".name", fmt.Errorf("app %q has two configs", c.Name))
-		}
 		l.AppCmds[c.Name] = c.Launch.Cmds
 	}
 	return l, nil
+}
+
+// checkAppPath accepts a file's path inside an app's folder: relative,
+// clean, not the folder itself, not a template (a *.tmpl would be
+// rendered over what the Clusterfile wrote).
+func checkAppPath(p string) error {
+	switch {
+	case p == "":
+		return errors.New("missing: the file's path in the app's folder")
+	case !fs.ValidPath(p) || p == "." || strings.Contains(p, "\\"):
+		return fmt.Errorf("%q is not a clean relative path inside the app's folder (a/b.yaml)", p)
+	case strings.HasSuffix(p, ".tmpl"):
+		return fmt.Errorf("%q is a template's name: give the rendered file's (without .tmpl)", p)
+	}
+	return nil
 }
 
 // under is the Application's launch with the Cluster's spec.cmd and

@@ -237,7 +237,13 @@ func TestClusterfileErrors(t *testing.T) {
 		{"config processor", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Config\nmetadata: {name: x}\nspec: {path: etc/a, data: b, process: value|toXML}\n", `spec.process: "toXML" is not a processor`},
 		{"config twice", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Config\nmetadata: {name: x1}\nspec: {path: etc/a, data: b}\n---\napiVersion: sealer.io/v2\nkind: Config\nmetadata: {name: x2}\nspec: {path: ./etc/a, data: c}\n", `document 3 (Config "x2"): spec.path: etc/a is written by two Config documents`},
 		{"config version", sealerDoc("") + "---\napiVersion: sealer.aliyun.com/v1alpha1\nkind: Config\nmetadata: {name: x}\nspec: {path: etc/a, data: b}\n", `apiVersion: "sealer.aliyun.com/v1alpha1" is not supported for Config`},
-		{"application files", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: web, files: [{path: x, data: y}]}]\n", "spec.configs[0].files: not supported yet"},
+		{"application file outside the app", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: web,  files: [{path: ../x, data: y}]}]\n", `spec.configs[0].files[0].path: "../x" is not a clean relative path inside the app's folder (a/b.yaml)`},
+		{"application file absolute", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: web,  files: [{path: a.yaml, data: y}, {path: /etc/passwd, data: y}]}]\n", `spec.configs[0].files[1].path: "/etc/passwd" is not a clean relative path inside the app's folder (a/b.yaml)`},
+		{"application file without path", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: web, files: [{data: y}]}]\n", `spec.configs[0].files[0].path: missing: the file's path in the app's folder`},
+		{"application file template", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: web,  files: [{path: values.yaml.tmpl, data: y}]}]\n", `spec.configs[0].files[0].path: "values.yaml.tmpl" is a template's name: give the rendered file's (without .tmpl)`},
+		{"application file strategy", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: web,  files: [{path: v.yaml, strategy: render, data: y}]}]\n", `spec.configs[0].files[0].strategy: "render" is not overwrite or merge`},
+		{"application file field", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: web,  files: [{path: v.yaml, value: y}]}]\n", `unknown field "value"`},
+		{"application env", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: web,  env: ['=x']}]\n", `env "=x" is not KEY=VALUE`},
 		{"application without app name", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{launch: {cmds: [x]}}]\n", "spec.configs[0].name: missing"},
 		{"application config twice", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec:\n  configs: [{name: w, launch: {cmds: [x]}}, {name: w, launch: {cmds: [y]}}]\n", `spec.configs[1].name: app "w" has two configs`},
 		{"application unknown field", sealerDoc("") + "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: a}\nspec: {launchApp: [x]}\n", `spec: unknown field "launchApp"`},
@@ -407,6 +413,14 @@ spec:
   launchApps: [web, db]
   configs:
     - name: db
+      env: [DB_SIZE=10Gi, image.tag=v2]
+      files:
+        - path: values.yaml
+          strategy: merge
+          data: |
+            replicas: 3
+        - path: conf/extra.conf
+          data: "pool=10"
       launch:
         cmds: ["sh ./install.sh --fast"]
 ---
@@ -437,7 +451,9 @@ func TestSealerEveryKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := cf.Cluster
-	want := Launch{Apps: []string{"web", "db"}, Cmds: []string{"kubectl get nodes"}, AppCmds: map[string][]string{"db": {"sh ./install.sh --fast"}}}
+	want := Launch{Apps: []string{"web", "db"}, Cmds: []string{"kubectl get nodes"}, AppCmds: map[string][]string{"db": {"sh ./install.sh --fast"}},
+		AppEnv:   map[string]map[string]string{"db": {"DB_SIZE": "10Gi", "image.tag": "v2"}},
+		AppFiles: map[string][]AppFile{"db": {{Path: "values.yaml", Strategy: ConfigMerge, Data: "replicas: 3\n"}, {Path: "conf/extra.conf", Strategy: ConfigOverwrite, Data: "pool=10"}}}}
 	if !reflect.DeepEqual(c.Launch, want) {
 		t.Errorf("launch %+v, want %+v", c.Launch, want)
 	}

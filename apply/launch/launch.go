@@ -5,20 +5,23 @@
 package launch
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/template"
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/hoistdev/hoist/apply/clusterfile"
+	"github.com/hoistdev/hoist/apply/envtemplate"
+	"github.com/hoistdev/hoist/apply/yamlmerge"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 )
 
@@ -41,7 +44,10 @@ type Launcher struct {
 	ValueFiles []string
 	Set        []string
 	Shell      Shell
-	// TmpDir holds rendered copies of apps with templates.
+	// Files are the Clusterfile's files of an app, by app name (sealer's
+	// Application configs[].files), written over the app's own.
+	Files map[string][]clusterfile.AppFile
+	// TmpDir holds rendered copies of apps with templates or Files.
 	TmpDir string
 	// Rewrite, when set, points the workloads' images at their pushed
 	// copies.
@@ -168,89 +174,168 @@ func (l *Launcher) runShell(ctx context.Context, app metadata.App, cmds []string
 	if l.Shell == nil {
 		return fmt.Errorf("app %s runs commands, and there is no host to run them on", app.Name)
 	}
-	env := l.env(app)
-	// Templates are rendered here and written beside the scripts.
-	err := filepath.WalkDir(filepath.Join(l.Rootfs, appDir(app.Name)), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".tmpl") {
-			return err
-		}
-		data, err := render(p, env)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(l.Rootfs, strings.TrimSuffix(p, ".tmpl"))
-		return l.Shell.WriteFile(ctx, rel, data)
-	})
+	// Rendered templates and the Clusterfile's files are written where
+	// the scripts will find them.
+	files, err := l.appFiles(app)
 	if err != nil {
-		return fmt.Errorf("app %s: %w", app.Name, err)
+		return err
+	}
+	for _, f := range files {
+		if err := l.Shell.WriteFile(ctx, filepath.Join(appDir(app.Name), f.rel), f.data); err != nil {
+			return fmt.Errorf("app %s: %w", app.Name, err)
+		}
 	}
 	script := "set -e\n" + strings.Join(cmds, "\n")
-	if err := l.Shell.Run(ctx, appDir(app.Name), env, script); err != nil {
+	if err := l.Shell.Run(ctx, appDir(app.Name), l.env(app), script); err != nil {
 		return fmt.Errorf("app %s: %w", app.Name, err)
 	}
 	return nil
 }
 
-// rendered returns the app's directory, or a copy with its *.tmpl files
-// rendered (without the suffix) when it has any.
+// rendered returns the app's directory, or a copy of it with its
+// templates rendered and the Clusterfile's files written when it has any.
 func (l *Launcher) rendered(app metadata.App) (string, error) {
-	src := filepath.Join(l.Rootfs, appDir(app.Name))
-	hasTmpl := false
-	filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".tmpl") {
-			hasTmpl = true
-		}
-		return err
-	})
-	if !hasTmpl {
-		return src, nil
+	files, err := l.appFiles(app)
+	if err != nil || len(files) == 0 {
+		return filepath.Join(l.Rootfs, appDir(app.Name)), err
 	}
+	src := filepath.Join(l.Rootfs, appDir(app.Name))
 	dst, err := os.MkdirTemp(l.TmpDir, "app-"+app.Name+"-")
 	if err != nil {
 		return "", err
 	}
+	if err := copyTree(src, dst); err != nil {
+		return "", fmt.Errorf("app %s: %w", app.Name, err)
+	}
+	for _, f := range files {
+		target := filepath.Join(dst, f.rel)
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return "", err
+		}
+		// Replaced, not written through: the copy may be a link.
+		os.Remove(target)
+		if err := os.WriteFile(target, f.data, 0o644); err != nil {
+			return "", fmt.Errorf("app %s: %w", app.Name, err)
+		}
+	}
+	return dst, nil
+}
+
+// appFile is a file of an app that is not the image's as it is.
+type appFile struct {
+	rel  string // in the app's folder, slash-separated
+	data []byte
+}
+
+// appFiles are the app's files as they are launched, in sealer's order:
+// its *.tmpl rendered with the app's env (each without the suffix), then
+// the Clusterfile's files for it (its Application's configs[].files), in
+// their order, each over what came before.
+func (l *Launcher) appFiles(app metadata.App) ([]appFile, error) {
+	dir := filepath.Join(l.Rootfs, appDir(app.Name))
+	if _, err := os.Stat(dir); err != nil {
+		if len(l.Files[app.Name]) == 0 && errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("app %s: %w", app.Name, err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("app %s: %w", app.Name, err)
+	}
+	defer root.Close()
+	var files []appFile
+	at := map[string]int{}
+	put := func(rel string, data []byte) {
+		if i, ok := at[rel]; ok {
+			files[i].data = data
+			return
+		}
+		at[rel] = len(files)
+		files = append(files, appFile{rel: rel, data: data})
+	}
 	env := l.env(app)
-	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".tmpl") {
+			return err
+		}
+		name := path.Join(appDir(app.Name), p)
+		// A symlink could name any file of this machine.
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s: a template must be a regular file, not a symlink or a device", name)
+		}
+		text, err := root.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		data, err := envtemplate.Render(name, text, env)
+		if err != nil {
+			return err
+		}
+		put(strings.TrimSuffix(p, ".tmpl"), data)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("app %s: %w", app.Name, err)
+	}
+	for i, f := range l.Files[app.Name] {
+		data := []byte(f.Data)
+		if f.Strategy == clusterfile.ConfigMerge {
+			var current []byte
+			if j, ok := at[f.Path]; ok {
+				current = files[j].data
+			} else if current, err = readRegular(root, f.Path); err != nil {
+				return nil, fmt.Errorf("app %s: the Application's file %d (%s): merge: %w", app.Name, i+1, f.Path, err)
+			}
+			if data, err = yamlmerge.Overlay(current, data, yamlmerge.AddMissing); err != nil {
+				return nil, fmt.Errorf("app %s: the Application's file %d (%s): merge: %w", app.Name, i+1, f.Path, err)
+			}
+		}
+		put(f.Path, data)
+	}
+	return files, nil
+}
+
+// readRegular reads a regular file of the app, never through a symlink.
+func readRegular(root *os.Root, rel string) ([]byte, error) {
+	info, err := root.Lstat(rel)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errors.New("the app has no such file to merge into")
+		}
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, errors.New("the app's file is not a regular file")
+	}
+	return root.ReadFile(rel)
+}
+
+// copyTree copies the folders and regular files of src into dst, and its
+// symlinks as symlinks: the copy reads as the image's folder does.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
 		target := filepath.Join(dst, rel)
-		if d.IsDir() {
+		switch {
+		case d.IsDir():
 			return os.MkdirAll(target, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case d.Type().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, 0o644)
 		}
-		var data []byte
-		if strings.HasSuffix(p, ".tmpl") {
-			target = strings.TrimSuffix(target, ".tmpl")
-			data, err = render(p, env)
-		} else {
-			data, err = os.ReadFile(p)
-		}
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
+		return nil
 	})
-	if err != nil {
-		return "", fmt.Errorf("app %s: %w", app.Name, err)
-	}
-	return dst, nil
-}
-
-// render executes a Go template with the env as its data ({{ .Key }}); a
-// key the env lacks is an error, not an empty string.
-func render(file string, env map[string]string) ([]byte, error) {
-	text, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	t, err := template.New(filepath.Base(file)).Option("missingkey=error").Parse(string(text))
-	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", filepath.Base(file), err)
-	}
-	var out bytes.Buffer
-	if err := t.Execute(&out, env); err != nil {
-		return nil, fmt.Errorf("template %s: %w", filepath.Base(file), err)
-	}
-	return out.Bytes(), nil
 }

@@ -2,6 +2,8 @@ package launch
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/clusterimage/metadata"
 	"github.com/hoistdev/hoist/test/fixture"
 )
@@ -92,7 +95,13 @@ func TestLaunchIntoAPIServer(t *testing.T) {
 	ctx := context.Background()
 	kubeconfig := fixture.APIServer(t)
 	root, meta := testImage(t)
-	l := &Launcher{Kubeconfig: kubeconfig, Rootfs: root, Meta: meta, Env: map[string]string{"Greeting": "hello"}, TmpDir: t.TempDir()}
+	// sealer's Application files: merged into the chart's values, and
+	// into a rendered template's output.
+	files := map[string][]clusterfile.AppFile{
+		"web":  {{Path: "values.yaml", Strategy: clusterfile.ConfigMerge, Data: "replicaCount: 2\n"}},
+		"conf": {{Path: "cm.yaml", Strategy: clusterfile.ConfigMerge, Data: "data: {extra: from the Clusterfile}\n"}},
+	}
+	l := &Launcher{Kubeconfig: kubeconfig, Rootfs: root, Meta: meta, Env: map[string]string{"Greeting": "hello"}, Files: files, TmpDir: t.TempDir()}
 	version, err := l.CheckKubeVersion(ctx)
 	if err != nil || !strings.HasPrefix(version, "v1.37.") {
 		t.Fatalf("version %q: %v", version, err)
@@ -120,6 +129,9 @@ func TestLaunchIntoAPIServer(t *testing.T) {
 	if img := web.Spec.Template.Spec.Containers[0].Image; img != "docker.io/library/nginx:2.0" {
 		t.Errorf("web image %s: APPENV image.tag not applied", img)
 	}
+	if *web.Spec.Replicas != 2 {
+		t.Errorf("web replicas %d: the Application's values.yaml merge not applied", *web.Spec.Replicas)
+	}
 	widgets := schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"}
 	w, err := dyn.Resource(widgets).Namespace("stack").Get(ctx, "w1", metav1.GetOptions{})
 	if err != nil {
@@ -133,7 +145,7 @@ func TestLaunchIntoAPIServer(t *testing.T) {
 		t.Errorf("managed by %v", managers)
 	}
 	cm, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "greeting", metav1.GetOptions{})
-	if err != nil || cm.Data["text"] != "hello from lab" {
+	if err != nil || cm.Data["text"] != "hello from lab" || cm.Data["extra"] != "from the Clusterfile" {
 		t.Fatalf("templated ConfigMap: %v %v", cm, err)
 	}
 
@@ -214,5 +226,53 @@ func TestReadManifestsErrors(t *testing.T) {
 	objs, err := ReadManifests(dir)
 	if err != nil || len(objs) != 2 || objs[1].GetKind() != "Secret" || objs[1].Source != "a.yaml:1[1]" {
 		t.Errorf("list: %v %v", objs, err)
+	}
+}
+
+// TestAppFiles: the Clusterfile's files of an app, over its rendered
+// templates, in order; what cannot be merged is refused naming the file.
+func TestAppFiles(t *testing.T) {
+	root, meta := testImage(t)
+	os.Symlink("/etc/passwd", filepath.Join(root, "apps/web/passwd.yaml"))
+	l := &Launcher{Rootfs: root, Meta: meta, Env: map[string]string{"Greeting": "hi"}, TmpDir: t.TempDir()}
+	l.Files = map[string][]clusterfile.AppFile{"conf": {
+		{Path: "cm.yaml", Strategy: clusterfile.ConfigMerge, Data: "metadata: {namespace: x}\n"},
+		{Path: "more/new.yaml", Strategy: clusterfile.ConfigOverwrite, Data: "a: 1\n"},
+		{Path: "more/new.yaml", Strategy: clusterfile.ConfigMerge, Data: "b: 2\n"},
+	}}
+	dir, err := l.rendered(meta.Apps[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{
+		"cm.yaml":       "apiVersion: v1\ndata:\n  text: hi from lab\nkind: ConfigMap\nmetadata:\n  name: greeting\n  namespace: x\n",
+		"more/new.yaml": "a: 1\nb: 2\n",
+		"cm.yaml.tmpl":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: greeting}\ndata: {text: '{{ .Greeting }} from {{ .Site }}'}\n",
+	} {
+		if got, err := os.ReadFile(filepath.Join(dir, file)); err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v; want %q", file, got, err, want)
+		}
+	}
+	// An app without templates or files is used in place.
+	if dir, err := l.rendered(meta.Apps[1]); err != nil || dir != filepath.Join(root, "apps/stack") {
+		t.Errorf("stack: %s %v", dir, err)
+	}
+	for _, c := range []struct {
+		file clusterfile.AppFile
+		want string
+	}{
+		{clusterfile.AppFile{Path: "nothere.yaml", Strategy: clusterfile.ConfigMerge, Data: "a: 1"}, "app web: the Application's file 1 (nothere.yaml): merge: the app has no such file to merge into"},
+		{clusterfile.AppFile{Path: "passwd.yaml", Strategy: clusterfile.ConfigMerge, Data: "a: 1"}, "app web: the Application's file 1 (passwd.yaml): merge: the app's file is not a regular file"},
+		{clusterfile.AppFile{Path: "values.yaml", Strategy: clusterfile.ConfigMerge, Data: "[1]"}, "app web: the Application's file 1 (values.yaml): merge: the data is not a YAML map: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type map[string]interface {}"},
+	} {
+		l.Files = map[string][]clusterfile.AppFile{"web": {c.file}}
+		if _, err := l.rendered(meta.Apps[0]); err == nil || err.Error() != c.want {
+			t.Errorf("%+v: %v\nwant %s", c.file, err, c.want)
+		}
+	}
+	// A template that prints a key the env lacks names itself.
+	l.Env = nil
+	if _, err := l.rendered(meta.Apps[2]); err == nil || err.Error() != "app conf: apps/conf/cm.yaml.tmpl: prints a key the env does not have (it names Greeting): set it in the Clusterfile's spec.env" {
+		t.Errorf("missing key: %v", err)
 	}
 }

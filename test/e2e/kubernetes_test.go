@@ -246,6 +246,13 @@ metadata: {name: e2e-apps}
 spec:
   launchApps: [hello]
   cmds: ["touch /root/sealer-application-cmds"]
+  configs:
+  - name: hello
+    files:
+    - path: hello.yaml
+      strategy: merge
+      data: |
+        metadata: {labels: {acme.example/from: application}}
 ---
 # The test bed's nodes have no br_netfilter sysfs, swap checks or
 # systemd to please kubeadm's preflight: merged over the image's defaults.
@@ -313,6 +320,12 @@ nodeRegistration:
 	}
 	if _, err := os.Stat(filepath.Join(master.Upper, "root/sealer-application-cmds")); err != nil {
 		t.Errorf("the Application's cmds did not run on the first master: %v", err)
+	}
+	var ns struct {
+		Metadata struct{ Labels map[string]string }
+	}
+	if e.kube(kubeconfig, &ns, "get", "namespace", "hello"); ns.Metadata.Labels["acme.example/from"] != "application" {
+		t.Errorf("the Application's file merge did not reach the app's manifests: namespace hello's labels %v", ns.Metadata.Labels)
 	}
 	if appPods != 2 {
 		t.Errorf("%d app pods, want 2", appPods)

@@ -192,6 +192,35 @@ func TestNetworksFromEnv(t *testing.T) {
 	}
 }
 
+// TestDefaultsTemplate: an image whose kubeadm defaults are a template
+// (sealer's images ship etc/kubeadm.yml.tmpl; hoist reads
+// etc/kubeadm.yaml.tmpl) brings up Kubernetes, and its defaults are the
+// template rendered with the env, over the image's etc/kubeadm.yaml,
+// which the nodes get replaced by the rendering.
+func TestDefaultsTemplate(t *testing.T) {
+	rootfs := t.TempDir()
+	os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755)
+	tmpl := "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: {{ .Version }}\nimageRepository: {{ or .Repo \"sea.hub:5000\" }}\n"
+	os.WriteFile(filepath.Join(rootfs, DefaultsFile+".tmpl"), []byte(tmpl), 0o644)
+	if !IsKubernetes(rootfs) {
+		t.Fatal("an image with only etc/kubeadm.yaml.tmpl is not Kubernetes")
+	}
+	os.WriteFile(filepath.Join(rootfs, DefaultsFile), []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.0.0\n"), 0o644)
+	cfg, err := Load(rootfs, "Clusterfile", map[string]string{"Version": "v1.37.1"}, map[string]string{"Version": "v1.37.2"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, repo := cfg.Get(KindCluster, "kubernetesVersion"), cfg.Get(KindCluster, "imageRepository"); v != "v1.37.2" || repo != "sea.hub:5000" {
+		t.Errorf("kubernetesVersion %s, imageRepository %s: want the template's, rendered with the Clusterfile's env", v, repo)
+	}
+	if _, err := Load(rootfs, "Clusterfile", nil, nil, nil); err == nil || err.Error() != "etc/kubeadm.yaml.tmpl: prints a key the env does not have (it names Repo, Version): set it in the Clusterfile's spec.env" {
+		t.Errorf("a template the env does not render: %v", err)
+	}
+	if IsKubernetes(t.TempDir()) {
+		t.Error("an empty rootfs is Kubernetes")
+	}
+}
+
 func TestNetworksRefused(t *testing.T) {
 	for _, c := range []struct {
 		imageEnv, env map[string]string

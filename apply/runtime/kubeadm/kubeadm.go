@@ -19,6 +19,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -27,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoistdev/hoist/apply/envtemplate"
 	"github.com/hoistdev/hoist/apply/ssh"
 )
 
@@ -48,10 +51,32 @@ const (
 // that they can be replaced as a set (`ip route flush proto 77`).
 const RouteProto = "77"
 
-// IsKubernetes tells whether an image's rootfs brings up Kubernetes.
+// IsKubernetes tells whether an image's rootfs brings up Kubernetes: it
+// has etc/kubeadm.yaml, or a template of it.
 func IsKubernetes(rootfs string) bool {
-	_, err := os.Stat(filepath.Join(rootfs, DefaultsFile))
-	return err == nil
+	for _, f := range []string{DefaultsFile, DefaultsFile + ".tmpl"} {
+		if _, err := os.Stat(filepath.Join(rootfs, f)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// defaults reads the image's kubeadm defaults: etc/kubeadm.yaml.tmpl
+// rendered with the env when the image has one (sealer's images template
+// it; the nodes get it rendered over etc/kubeadm.yaml), else the file.
+func defaults(rootfs string, env map[string]string) (name string, data []byte, err error) {
+	tmpl := DefaultsFile + ".tmpl"
+	text, err := os.ReadFile(filepath.Join(rootfs, tmpl))
+	if errors.Is(err, fs.ErrNotExist) {
+		data, err := os.ReadFile(filepath.Join(rootfs, DefaultsFile))
+		return DefaultsFile, data, err
+	}
+	if err != nil {
+		return tmpl, nil, err
+	}
+	data, err = envtemplate.Render(tmpl, text, env)
+	return tmpl, data, err
 }
 
 // Runtime is the Kubernetes runtime of one cluster.
@@ -67,16 +92,23 @@ type Runtime struct {
 	OwnCNI bool
 }
 
-// Load reads the image's kubeadm defaults and lays over them, in this
+// Load reads the image's kubeadm defaults (its etc/kubeadm.yaml, or the
+// template of it rendered with the image's ENV and the Clusterfile's env
+// over it, as the rootfs's templates are) and lays over them, in this
 // order, the networks of the image's ENV and of the Clusterfile's env
 // (PodCIDR, SvcCIDR: see SetNetworks), then the Clusterfile's kubeadm
 // documents.
 func Load(rootfs, clusterfile string, imageEnv, env map[string]string, docs []json.RawMessage) (*Config, error) {
-	data, err := os.ReadFile(filepath.Join(rootfs, DefaultsFile))
+	all := maps.Clone(imageEnv)
+	if all == nil {
+		all = map[string]string{}
+	}
+	maps.Copy(all, env)
+	name, data, err := defaults(rootfs, all)
 	if err != nil {
 		return nil, err
 	}
-	c, err := ParseConfig("image "+DefaultsFile, data)
+	c, err := ParseConfig("image "+name, data)
 	if err != nil {
 		return nil, err
 	}
