@@ -84,6 +84,7 @@ fully offline.`,
 		newRunCommand(g),
 		newStatusCommand(g),
 		newKubeconfigCommand(g),
+		newCertsCommand(g),
 		newDeleteCommand(g),
 	)
 	return cmd
