@@ -86,6 +86,8 @@ fully offline.`,
 		newKubeconfigCommand(g),
 		newCertsCommand(g),
 		newDeleteCommand(g),
+		newBackupCommand(g),
+		newRestoreCommand(g),
 	)
 	return cmd
 }

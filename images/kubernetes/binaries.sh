@@ -4,7 +4,7 @@
 # /var/cache/hoist-kube/node-v1.37.2):
 #
 #   bin/          kubeadm kubelet kubectl kube-apiserver kube-controller-manager
-#                 kube-scheduler kube-proxy etcd etcdctl coredns containerd
+#                 kube-scheduler kube-proxy etcd etcdctl etcdutl coredns containerd
 #                 containerd-shim-runc-v2 ctr runc crictl pause
 #   cni/          the CNI plugins (bridge, host-local, loopback, portmap, ...)
 #   iptables/     root filesystem of kube-proxy's image: iptables-nft (nft
@@ -24,7 +24,9 @@
 # (Kubernetes 7, CoreDNS 1.5, containerd 1.5, crictl 0.5); with a warm Go
 # build cache under a minute; then instant. Parallel
 # callers wait for one build (flock); a build is made in DIR.tmp.PID and
-# renamed when complete, so a killed run leaves nothing under DIR.
+# renamed when complete, so a killed run leaves nothing under DIR. A DIR made
+# before binaries were added to it (LATER_BINS) gets just those, each built
+# beside it and renamed into place: a warm cache is not rebuilt for them.
 # Progress goes to stderr, the directory alone to stdout. Run as root (apt-get,
 # and the iptables tree is checked in a throwaway network namespace).
 set -eu
@@ -45,16 +47,21 @@ aarch64) ARCH=arm64 ;;
 *) echo "binaries.sh: unsupported machine $(uname -m)" >&2; exit 1 ;;
 esac
 
-BINS="kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy etcd coredns containerd containerd-shim-runc-v2 ctr runc crictl pause"
+BINS="kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy etcd etcdctl etcdutl coredns containerd containerd-shim-runc-v2 ctr runc crictl pause"
+# Binaries added to BINS after caches were made (etcdutl restores etcd
+# snapshots: hoist restore): add_later builds only these into such a cache.
+LATER_BINS="etcdctl etcdutl"
 CNIS="bridge host-local loopback portmap"
 IPTABLES_FILES="usr/sbin/xtables-nft-multi usr/sbin/iptables-nft usr/sbin/iptables usr/sbin/iptables-save usr/sbin/iptables-restore usr/sbin/ip6tables usr/sbin/ip6tables-save usr/sbin/ip6tables-restore usr/lib/$MULTIARCH/xtables/libxt_statistic.so usr/lib/$MULTIARCH/libm.so.6"
 
-is_complete() { # dir: is every expected file there?
-	for b in $BINS; do [ -x "$1/bin/$b" ] || return 1; done
-	for c in $CNIS; do [ -x "$1/cni/$c" ] || return 1; done
-	for f in $IPTABLES_FILES; do [ -e "$1/iptables/$f" ] || return 1; done
-	[ -s "$1/versions.env" ] && [ -s "$1/images.txt" ]
+missing() { # dir: every expected file that is not there, one a line
+	for b in $BINS; do [ -x "$1/bin/$b" ] || echo "bin/$b"; done
+	for c in $CNIS; do [ -x "$1/cni/$c" ] || echo "cni/$c"; done
+	for f in $IPTABLES_FILES; do [ -e "$1/iptables/$f" ] || echo "iptables/$f"; done
+	[ -s "$1/versions.env" ] || echo versions.env
+	[ -s "$1/images.txt" ] || echo images.txt
 }
+is_complete() { [ -z "$(missing "$1")" ]; }
 if is_complete "$OUT"; then echo "$OUT"; exit 0; fi
 
 mkdir -p "$CACHE"
@@ -151,7 +158,8 @@ release() {
 	gh=https://github.com
 	u=$gh/etcd-io/etcd/releases/download/$ETCD_VERSION
 	fetch "$u/etcd-$ETCD_VERSION-linux-$ARCH.tar.gz" "$u/SHA256SUMS" "$dl/etcd.tgz"
-	tar -xzf "$dl/etcd.tgz" -C "$tmp/bin" --strip-components=1 "etcd-$ETCD_VERSION-linux-$ARCH/etcd" "etcd-$ETCD_VERSION-linux-$ARCH/etcdctl"
+	tar -xzf "$dl/etcd.tgz" -C "$tmp/bin" --strip-components=1 "etcd-$ETCD_VERSION-linux-$ARCH/etcd" "etcd-$ETCD_VERSION-linux-$ARCH/etcdctl" \
+		"etcd-$ETCD_VERSION-linux-$ARCH/etcdutl"
 
 	u=$gh/coredns/coredns/releases/download/$COREDNS_VERSION/coredns_${COREDNS_VERSION#v}_linux_$ARCH.tgz
 	fetch "$u" "$u.sha256" "$dl/coredns.tgz"
@@ -213,6 +221,7 @@ source_build() {
 	gobuild kubernetes -ldflags "-s -w -X $x.gitVersion=$v -X $x.gitMajor=1 -X $x.gitMinor=$minor -X $x.gitTreeState=clean" -o "$tmp/bin/" $pkgs
 	if [ ! -e "$tmp/bin/etcd" ]; then gobuild kubernetes -ldflags "-s -w" -o "$tmp/bin/etcd" go.etcd.io/etcd/server/v3; fi
 	gobuild kubernetes -ldflags "-s -w" -o "$tmp/bin/etcdctl" go.etcd.io/etcd/etcdctl/v3
+	gobuild kubernetes -ldflags "-s -w" -o "$tmp/bin/etcdutl" go.etcd.io/etcd/etcdutl/v3
 	got=$("$tmp/bin/kubeadm" version -o short)
 	[ "$got" = "$v" ] || die "kubeadm reports $got, not $v"
 
@@ -297,6 +306,52 @@ iptables_tree() {
 		' check "$r" || die "the iptables tree does not work in a chroot"
 	fi
 }
+
+# --- a cache made before LATER_BINS ----------------------------------------
+
+# only_later DIR: DIR lacks nothing but some of LATER_BINS, and was made with
+# this etcd version (what those binaries are built from).
+only_later() {
+	[ -d "$1" ] && [ -s "$1/versions.env" ] || return 1
+	for m in $(missing "$1"); do
+		case " $LATER_BINS " in *" ${m#bin/} "*) [ "${m%/*}" = bin ] || return 1 ;; *) return 1 ;; esac
+	done
+	[ "$(sed -n 's/^ETCD_VERSION=//p' "$1/versions.env")" = "$ETCD_VERSION" ]
+}
+
+# add_later DIR: builds what only_later allows DIR to lack, the way DIR was
+# made (its SOURCE), into $tmp, and renames each binary into DIR/bin.
+add_later() {
+	lack=$(missing "$1")
+	made=$(sed -n 's/^SOURCE=//p' "$1/versions.env")
+	steps=1
+	progress "adding $(echo $lack | sed 's|bin/||g') (etcd $ETCD_VERSION, $made) to $1"
+	case $made in
+	source)
+		export PATH="$PATH:/usr/local/go/bin" CGO_ENABLED=0 GOFLAGS='' GOWORK=off
+		for m in $lack; do
+			gobuild kubernetes -ldflags "-s -w" -o "$tmp/$m" "go.etcd.io/etcd/${m#bin/}/v3" || die "building ${m#bin/}"
+		done
+		;;
+	release)
+		u=https://github.com/etcd-io/etcd/releases/download/$ETCD_VERSION
+		fetch "$u/etcd-$ETCD_VERSION-linux-$ARCH.tar.gz" "$u/SHA256SUMS" "$tmp/etcd.tgz"
+		for m in $lack; do
+			tar -xzf "$tmp/etcd.tgz" -C "$tmp/bin" --strip-components=1 "etcd-$ETCD_VERSION-linux-$ARCH/${m#bin/}" || die "no ${m#bin/} in the etcd release"
+		done
+		;;
+	*) die "$1/versions.env: SOURCE=$made" ;;
+	esac
+	for m in $lack; do
+		chmod 0755 "$tmp/$m"
+		mv -f "$tmp/$m" "$1/$m"
+	done
+	is_complete "$1" || die "incomplete: $1 lacks $(missing "$1")"
+	echo "binaries.sh: done in $(($(date +%s) - t0)) s" >&2
+	echo "$1"
+	exit 0
+}
+if only_later "$OUT"; then add_later "$OUT"; fi
 
 if [ "$SOURCE" = source ]; then steps=7; else steps=4; fi
 echo "binaries.sh: making $OUT ($SOURCE; $(

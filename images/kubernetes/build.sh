@@ -46,7 +46,7 @@ echo "== the build context (binaries from $BIN, $SOURCE)" >&2
 base=$ctx/base
 mkdir -p "$base/bin" "$base/cni" "$base/manifests"
 cp -R "$here/rootfs/." "$base/"
-for b in kubeadm kubelet kubectl containerd containerd-shim-runc-v2 ctr runc crictl; do
+for b in kubeadm kubelet kubectl containerd containerd-shim-runc-v2 ctr runc crictl etcdctl etcdutl; do
 	cp "$BIN/bin/$b" "$base/bin/"
 done
 cp "$BIN/cni/"* "$base/cni/"

@@ -471,6 +471,7 @@ nodeRegistration:
 	}
 
 	e.certs(clusterfile, kubeconfig, []testbed.Node{master, third})
+	e.restore(clusterfile, kubeconfig, 3)
 	e.h("delete", "-f", clusterfile, "--force")
 	for _, n := range bed.Nodes {
 		if ps, err := bed.Processes(n); err != nil || slices.ContainsFunc(ps, isClusterProcess) {

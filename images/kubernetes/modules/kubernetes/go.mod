@@ -1,7 +1,8 @@
 // Module kubernetes builds every Kubernetes binary of a node (kubeadm,
-// kubelet, kubectl, the control-plane components, kube-proxy, etcd and
-// etcdctl) from the Go module proxy: images/kubernetes/binaries.sh for the
-// node image, test/kube/build.sh for the API server the tests run against.
+// kubelet, kubectl, the control-plane components, kube-proxy, etcd,
+// etcdctl and etcdutl) from the Go module proxy: images/kubernetes/binaries.sh
+// for the node image, test/kube/build.sh for the API server the tests run
+// against.
 // It is its own module so that hoist's go.mod stays free of k8s.io/kubernetes.
 module github.com/hoistdev/hoist/images/kubernetes/modules/kubernetes
 
@@ -135,6 +136,7 @@ require (
 	go.etcd.io/etcd/client/pkg/v3 v3.7.3 // indirect
 	go.etcd.io/etcd/client/v3 v3.7.3 // indirect
 	go.etcd.io/etcd/etcdctl/v3 v3.7.3 // indirect
+	go.etcd.io/etcd/etcdutl/v3 v3.7.3 // indirect
 	go.etcd.io/etcd/pkg/v3 v3.7.3 // indirect
 	go.etcd.io/etcd/server/v3 v3.7.3 // indirect
 	go.etcd.io/raft/v3 v3.7.0 // indirect
@@ -252,6 +254,7 @@ replace (
 
 tool (
 	go.etcd.io/etcd/etcdctl/v3
+	go.etcd.io/etcd/etcdutl/v3
 	go.etcd.io/etcd/server/v3
 	k8s.io/kubernetes/cmd/kube-apiserver
 	k8s.io/kubernetes/cmd/kube-controller-manager
