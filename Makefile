@@ -103,10 +103,12 @@ demo-kubernetes: kubernetes-image
 
 # The proof of the Kubernetes runtime: the base image and an app image
 # FROM it, applied to a master and a worker of the kube test bed, a worker
-# added and removed, the cluster deleted. Prints one summary line.
+# added and removed, the cluster deleted (TestKubernetesEndToEnd); three
+# masters and a worker that survive the loss of the master that made the
+# cluster (TestKubernetesHA). Each prints its summary lines.
 e2e-kubernetes: deps
 	@status=0; $(GO) test -count=1 -tags '$(subst $(space),$(comma),$(TAGS)),e2e' -timeout 50m \
-		-run TestKubernetesEndToEnd -v ./test/e2e || status=$$?; \
+		-run 'TestKubernetes(EndToEnd|HA)$$' -v ./test/e2e || status=$$?; \
 	test/testbed/clean.sh; exit $$status
 
 # The test bed is torn down by each test; clean.sh catches what a killed

@@ -366,9 +366,9 @@ func (c *CleanCmd) Flags() []Flag {
 
 func (c CleanCmd) Args() []string { return commandLine("clean", c.Flags()) }
 
-// Run stops the registry, removes the hosts entry, the mirror files and
-// the cluster's directory; it touches nothing unless Dir passes
-// CheckClusterDir.
+// Run stops the registry and the API server balancer, removes their hosts
+// entries, the mirror files and the cluster's directory; it touches
+// nothing unless Dir passes CheckClusterDir.
 func (c CleanCmd) Run(ctx context.Context) error {
 	if err := CheckClusterDir(c.Dir, c.Cluster); err != nil {
 		return err
@@ -381,7 +381,17 @@ func (c CleanCmd) Run(ctx context.Context) error {
 	if err := svc.Stop(ctx); err != nil {
 		return err
 	}
+	lb, err := NodeService(APIServerLBService(c.Cluster), node.State(), nil)
+	if err != nil {
+		return err
+	}
+	if err := lb.Stop(ctx); err != nil {
+		return err
+	}
 	if err := RemoveHostsEntry(c.HostsFile, c.Cluster); err != nil {
+		return err
+	}
+	if err := RemoveAPIServerHostsEntry(c.HostsFile, c.Cluster); err != nil {
 		return err
 	}
 	if err := RemoveMirrors(node.Mirrors(), c.CertsDir); err != nil {

@@ -43,6 +43,9 @@ type Options struct {
 	// Prune removes (drains and cleans) the nodes the journal has that
 	// the Clusterfile no longer lists; without it they are left alone.
 	Prune bool
+	// Force: a node Prune removes that cannot be reached (a dead machine)
+	// is forgotten once it is out of the cluster, rather than failed.
+	Force bool
 	// DryRun: Plan writes nothing (no PKI, no lock), checks KUBEVERSION
 	// and asks the cluster what the apps would change.
 	DryRun bool
@@ -238,6 +241,7 @@ func prepare(c clusterfile.Cluster, plugins []clusterfile.Plugin, image Image, o
 		r.rendered = append(r.rendered, configs...)
 	}
 	r.steps = r.stepList(r.rt)
+	r.membership()
 	r.plan = makePlan(&r.in, r.steps, apps, j, opts.Prune)
 	if c.Kubeconfig == "" && r.rt == nil && image.Meta != nil && len(image.Meta.Launch.Apps) > 0 {
 		// An image that does not bring up Kubernetes, on hosts without a
@@ -325,39 +329,40 @@ func appNames(m *metadata.Metadata) []string {
 }
 
 // Kubeconfig returns the admin kubeconfig of a cluster hoist brought up,
-// from its first master.
+// from a master of it that answers (master), with a server this machine
+// reaches.
 func Kubeconfig(ctx context.Context, c clusterfile.Cluster, opts Options) ([]byte, error) {
-	masters := c.Masters()
-	if len(masters) == 0 {
+	if len(c.Masters()) == 0 {
 		return nil, fmt.Errorf("cluster %s has no master", c.Name)
 	}
 	r := &runner{c: c, opts: opts}
 	defer r.close()
-	e, err := r.dial(ctx, masters[0])
-	if err != nil {
-		return nil, err
-	}
 	rt := runtimes[0]
 	if j, err := OpenJournal(layout.Local{Root: opts.Root}.Cluster(c.Name).Journal(), c.Name); err == nil {
-		if recorded := recordedRuntime(j, masters[0].IP.String()); recorded != nil {
+		r.journal = j
+		if recorded := clusterRuntime(j); recorded != nil {
 			rt = recorded
 		}
 	}
-	data, err := rt.Kubeconfig(ctx, e)
+	e, ip, err := r.master(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", masters[0].IP, err)
+		return nil, err
+	}
+	data, err := rt.Kubeconfig(ctx, e, ip)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ip, err)
 	}
 	return data, nil
 }
 
-// useKubeconfig fetches the admin kubeconfig from the first master for
-// the apps: kept in the apply's temporary directory, never in the state.
+// useKubeconfig fetches the admin kubeconfig from a master for the apps:
+// kept in the apply's temporary directory, never in the state.
 func (r *runner) useKubeconfig(ctx context.Context) error {
-	master, _, err := r.master(ctx)
+	master, ip, err := r.master(ctx)
 	if err != nil {
-		return fmt.Errorf("the first master: %w", err)
+		return fmt.Errorf("a master of the cluster: %w", err)
 	}
-	data, err := r.rt.Kubeconfig(ctx, master)
+	data, err := r.rt.Kubeconfig(ctx, master, ip)
 	if err != nil {
 		return fmt.Errorf("the admin kubeconfig: %w", err)
 	}

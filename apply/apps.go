@@ -109,16 +109,16 @@ func (r *runner) launchApps(ctx context.Context, steps []PlannedStep) error {
 	return nil
 }
 
-// appShell is where shell apps and commands run: the first master, or
-// this machine for a cluster without hosts. cleanup removes what it put on
-// the master: the cluster's admin kubeconfig stays there only while the
-// apps run.
+// appShell is where shell apps and commands run: a master of the cluster
+// (master), or this machine for a cluster without hosts. cleanup removes
+// what it put on the master: the cluster's admin kubeconfig stays there
+// only while the apps run.
 func (r *runner) appShell(ctx context.Context) (shell launch.Shell, cleanup func(), err error) {
 	masters := r.c.Masters()
 	if len(masters) == 0 {
 		return &localShell{rootfs: r.image.Rootfs, work: filepath.Join(r.tmpDir, "rootfs"), kubeconfig: r.c.Kubeconfig}, func() {}, nil
 	}
-	exec, err := r.dial(ctx, masters[0])
+	exec, _, err := r.master(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

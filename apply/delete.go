@@ -101,9 +101,26 @@ func (r *runner) cleanNode(ctx context.Context, n clusterfile.Node) (err error) 
 	return r.journal.Forget(node)
 }
 
+// hookMaster is the master the hooks of a phase of the whole cluster run
+// on (master); ok is false when no master has hooks of the phase, and
+// then none is reached.
+func (r *runner) hookMaster(ctx context.Context, phase clusterfile.Phase) (n clusterfile.Node, ok bool, err error) {
+	masters := r.c.Masters()
+	if !slices.ContainsFunc(masters, func(m clusterfile.Node) bool { return len(hooksOf(r.plugins, phase, m.Roles)) > 0 }) {
+		return n, false, nil
+	}
+	_, ip, err := r.master(ctx)
+	if err != nil {
+		return n, true, err
+	}
+	i := slices.IndexFunc(masters, func(m clusterfile.Node) bool { return m.IP.String() == ip })
+	return masters[i], true, nil
+}
+
 // clusterHook runs the hooks of a phase of the whole cluster (sealer's
-// pre-uninstall and post-uninstall) on the first master, reported as its
-// steps; a phase without hooks does nothing.
+// pre-uninstall, post-uninstall, pre-scaleup, post-scaleup) on the master
+// n (hookMaster), reported as its steps; a phase without hooks does
+// nothing.
 func (r *runner) clusterHook(ctx context.Context, n clusterfile.Node, phase clusterfile.Phase, dir string) error {
 	if len(hooksOf(r.plugins, phase, n.Roles)) == 0 {
 		return nil
@@ -147,7 +164,20 @@ func (r *runner) removeNode(ctx context.Context, ip string) error {
 	if err != nil {
 		return err
 	}
-	return r.leave(ctx, n)
+	return r.forgetUnreachable(ip, r.leave(ctx, n), r.opts.Force)
+}
+
+// forgetUnreachable is the error of a node's leaving, unless force and the
+// node could not be reached (it is out of the cluster by then: drained
+// and deleted from another master): then it is forgotten.
+func (r *runner) forgetUnreachable(ip string, err error, force bool) error {
+	var se *ssh.Error
+	var ne *NodeError
+	if err == nil || !force || !errors.As(err, &ne) || ne.Step != "connect" || !errors.As(err, &se) {
+		return err
+	}
+	r.report(progress.Event{Node: ip, Step: stepClean, State: progress.StateSkipped, Error: "unreachable, forgotten (--force): " + err.Error()})
+	return r.journal.Forget(ip)
 }
 
 // leave takes a node out of the cluster: drained and deleted from it by
@@ -163,15 +193,13 @@ func (r *runner) leave(ctx context.Context, n clusterfile.Node) error {
 	return r.cleanNode(ctx, n)
 }
 
-// drain takes a node that leaves the cluster out of the runtime first. The
-// first master cannot leave: the others join through it.
+// drain takes a node that leaves the cluster out of the runtime first
+// (drained, deleted, out of etcd), from another master: any master may
+// leave, but not the last one, which is the cluster.
 func (r *runner) drain(ctx context.Context, ip string) error {
-	master, masterIP, err := r.master(ctx)
-	if ip == masterIP {
-		return fmt.Errorf("%s is the first master: it cannot be removed while the cluster lives (hoist delete removes the whole cluster)", ip)
-	}
+	_, master, err := r.masterExcept(ctx, ip)
 	if err != nil {
-		return fmt.Errorf("the first master: %w", err)
+		return fmt.Errorf("draining %s: %w (hoist delete removes the whole cluster)", ip, err)
 	}
 	return r.rt.Drain(ctx, master, ip)
 }
@@ -302,15 +330,18 @@ func (d *Delete) Run(ctx context.Context) (*Result, error) {
 	c, j := d.Cluster, d.journal
 	r := &runner{c: c, opts: d.Options, journal: j, plugins: d.Plugins, dir: nodeDir(c)}
 	defer r.close()
-	if m := c.Masters(); len(m) > 0 {
-		if rt := recordedRuntime(j, m[0].IP.String()); rt != nil {
-			if slices.Contains(d.nodes, m[0].IP.String()) {
-				r.deleteCluster = true
-			} else {
-				// Some nodes of a cluster that stays: they leave it as
-				// removed hosts do, drained first.
-				r.rt = rt
-			}
+	if rt := clusterRuntime(j); rt != nil {
+		// The cluster goes when every master of its control plane does.
+		stays := slices.ContainsFunc(c.Masters(), func(m clusterfile.Node) bool {
+			ip := m.IP.String()
+			return controlPlane(j, recordedSteps(), ip) && !slices.Contains(d.nodes, ip)
+		})
+		if stays {
+			// Some nodes of a cluster that stays: they leave it as
+			// removed hosts do, drained first.
+			r.rt = rt
+		} else {
+			r.deleteCluster = true
 		}
 	}
 	byIP := map[string]clusterfile.Node{}
@@ -318,13 +349,17 @@ func (d *Delete) Run(ctx context.Context) (*Result, error) {
 		byIP[n.IP.String()] = n
 	}
 	res := &Result{Nodes: d.nodes, Errors: map[string]error{}}
-	// The whole cluster goes: every node (or, with Kubernetes, its first
-	// master, through which the others joined).
+	// The whole cluster goes: every node (or, with Kubernetes, every
+	// master of its control plane).
 	whole := (len(d.Only) == 0 || r.deleteCluster) && len(c.Masters()) > 0
 	if whole {
-		// sealer's pre-uninstall: on the first master, before any node is
+		// sealer's pre-uninstall: on a master, before any node is
 		// cleaned; should it fail, none is.
-		if err := r.clusterHook(ctx, c.Masters()[0], clusterfile.PhasePreUninstall, r.dir.Rootfs()); err != nil {
+		n, hooks, err := r.hookMaster(ctx, clusterfile.PhasePreUninstall)
+		if hooks && err == nil {
+			err = r.clusterHook(ctx, n, clusterfile.PhasePreUninstall, r.dir.Rootfs())
+		}
+		if err != nil {
 			for _, ip := range d.nodes {
 				res.Errors[ip] = err
 			}
@@ -339,24 +374,27 @@ func (d *Delete) Run(ctx context.Context) (*Result, error) {
 				return err
 			}
 		}
-		err := r.leave(ctx, n)
-		var se *ssh.Error
-		var ne *NodeError
-		if err != nil && d.Force && errors.As(err, &ne) && ne.Step == "connect" && errors.As(err, &se) {
-			r.report(progress.Event{Node: ip, Step: stepClean, State: progress.StateSkipped, Error: "unreachable, forgotten (--force): " + err.Error()})
-			return j.Forget(ip)
-		}
-		return err
+		return r.forgetUnreachable(ip, r.leave(ctx, n), d.Force)
 	})
 	for i, n := range d.nodes {
 		res.Errors[n] = errs[i]
 	}
 	if whole && res.Err() == nil {
-		// sealer's post-uninstall: on the first master, once every node
-		// is clean (its cluster directory gone: the hook runs in /).
-		first := c.Masters()[0]
-		if err := r.clusterHook(ctx, first, clusterfile.PhasePostUninstall, "/"); err != nil {
-			res.Errors[first.IP.String()] = err
+		// sealer's post-uninstall: on a master (the one of pre-uninstall,
+		// when it had hooks), once every node is clean (its cluster
+		// directory gone: the hook runs in /).
+		n, hooks, err := r.hookMaster(ctx, clusterfile.PhasePostUninstall)
+		if hooks && err == nil {
+			err = r.clusterHook(ctx, n, clusterfile.PhasePostUninstall, "/")
+		}
+		if err != nil {
+			// The error of the master asked, or of the first node when
+			// none answered.
+			at := d.nodes[0]
+			if n.IP.IsValid() {
+				at = n.IP.String()
+			}
+			res.Errors[at] = err
 			return res, nil
 		}
 	}

@@ -115,6 +115,7 @@ func engine(t *testing.T, root string, c clusterfile.Cluster, nodes *fakeNodes, 
 	r := &runner{c: c, opts: Options{Root: root, Jobs: 4, Dial: nodes.dial}, journal: j, dir: nodeDir(c), packed: map[bool]packedTree{}, hoistDigest: strings.Repeat("0", 64)}
 	r.in = withNodes(step.Input{ImageDigest: "sha256:img"}, c)
 	r.steps = steps
+	r.membership()
 	r.plan = makePlan(&r.in, r.steps, nil, j, false)
 	res, err := r.apply(context.Background(), nil)
 	if err != nil {

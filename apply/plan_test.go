@@ -28,7 +28,9 @@ func testCluster(t *testing.T, hosts string) clusterfile.Cluster {
 // runtime rt (nil: none), as prepare does.
 func planOf(c clusterfile.Cluster, j *Journal, in step.Input, rt step.Runtime, prune bool) Plan {
 	in = withNodes(in, c)
-	return makePlan(&in, (&runner{}).stepList(rt), nil, j, prune)
+	steps := (&runner{}).stepList(rt)
+	in.InitNode = initNode(j, c, steps)
+	return makePlan(&in, steps, nil, j, prune)
 }
 
 const twoHosts = "    - ips: [10.0.0.2]\n      roles: [master]\n    - ips: [10.0.0.3]\n      roles: [node]\n"

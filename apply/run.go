@@ -48,6 +48,12 @@ type runner struct {
 	restarted sync.Map
 	// deleteCluster: every node of the cluster is being deleted.
 	deleteCluster bool
+	// made: the journal recorded the cluster as made when the run began.
+	made bool
+	// The master the run asks (master).
+	masterMu   sync.Mutex
+	masterIP   string
+	masterExec ssh.Executor
 
 	packMu sync.Mutex
 	packed map[bool]packedTree // with registry/ → packed file
@@ -83,11 +89,91 @@ func (r *runner) close() {
 	r.packed = nil
 }
 
-// master reaches the first master.
+// master reaches a master for what is asked of the cluster (join tokens,
+// the admin kubeconfig, the network, drains, hooks, shell apps): the first
+// member of its control plane that answers, the one that made the cluster
+// first; before the cluster is made, the master that makes it. No master
+// is special once the cluster is made: any one of them may be down or
+// gone. The choice holds for the run.
 func (r *runner) master(ctx context.Context) (ssh.Executor, string, error) {
-	m := r.c.Masters()[0]
-	e, err := r.dial(ctx, m)
-	return e, m.IP.String(), err
+	r.masterMu.Lock()
+	defer r.masterMu.Unlock()
+	if r.masterExec == nil {
+		n, e, err := r.masterExcept(ctx, "")
+		if err != nil {
+			return nil, "", err
+		}
+		r.masterIP, r.masterExec = n.IP.String(), e
+	}
+	return r.masterExec, r.masterIP, nil
+}
+
+// clusterSteps are the steps that make a cluster and join it, as the
+// journal records them: the run's, or every runtime's for a run without
+// an image (delete, kubeconfig).
+func (r *runner) clusterSteps() []step.Step {
+	if len(r.steps) > 0 {
+		return r.steps
+	}
+	return recordedSteps()
+}
+
+// membership reads from the journal what the run needs of the cluster's
+// making: whether it was made, and the master that makes it.
+func (r *runner) membership() {
+	steps := r.clusterSteps()
+	r.made = made(r.journal, steps)
+	r.in.InitNode = initNode(r.journal, r.c, steps)
+}
+
+// masterExcept reaches a master as master does, but never node (one that
+// leaves the cluster).
+func (r *runner) masterExcept(ctx context.Context, node string) (clusterfile.Node, ssh.Executor, error) {
+	masters := r.c.Masters()
+	if len(masters) == 0 {
+		return clusterfile.Node{}, nil, fmt.Errorf("cluster %s has no master", r.c.Name)
+	}
+	var candidates []clusterfile.Node
+	if r.journal != nil {
+		steps := r.clusterSteps()
+		by := madeBy(r.journal, steps)
+		for _, m := range masters {
+			if ip := m.IP.String(); ip != node && controlPlane(r.journal, steps, ip) {
+				if ip == by {
+					candidates = append([]clusterfile.Node{m}, candidates...)
+				} else {
+					candidates = append(candidates, m)
+				}
+			}
+		}
+	}
+	if len(candidates) == 0 {
+		// No cluster yet: the master that makes it.
+		init := r.in.InitNode
+		if init == "" {
+			init = masters[0].IP.String()
+		}
+		for _, m := range masters {
+			if ip := m.IP.String(); ip == init && ip != node {
+				candidates = append(candidates, m)
+			}
+		}
+	}
+	var errs []string
+	for _, m := range candidates {
+		e, err := r.dial(ctx, m)
+		if err == nil {
+			return m, e, nil
+		}
+		if ctx.Err() != nil {
+			return clusterfile.Node{}, nil, ctx.Err()
+		}
+		errs = append(errs, m.IP.String()+": "+err.Error())
+	}
+	if len(errs) == 0 {
+		return clusterfile.Node{}, nil, fmt.Errorf("no master of cluster %s but %s is in its control plane", r.c.Name, node)
+	}
+	return clusterfile.Node{}, nil, fmt.Errorf("no master answers: %s", strings.Join(errs, "; "))
 }
 
 // remoteHoist is where the node's copy of this hoist is.
@@ -120,11 +206,29 @@ func (r *runner) target(n clusterfile.Node) *step.Target {
 func (r *runner) report(e progress.Event) { progress.Send(r.opts.Reporter, e) }
 
 // stepPushImages pushes the bundled images to Options.PushTo;
-// stepKubeVersion is the KUBEVERSION check, both before any node step.
+// stepKubeVersion is the KUBEVERSION check; stepClusterVersion the
+// runtime's check of the running cluster: all before any node step.
 const (
-	stepPushImages  = "push-images"
-	stepKubeVersion = "kube-version"
+	stepPushImages     = "push-images"
+	stepKubeVersion    = "kube-version"
+	stepClusterVersion = "cluster-version"
 )
+
+// checkCluster asks the runtime, on a master, whether the cluster an
+// earlier apply made can take this image (its Kubernetes version).
+func (r *runner) checkCluster(ctx context.Context) error {
+	if r.rt == nil || !r.made {
+		return nil
+	}
+	master, ip, err := r.master(ctx)
+	if err != nil {
+		return fmt.Errorf("asking the cluster its version: %w", err)
+	}
+	if err := r.rt.CheckCluster(ctx, master); err != nil {
+		return fmt.Errorf("%s: %w", ip, err)
+	}
+	return nil
+}
 
 // apply runs the plan; see Apply.Run.
 func (r *runner) apply(ctx context.Context, rep progress.Reporter) (*Result, error) {
@@ -135,13 +239,17 @@ func (r *runner) apply(ctx context.Context, rep progress.Reporter) (*Result, err
 		r.journal.SetFailed(AppsNode, stepKubeVersion, err)
 		return nil, err
 	}
+	if err := r.checkCluster(ctx); err != nil {
+		r.journal.SetFailed(AppsNode, stepClusterVersion, err)
+		return nil, err
+	}
 	if r.opts.PushTo != "" {
 		if err := r.push(ctx); err != nil {
 			r.journal.SetFailed(AppsNode, stepPushImages, err)
 			return nil, err
 		}
 	}
-	if f, failed := r.journal.Failed(AppsNode); failed && (f.Step == stepKubeVersion || f.Step == stepPushImages) {
+	if f, failed := r.journal.Failed(AppsNode); failed && (f.Step == stepKubeVersion || f.Step == stepPushImages || f.Step == stepClusterVersion) {
 		// Passed this time: an image without apps would keep it forever.
 		r.journal.SetFailed(AppsNode, "", nil)
 	}
@@ -222,10 +330,10 @@ func (r *runner) push(ctx context.Context) error {
 
 // runStages runs the nodes' steps stage by stage: every node finishes a
 // stage before any starts the next. A node that fails stops there; the
-// others go on, except that nothing joins a cluster whose first node (the
-// one with a step of stage Init) failed. Nodes no longer listed are
-// removed before the cluster stage, so that what spans the nodes (the pod
-// network) is made for the nodes that stay. It returns each node's error
+// others go on, except that nothing joins a cluster not yet made whose
+// first node (the one with a step of stage Init) failed. Nodes no longer
+// listed are removed before the cluster stage, so that what spans the
+// nodes (the pod network) is made for the nodes that stay. It returns each node's error
 // and each removal's, in the plan's order.
 func (r *runner) runStages(ctx context.Context, byIP map[string]clusterfile.Node, plans []NodePlan, remove []string) ([]error, []error) {
 	errs := make([]error, len(plans))
@@ -234,12 +342,31 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]clusterfile.Node
 	first := slices.IndexFunc(plans, func(np NodePlan) bool {
 		return slices.ContainsFunc(np.Steps, func(s PlannedStep) bool { return s.step.Stage == step.Init })
 	})
-	scaling := scalingUp(plans, first)
+	// A scale-up: nodes join a cluster an earlier apply made.
+	scaling := r.made && slices.ContainsFunc(plans, joining)
+	// hook runs a phase of the whole cluster on a master, its error that
+	// master's.
+	hook := func(phase clusterfile.Phase) error {
+		n, hooks, err := r.hookMaster(ctx, phase)
+		if hooks && err == nil {
+			err = r.clusterHook(ctx, n, phase, r.dir.Rootfs())
+		}
+		if i := slices.IndexFunc(plans, func(np NodePlan) bool { return np.Node == n.IP.String() }); err != nil && i >= 0 && errs[i] == nil {
+			errs[i] = err
+		}
+		return err
+	}
 	for stage := range step.Stages {
-		if stage == step.JoinMasters && scaling && errs[first] == nil {
-			// sealer's pre-scaleup: on the first master, before nodes
-			// join the cluster; should it fail, none joins.
-			errs[first] = r.clusterHook(ctx, byIP[plans[first].Node], clusterfile.PhasePreScaleUp, r.dir.Rootfs())
+		if stage == step.JoinMasters && scaling {
+			// sealer's pre-scaleup: on a master, before nodes join the
+			// cluster; should it fail, none joins.
+			if err := hook(clusterfile.PhasePreScaleUp); err != nil {
+				for j, np := range plans {
+					if errs[j] == nil && joining(np) {
+						errs[j] = &NodeError{Node: np.Node, Step: hookName(clusterfile.PhasePreScaleUp), Err: fmt.Errorf("not run: the pre-scaleup hooks failed: %w", err)}
+					}
+				}
+			}
 		}
 		if stage == step.Cluster {
 			removeErrs = ssh.ForEach(ctx, remove, r.opts.Jobs, r.removeNode)
@@ -264,7 +391,9 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]clusterfile.Node
 			}
 			todo = append(todo, i)
 		}
-		if stage > step.Host && first >= 0 && errs[first] != nil {
+		// Before the cluster is made, nothing can join it if its first
+		// node failed; once made, any master will do.
+		if stage > step.Host && first >= 0 && errs[first] != nil && !r.made {
 			for _, j := range todo {
 				if j != first {
 					name := plans[j].Steps[slices.IndexFunc(plans[j].Steps, func(s PlannedStep) bool { return s.step.Stage == stage })].Name
@@ -285,12 +414,12 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]clusterfile.Node
 			errs[i] = stageErrs[k]
 		}
 	}
-	if scaling && errs[first] == nil {
-		// sealer's post-scaleup: on the first master, once a node joined
-		// (the plan's Done flags are still those from before the run).
+	if scaling {
+		// sealer's post-scaleup: on a master, once a node joined (the
+		// plan's Done flags are still those from before the run).
 		for i, np := range plans {
 			if errs[i] == nil && joining(np) {
-				errs[first] = r.clusterHook(ctx, byIP[plans[first].Node], clusterfile.PhasePostScaleUp, r.dir.Rootfs())
+				hook(clusterfile.PhasePostScaleUp)
 				break
 			}
 		}
@@ -306,16 +435,6 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]clusterfile.Node
 		r.report(progress.Event{Node: np.Node, State: progress.StateNodeDone, Elapsed: time.Since(start).Seconds()})
 	}
 	return errs, removeErrs
-}
-
-// scalingUp tells whether an apply makes nodes join a cluster that an
-// earlier apply brought up: the first master's Init step was done before,
-// and a node has a join step still to do.
-func scalingUp(plans []NodePlan, first int) bool {
-	if first < 0 || !slices.ContainsFunc(plans[first].Steps, func(s PlannedStep) bool { return s.step.Stage == step.Init && s.Done }) {
-		return false
-	}
-	return slices.ContainsFunc(plans, joining)
 }
 
 // joining tells whether a node has a step that joins it to the cluster
@@ -335,9 +454,15 @@ func (r *runner) runSteps(ctx context.Context, n clusterfile.Node, np *NodePlan,
 		if s.step.Stage != stage {
 			continue
 		}
-		if s.Done && !r.lost(ctx, t, s.step) {
-			r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateSkipped})
-			continue
+		if s.Done {
+			lost, err := r.lost(ctx, t, s.step)
+			if err != nil {
+				return &NodeError{Node: node, Step: "connect", Err: err}
+			}
+			if !lost {
+				r.report(progress.Event{Node: node, Step: s.Name, State: progress.StateSkipped})
+				continue
+			}
 		}
 		if t.Exec == nil {
 			var err error
@@ -368,37 +493,33 @@ func (r *runner) runSteps(ctx context.Context, n clusterfile.Node, np *NodePlan,
 }
 
 // lost tells whether what a done step left on the node is gone, by its
-// Probe: the step then runs again. A node that cannot be asked keeps its
-// step done.
-func (r *runner) lost(ctx context.Context, t *step.Target, s *step.Step) bool {
+// Probe: the step then runs again. A node that cannot be reached to ask
+// fails (a dead machine is not reported ok); one that answers otherwise
+// than the probe's own way keeps its step done.
+func (r *runner) lost(ctx context.Context, t *step.Target, s *step.Step) (bool, error) {
 	if s.Probe == nil {
-		return false
+		return false, nil
 	}
 	if t.Exec == nil {
 		e, err := r.dial(ctx, t.Node)
 		if err != nil {
-			return false
+			return false, err
 		}
 		t.Exec = e
 	}
 	// Only the probe's own answer says so.
 	var exit *ssh.ExitError
-	return errors.As(t.Exec.Run(ctx, s.Probe(t), nil, nil), &exit) && exit.Status == agent.ExitNotRunning
+	return errors.As(t.Exec.Run(ctx, s.Probe(t), nil, nil), &exit) && exit.Status == agent.ExitNotRunning, nil
 }
 
-// saveOnMaster copies the journal (which holds no secret) to the first
-// master that is reachable, so the state survives this machine.
+// saveOnMaster copies the journal (which holds no secret) to a master that
+// answers (master), so the state survives this machine.
 func (r *runner) saveOnMaster(ctx context.Context) {
-	masters := r.c.Masters()
-	if len(masters) == 0 {
+	if len(r.c.Masters()) == 0 {
 		return
 	}
-	m := masters[0]
-	if !r.journal.Done(m.IP.String(), stepInstallHoist, r.hoistDigest) {
-		return
-	}
-	exec, err := r.dial(ctx, m)
-	if err != nil {
+	exec, ip, err := r.master(ctx)
+	if err != nil || !r.journal.Done(ip, stepInstallHoist, r.hoistDigest) {
 		return
 	}
 	data, err := r.journal.Bytes()

@@ -45,6 +45,7 @@ spec: {type: SHELL, action: post-scaleup, data: echo post-scaleup}
 		r := &runner{c: c, plugins: plugins, opts: Options{Root: root, Jobs: 4, Dial: nodes.dial}, journal: j, dir: nodeDir(c), packed: map[bool]packedTree{}, hoistDigest: strings.Repeat("0", 64)}
 		r.in = withNodes(step.Input{ImageDigest: "sha256:img", Plugins: plugins}, c)
 		r.steps = steps
+		r.membership()
 		r.plan = makePlan(&r.in, r.steps, nil, j, false)
 		res, err := r.apply(context.Background(), nil)
 		if err != nil {

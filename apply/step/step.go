@@ -84,6 +84,10 @@ type Input struct {
 	NoRegistry bool
 	// IPs are the addresses of every node of the Clusterfile, sorted.
 	IPs []string
+	// InitNode is the master that makes the cluster: the first master
+	// until the cluster is made, then the one that made it while it is
+	// listed, then none (every new master joins).
+	InitNode string
 }
 
 // Target is a node a step runs on, and what the engine lends the step.
@@ -132,11 +136,16 @@ type Runtime interface {
 	// Version is the Kubernetes version the runtime installs, "" when its
 	// tool chooses.
 	Version() string
-	// Kubeconfig reads the cluster's admin kubeconfig from a master.
-	Kubeconfig(ctx context.Context, master ssh.Executor) ([]byte, error)
+	// Kubeconfig reads the cluster's admin kubeconfig from a master, one
+	// that reaches the cluster from the machine that runs hoist.
+	Kubeconfig(ctx context.Context, master ssh.Executor, masterIP string) ([]byte, error)
 	// Drain takes a node out of the cluster, from a master, before it is
 	// cleaned.
 	Drain(ctx context.Context, master ssh.Executor, ip string) error
+	// CheckCluster refuses, before any node step runs, what the running
+	// cluster (asked on a master) cannot take from the image: a version it
+	// cannot go to.
+	CheckCluster(ctx context.Context, master ssh.Executor) error
 }
 
 // Image is what a runtime is detected from: the cluster image's tree and

@@ -46,7 +46,7 @@ func (f *applyFlags) add(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.valueFiles, "values", nil, "Helm values FILE for every chart, or APP=FILE for app APP's, over APPENV (repeatable, in order)")
 	fl.StringArrayVar(&f.set, "set", nil, "Helm value k=v for every chart, or APP:k=v for app APP's, after --values (repeatable)")
 	fl.BoolVar(&f.prune, "prune", false, "remove (drain and clean) the hosts applied before that the Clusterfile no longer lists; asks first on a terminal")
-	fl.BoolVar(&f.force, "force", false, "with --prune: remove without asking")
+	fl.BoolVar(&f.force, "force", false, "with --prune: remove without asking, and forget a removed host that cannot be reached once it is out of the cluster")
 }
 
 // nodeBinary is the hoist copied to the nodes: this one, unless
@@ -90,7 +90,7 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *clusterfile.Clusterfile,
 	}
 	a := &apply.Apply{Cluster: c, Plugins: cf.Plugins, Image: apply.Image{Rootfs: img.Rootfs, Digest: img.Digest, Meta: img.Meta},
 		Options: apply.Options{Root: g.root, Binary: binary, Jobs: f.jobs, AcceptNewHostKeys: f.acceptNew,
-			Apps: f.apps, ValueFiles: f.valueFiles, Set: f.set, Prune: f.prune, DryRun: f.dryRun,
+			Apps: f.apps, ValueFiles: f.valueFiles, Set: f.set, Prune: f.prune, Force: f.force, DryRun: f.dryRun,
 			PushTo: f.registry, PushInsecure: !f.tlsVerify}}
 	if f.rewrite {
 		a.RewriteImages = f.registry
@@ -191,7 +191,7 @@ Each node goes through the steps its roles and the image call for, in
 this order:
 ` + wrap(strings.Join(apply.StepNames(), ", "), "  ", 76) + `
 Nodes work in parallel, --jobs at a time. Every finished
-step is recorded in a journal under --root (and copied to the first master),
+step is recorded in a journal under --root (and copied to a master),
 so running apply again after a failure or an interruption does only what is
 left. A node that fails stops there; the others go on, and apply ends
 non-zero with a line per node. Hosts added to the Clusterfile are installed.
@@ -637,7 +637,8 @@ func newKubeconfigCommand(g *globalOptions) *cobra.Command {
 		Use:   "kubeconfig -f Clusterfile",
 		Short: "Print the admin kubeconfig of a cluster hoist brought up",
 		Long: `Print the admin kubeconfig of a Kubernetes cluster that hoist brought
-up, read from its first master over SSH (hoist keeps no copy of it):
+up, read over SSH from a master that answers, with the address of that
+master's API server (hoist keeps no copy of it):
 
   hoist kubeconfig -f Clusterfile > admin.conf && kubectl --kubeconfig admin.conf get nodes`,
 		Args: cobra.NoArgs,

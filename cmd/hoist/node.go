@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hoistdev/hoist/agent"
+	"github.com/hoistdev/hoist/agent/lb"
 	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/layout"
 )
@@ -31,6 +32,7 @@ func newNodeCommand() *cobra.Command {
 		registryStop:  func(cmd *cobra.Command, c agent.RegistryStopCmd) error { return c.Run(cmd.Context()) },
 		mirrors:       func(cmd *cobra.Command, c agent.MirrorsCmd) error { return c.Run(cmd.InOrStdin()) },
 		clean:         func(cmd *cobra.Command, c agent.CleanCmd) error { return c.Run(cmd.Context()) },
+		endpoint:      func(cmd *cobra.Command, c lb.EndpointCmd) error { return c.Run(cmd.Context()) },
 		serviceStatus: func(cmd *cobra.Command, c agent.ServiceStatusCmd) error {
 			stopped, err := c.Run(cmd.Context())
 			if err != nil {
@@ -55,6 +57,7 @@ type nodeRuns struct {
 	registryStop  func(*cobra.Command, agent.RegistryStopCmd) error
 	mirrors       func(*cobra.Command, agent.MirrorsCmd) error
 	clean         func(*cobra.Command, agent.CleanCmd) error
+	endpoint      func(*cobra.Command, lb.EndpointCmd) error
 	serviceStatus func(*cobra.Command, agent.ServiceStatusCmd) error
 }
 
@@ -95,12 +98,12 @@ func nodeCommand(runs nodeRuns) *cobra.Command {
 	clean.CertsDir, clean.HostsFile = layout.CertsDir, layout.HostsFile
 	cleanCmd := &cobra.Command{
 		Use:   "clean --cluster NAME --dir DIR",
-		Short: "Stop the registry, remove the hosts entry, the mirror files and DIR",
+		Short: "Stop the registry and the API server balancer, remove their hosts entries, the mirror files and DIR",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runs.clean(cmd, clean) },
 	}
 	bindFlags(cleanCmd, clean.Flags())
-	cmd.AddCommand(unpackCmd, digestCmd, blobsCmd, newNodeRegistryCommand(runs), newNodeMirrorsCommand(runs), cleanCmd, newNodeSuperviseCommand(), newNodeServiceCommand(runs))
+	cmd.AddCommand(unpackCmd, digestCmd, blobsCmd, newNodeRegistryCommand(runs), newNodeMirrorsCommand(runs), cleanCmd, newNodeSuperviseCommand(), newNodeServiceCommand(runs), newNodeLBCommand(), newNodeEndpointCommand(runs))
 	return cmd
 }
 
@@ -153,6 +156,32 @@ func newNodeMirrorsCommand(runs nodeRuns) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runs.mirrors(cmd, mirrors) },
 	}
 	bindFlags(cmd, mirrors.Flags())
+	return cmd
+}
+
+func newNodeEndpointCommand(runs nodeRuns) *cobra.Command {
+	endpoint := lb.EndpointCmd{HostsFile: layout.HostsFile}
+	cmd := &cobra.Command{
+		Use:   "endpoint --cluster NAME --state-dir DIR --name NAME --listen 127.0.0.1:PORT --backends IP:PORT,...",
+		Short: "Map the API servers' name to this node's balancer of them, started or updated",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runs.endpoint(cmd, endpoint) },
+	}
+	bindFlags(cmd, endpoint.Flags())
+	return cmd
+}
+
+// newNodeLBCommand is the node's load balancer in front of the API
+// servers, run as a node service: it serves until SIGTERM or SIGINT.
+func newNodeLBCommand() *cobra.Command {
+	var c lb.Cmd
+	cmd := &cobra.Command{
+		Use:   "lb --listen ADDR --backends FILE [--ca FILE]",
+		Short: "Forward TCP connections to the healthy API servers listed in FILE",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return c.Run(cmd.Context(), cmd.ErrOrStderr()) },
+	}
+	bindFlags(cmd, c.Flags())
 	return cmd
 }
 

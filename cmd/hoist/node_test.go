@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hoistdev/hoist/agent"
+	"github.com/hoistdev/hoist/agent/lb"
 	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/layout"
 )
@@ -85,6 +86,7 @@ func nodeLineRoot(t *testing.T, got *any) *cobra.Command {
 		registryStop:  record[agent.RegistryStopCmd](got),
 		mirrors:       record[agent.MirrorsCmd](got),
 		clean:         record[agent.CleanCmd](got),
+		endpoint:      record[lb.EndpointCmd](got),
 		serviceStatus: record[agent.ServiceStatusCmd](got),
 	}))
 	root.SetOut(io.Discard)
@@ -130,6 +132,7 @@ func TestNodeCommandLines(t *testing.T) {
 			agent.MirrorsCmd{Cluster: v, Registry: v, RegistryIP: v, Hosts: []string{v, "docker.io"}, CertsDir: v, HostsFile: v, Record: v},
 			agent.CleanCmd{Cluster: v, Dir: v, CertsDir: v + "c", HostsFile: v + "h"},
 			agent.ServiceStatusCmd{Names: []string{v, "--state-dir=x", "-h", "kubelet"}, StateDir: v},
+			lb.EndpointCmd{Cluster: v, StateDir: v, Name: v, Listen: v, Backends: []string{v, "10.0.0.1:6443"}, HostsFile: v + "h"},
 		} {
 			if got := bindLine(t, want.Args()); !reflect.DeepEqual(got, want) {
 				t.Errorf("hoist %q bound\n%#v\nwant\n%#v", want.Args(), got, want)
@@ -145,6 +148,7 @@ func TestNodeCommandLines(t *testing.T) {
 		{agent.RegistryStartCmd{Cluster: "demo"}, agent.RegistryStartCmd{Cluster: "demo", Port: clusterfile.DefaultRegPort}},
 		{agent.MirrorsCmd{Cluster: "demo"}, agent.MirrorsCmd{Cluster: "demo", CertsDir: layout.CertsDir, HostsFile: layout.HostsFile}},
 		{agent.CleanCmd{Cluster: "demo"}, agent.CleanCmd{Cluster: "demo", CertsDir: layout.CertsDir, HostsFile: layout.HostsFile}},
+		{lb.EndpointCmd{Cluster: "demo"}, lb.EndpointCmd{Cluster: "demo", HostsFile: layout.HostsFile}},
 	} {
 		if got := bindLine(t, tc.line.Args()); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("hoist %q bound\n%#v\nwant\n%#v", tc.line.Args(), got, tc.want)

@@ -369,6 +369,15 @@ nodeRegistration:
 	fmt.Printf("nodes Ready: %d/%d, app pods Running: %d/%d\n", count(ready), 2, appRunning, appPods)
 	t.Logf("apply to Ready: %s", applyToReady.Round(time.Second))
 
+	// An image of an older Kubernetes (here the Clusterfile's own
+	// kubernetesVersion) is refused, naming both versions, before any
+	// node step runs.
+	writeClusterfile(one, []testbed.Node{worker}, "---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.37.1\n")
+	if out, err := apply(); err == nil || !strings.Contains(out, "the cluster runs Kubernetes v1.37.2, the image v1.37.1: a downgrade") || strings.Contains(out, " start") {
+		t.Errorf("apply of an older Kubernetes: %v; want it refused before any step", err)
+	}
+	writeClusterfile(one, []testbed.Node{worker}, "")
+
 	// The worker's machine dies and comes back without its services (no
 	// systemd to start them): apply again finds them gone, starts them
 	// and waits for the node; its pods run again.

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
+	"slices"
 	"strings"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -250,17 +250,39 @@ func (c *Config) doc(kind, apiVersion string) map[string]any {
 
 const kubeadmAPI = "kubeadm.k8s.io/v1beta4"
 
+// The control plane's name on every node when the Clusterfile names no
+// endpoint of its own (controlPlaneEndpoint): it resolves to the loopback
+// address where hoist's balancer (hoist node lb) forwards to every healthy
+// API server, on masters and workers alike. Not 6443: a master's own API
+// server listens there on every address.
+const (
+	LocalEndpointName   = "apiserver.cluster.local"
+	LocalEndpointListen = "127.0.0.1:6444"
+)
+
+// ExternalEndpoint tells whether the configuration names the control
+// plane's endpoint (a load balancer or a VIP of the site's): then no
+// node runs hoist's balancer.
+func (c *Config) ExternalEndpoint() bool {
+	return c.Get(KindCluster, "controlPlaneEndpoint") != ""
+}
+
 // Endpoint is the control plane's address: ClusterConfiguration's
-// controlPlaneEndpoint, or the first master's address and port.
-func (c *Config) Endpoint(firstMaster string) string {
+// controlPlaneEndpoint, or the local name and the balancer's port.
+func (c *Config) Endpoint() string {
 	if e := c.Get(KindCluster, "controlPlaneEndpoint"); e != "" {
 		return e
 	}
-	port := 6443
+	_, port, _ := net.SplitHostPort(LocalEndpointListen)
+	return net.JoinHostPort(LocalEndpointName, port)
+}
+
+// APIServerPort is the port every master's API server listens on.
+func (c *Config) APIServerPort() int {
 	if p, ok := lookup(c.docs[KindInit], []string{"localAPIEndpoint", "bindPort"}).(float64); ok && p > 0 {
-		port = int(p)
+		return int(p)
 	}
-	return net.JoinHostPort(firstMaster, strconv.Itoa(port))
+	return 6443
 }
 
 // Init is the configuration of kubeadm init on the first master (and of
@@ -277,8 +299,21 @@ func (c *Config) Init(nodeIP, certificateKey string) ([]byte, error) {
 	addKubeletArg(reg, "node-ip", nodeIP)
 	cluster := cc.doc(KindCluster, kubeadmAPI)
 	// Masters that join later reach the control plane through this
-	// address, which must then be fixed from the start.
-	setDefault(cluster, "controlPlaneEndpoint", c.Endpoint(nodeIP))
+	// address, which must then be fixed from the start: a name, so that
+	// the cluster does not depend on any one master.
+	if !c.ExternalEndpoint() {
+		cluster["controlPlaneEndpoint"] = c.Endpoint()
+		// The balancer passes TLS through: every API server's
+		// certificate names the endpoint, and the loopback address.
+		sans := child(cluster, "apiServer")
+		list, _ := sans["certSANs"].([]any)
+		for _, n := range []string{LocalEndpointName, "127.0.0.1"} {
+			if !slices.Contains(list, any(n)) {
+				list = append(list, n)
+			}
+		}
+		sans["certSANs"] = list
+	}
 	return cc.write(KindInit, KindCluster, KindKubelet, KindKubeProxy)
 }
 

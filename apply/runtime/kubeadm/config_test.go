@@ -87,8 +87,16 @@ func TestMergeAndInit(t *testing.T) {
 	if net["podSubnet"] != "172.20.0.0/16" || net["serviceSubnet"] != "10.96.0.0/12" {
 		t.Errorf("networking not merged key by key: %v", net)
 	}
-	if cluster["controlPlaneEndpoint"] != "192.0.2.10:6443" {
+	// No endpoint in the Clusterfile: the local name, balanced on every
+	// node, which every API server's certificate names.
+	if cluster["controlPlaneEndpoint"] != "apiserver.cluster.local:6444" {
 		t.Errorf("controlPlaneEndpoint = %v", cluster["controlPlaneEndpoint"])
+	}
+	if sans, _ := json.Marshal(cluster["apiServer"].(map[string]any)["certSANs"]); string(sans) != `["api.example.com","apiserver.cluster.local","127.0.0.1"]` {
+		t.Errorf("certSANs = %s", sans)
+	}
+	if c.ExternalEndpoint() {
+		t.Error("an endpoint of the Clusterfile's without one")
 	}
 	if cluster["kubernetesVersion"] != "@KUBERNETES_VERSION@" {
 		t.Errorf("the image's kubernetesVersion was lost: %v", cluster["kubernetesVersion"])
@@ -126,8 +134,16 @@ func TestJoin(t *testing.T) {
 		raw(t, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: api.example.com:6443\n"),
 		raw(t, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery: {file: {kubeConfigPath: /x.conf}, tlsBootstrapToken: old.0123456789abcdef}\n"),
 	})
-	if got := c.Endpoint("192.0.2.10"); got != "api.example.com:6443" {
+	if got := c.Endpoint(); got != "api.example.com:6443" || !c.ExternalEndpoint() {
 		t.Errorf("Endpoint = %s, want the Clusterfile's", got)
+	}
+	// With an endpoint of its own, init sets no local name.
+	data, err := c.Init("192.0.2.10", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cl := docs(t, data)[KindCluster]; cl["controlPlaneEndpoint"] != "api.example.com:6443" || cl["apiServer"] != nil {
+		t.Errorf("init with an external endpoint: %v", cl)
 	}
 	worker, err := c.Join("192.0.2.11", "192.0.2.10:6443", "abcdef.0123456789abcdef", "sha256:00", "")
 	if err != nil {

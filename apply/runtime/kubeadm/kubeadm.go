@@ -182,11 +182,21 @@ type JoinInput struct {
 	Endpoint, Token, CACertHash, CertificateKey string
 }
 
-// NewJoinInput asks the first master for a fresh bootstrap token and the
-// CA's hash; for a master, it also uploads the control-plane certificates
-// again under a new key (the uploaded ones expire after two hours).
+// NewJoinInput asks a master of the cluster for its endpoint, a fresh
+// bootstrap token and the CA's hash; for a master, it also uploads the
+// control-plane certificates again under a new key (the uploaded ones
+// expire after two hours). The endpoint is the cluster's own (its admin
+// kubeconfig's server): a cluster made before hoist named its endpoint
+// keeps its first master's address.
 func (k *Runtime) NewJoinInput(ctx context.Context, master ssh.Executor, masterIP string, controlPlane bool) (JoinInput, error) {
-	in := JoinInput{Endpoint: k.Config.Endpoint(masterIP)}
+	var in JoinInput
+	admin, err := ssh.Output(ctx, master, "cat "+AdminConf)
+	if err != nil {
+		return in, err
+	}
+	if in.Endpoint, err = serverOf(admin); err != nil {
+		return in, fmt.Errorf("%s: %w", AdminConf, err)
+	}
 	out, err := ssh.Output(ctx, master, "kubeadm token create --ttl 30m")
 	if err != nil {
 		return in, fmt.Errorf("kubeadm token create: %w", err)
@@ -429,8 +439,9 @@ func (k *Runtime) Configure(ctx context.Context, master ssh.Executor, ip string,
 	return nil
 }
 
-// Drain moves the pods off the node with this address and deletes it from
-// the cluster; a node the cluster does not know is already gone.
+// Drain moves the pods off the node with this address, deletes it from
+// the cluster and takes its etcd member out (RemoveMember); a node the
+// cluster does not know is already gone, but for its member perhaps.
 func (k *Runtime) Drain(ctx context.Context, master ssh.Executor, ip string) error {
 	nodes, err := k.Nodes(ctx, master)
 	if err != nil {
@@ -438,7 +449,7 @@ func (k *Runtime) Drain(ctx context.Context, master ssh.Executor, ip string) err
 	}
 	n, ok := find(nodes, ip)
 	if !ok {
-		return nil
+		return k.RemoveMember(ctx, master, ip)
 	}
 	name := ssh.Quote(n.Name)
 	// A node that is not Ready (a dead machine) cannot let its pods go:
@@ -451,7 +462,7 @@ func (k *Runtime) Drain(ctx context.Context, master ssh.Executor, ip string) err
 	if err := master.Run(ctx, k.kubectl("delete node "+name+" >&2"), nil, nil); err != nil {
 		return fmt.Errorf("delete node %s: %w", n.Name, err)
 	}
-	return nil
+	return k.RemoveMember(ctx, master, ip)
 }
 
 // CACertHash is kubeadm's discovery hash of a CA certificate: the sha256

@@ -3,6 +3,11 @@ package kubeadm
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hoistdev/hoist/apply/clusterfile"
 	"github.com/hoistdev/hoist/apply/ssh"
@@ -11,11 +16,12 @@ import (
 
 // The runtime's steps, in the order they run on a node.
 const (
-	StepNode    = "kube-node"    // binaries, containerd, kubelet service
-	StepInit    = "kube-init"    // kubeadm init, first master
-	StepJoin    = "kube-join"    // kubeadm join, every other node
-	StepNetwork = "kube-network" // hoist's pod network: bridge and routes
-	StepReady   = "kube-ready"   // Ready, then labels and taints
+	StepNode     = "kube-node"     // binaries, containerd, kubelet service
+	StepEndpoint = "kube-endpoint" // the control plane's name, balanced on the node
+	StepInit     = "kube-init"     // kubeadm init, on the master that makes the cluster
+	StepJoin     = "kube-join"     // kubeadm join, every other node
+	StepNetwork  = "kube-network"  // hoist's pod network: bridge and routes
+	StepReady    = "kube-ready"    // Ready, then labels and taints
 )
 
 // Detect is the runtime of an image that has etc/kubeadm.yaml; the
@@ -44,7 +50,7 @@ func (*Runtime) Detect(c clusterfile.Cluster, image step.Image) (step.Runtime, e
 
 // Steps lists the runtime's node steps; the zero Runtime lists them all.
 func (k *Runtime) Steps() []step.Step {
-	steps := []step.Step{nodeStep(k), initStep(k), joinStep(k, step.JoinMasters), joinStep(k, step.JoinWorkers)}
+	steps := []step.Step{nodeStep(k), endpointStep(k), initStep(k), joinStep(k, step.JoinMasters), joinStep(k, step.JoinWorkers)}
 	if !k.OwnCNI {
 		steps = append(steps, networkStep(k))
 	}
@@ -59,7 +65,65 @@ func (k *Runtime) Version() string {
 	return k.Config.Get(KindCluster, "kubernetesVersion")
 }
 
-// Kubeconfig returns the cluster's admin kubeconfig, from a master.
-func (k *Runtime) Kubeconfig(ctx context.Context, master ssh.Executor) ([]byte, error) {
-	return ssh.Output(ctx, master, "cat "+AdminConf)
+// Kubeconfig returns the cluster's admin kubeconfig, from a master. Its
+// server is the control plane's endpoint, unless that is the local name,
+// which resolves on the nodes only: then it is that master's own API
+// server, which its certificate names.
+func (k *Runtime) Kubeconfig(ctx context.Context, master ssh.Executor, masterIP string) ([]byte, error) {
+	data, err := ssh.Output(ctx, master, "cat "+AdminConf)
+	if err != nil {
+		return nil, err
+	}
+	port := 6443
+	if k.Config != nil {
+		port = k.Config.APIServerPort()
+	}
+	return serverFromNodes(data, net.JoinHostPort(masterIP, strconv.Itoa(port)))
+}
+
+// serverFromNodes is the kubeconfig with every cluster whose server is the
+// local name pointed at address instead.
+func serverFromNodes(kubeconfig []byte, address string) ([]byte, error) {
+	cfg, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", AdminConf, err)
+	}
+	changed := false
+	for name, c := range cfg.Clusters {
+		u, err := url.Parse(c.Server)
+		if err != nil {
+			return nil, fmt.Errorf("%s: cluster %q: server %q: %w", AdminConf, name, c.Server, err)
+		}
+		if u.Hostname() == LocalEndpointName {
+			u.Host = address
+			c.Server = u.String()
+			changed = true
+		}
+	}
+	if !changed {
+		return kubeconfig, nil
+	}
+	return clientcmd.Write(*cfg)
+}
+
+// serverOf is the address (host:port) of the server of a kubeconfig's
+// current context.
+func serverOf(kubeconfig []byte) (string, error) {
+	cfg, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		return "", err
+	}
+	ctx, ok := cfg.Contexts[cfg.CurrentContext]
+	if !ok {
+		return "", fmt.Errorf("no current context %q", cfg.CurrentContext)
+	}
+	c, ok := cfg.Clusters[ctx.Cluster]
+	if !ok {
+		return "", fmt.Errorf("context %q: no cluster %q", cfg.CurrentContext, ctx.Cluster)
+	}
+	u, err := url.Parse(c.Server)
+	if err != nil || u.Scheme != "https" || u.Port() == "" {
+		return "", fmt.Errorf("cluster %q: server %q is not https://HOST:PORT", ctx.Cluster, c.Server)
+	}
+	return u.Host, nil
 }

@@ -18,26 +18,26 @@ func joinKey(n clusterfile.Node) string {
 }
 
 // joinStep runs kubeadm join on the nodes of its stage: the masters but
-// the first (one at a time: etcd grows one member at a time), or the
-// workers.
+// the one that makes the cluster (one at a time: etcd grows one member at
+// a time), or the workers. Any master of the cluster gives the token.
 func joinStep(k *Runtime, stage step.Stage) step.Step {
 	return step.Step{
 		Name:  StepJoin,
 		Stage: stage,
 		Key: func(in *step.Input, n clusterfile.Node) (string, bool) {
 			if n.IsMaster() {
-				return joinKey(n), stage == step.JoinMasters && n.IP != in.Cluster.Masters()[0].IP
+				return joinKey(n), stage == step.JoinMasters && n.IP.String() != in.InitNode
 			}
 			return joinKey(n), stage == step.JoinWorkers
 		},
 		Run: func(ctx context.Context, t *step.Target) error {
 			master, masterIP, err := t.Master(ctx)
 			if err != nil {
-				return fmt.Errorf("the first master: %w", err)
+				return fmt.Errorf("a master of the cluster: %w", err)
 			}
 			in, err := k.NewJoinInput(ctx, master, masterIP, t.Node.IsMaster())
 			if err != nil {
-				return fmt.Errorf("on the first master %s: %w", masterIP, err)
+				return fmt.Errorf("on the master %s: %w", masterIP, err)
 			}
 			return k.Join(ctx, t.Exec, t.Node.IP.String(), in)
 		},

@@ -24,7 +24,7 @@ func networkStep(k *Runtime) step.Step {
 		Run: func(ctx context.Context, t *step.Target) error {
 			master, _, err := t.Master(ctx)
 			if err != nil {
-				return fmt.Errorf("the first master: %w", err)
+				return fmt.Errorf("a master of the cluster: %w", err)
 			}
 			// Every node that has joined, so far, gets a route here.
 			var joined []string

@@ -23,7 +23,7 @@ func readyStep(k *Runtime) step.Step {
 		Run: func(ctx context.Context, t *step.Target) error {
 			master, _, err := t.Master(ctx)
 			if err != nil {
-				return fmt.Errorf("the first master: %w", err)
+				return fmt.Errorf("a master of the cluster: %w", err)
 			}
 			ip := t.Node.IP.String()
 			if err := k.WaitReady(ctx, master, t.Exec, ip); err != nil {
