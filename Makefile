@@ -66,12 +66,14 @@ demo: example
 # cached rebuild in process against opening the store; moving 20 images
 # into an air gap (build + save against skopeo + zstd, sizes, --since);
 # re-applying a version that changed one of them to a node of the test bed
-# (as root) against the first apply.
+# (as root) against the first apply; a transfer through the API server
+# balancer against a direct one.
 bench: build
 	bench/rebuild.sh
 	$(GO) test -run '^$$' -bench 'Bundle|CachedRebuild' -benchtime 3x ./build
 	$(GO) test -run '^$$' -bench Transport -benchtime 1x -timeout 60m ./build
 	$(GO) test -run '^$$' -bench Redistribute -benchtime 3x -timeout 30m ./apply
+	$(GO) test -run '^$$' -bench LB -benchtime 3x ./agent/lb
 
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \

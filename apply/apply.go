@@ -47,7 +47,8 @@ type Options struct {
 	// is forgotten once it is out of the cluster, rather than failed.
 	Force bool
 	// DryRun: Plan writes nothing (no PKI, no lock), checks KUBEVERSION
-	// and asks the cluster what the apps would change.
+	// and the running cluster's version, and asks the cluster what the
+	// apps would change.
 	DryRun bool
 	// Apps replaces the image's LAUNCH list; ValueFiles and Set are Helm
 	// values: FILE and K=V for every chart, APP=FILE and APP:K=V for one
@@ -151,6 +152,9 @@ func (a *Apply) Plan(ctx context.Context) (*Plan, error) {
 	a.r, a.plan = r, &r.plan
 	if a.DryRun {
 		if err := r.checkKubeVersion(ctx); err != nil {
+			return nil, err
+		}
+		if err := r.checkCluster(ctx); err != nil {
 			return nil, err
 		}
 		a.plan.PreviewErr = previewApps(ctx, a.Cluster, a.Image, a.Options, a.plan)

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,31 +39,6 @@ func nodeBinDir(t *testing.T) string {
 		t.Fatalf("%s: %v", script, err)
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "bin")
-}
-
-// backupEvents records what a backup reports.
-type backupEvents struct {
-	mu  sync.Mutex
-	all []progress.Event
-}
-
-func (e *backupEvents) Report(ev progress.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.all = append(e.all, ev)
-}
-
-func (e *backupEvents) Close() {}
-
-func (e *backupEvents) has(node, step, state string) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, ev := range e.all {
-		if ev.Node == node && ev.Step == step && ev.State == state {
-			return true
-		}
-	}
-	return false
 }
 
 func TestDefaultBackupName(t *testing.T) {
@@ -242,7 +216,7 @@ etcd: {local: {imageTag: 3.7.3-0}}
 
 	// Backup: the master that is down first, then the first that answers.
 	opts := Options{Root: root, AcceptNewHostKeys: true}
-	rec := &backupEvents{}
+	rec := &events{}
 	good := filepath.Join(out, "bk.hoist-backup")
 	b := &Backup{Cluster: parse("bk", down, m0, m1), File: good, Options: opts}
 	b.Reporter = rec

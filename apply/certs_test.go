@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -38,17 +37,10 @@ func nodeKubeadm(t *testing.T) (string, string) {
 			version = v
 		}
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: a test bed of nodes, and images/kubernetes/binaries.sh makes kubeadm as root (CI runs as root)")
-	}
-	out, err := exec.Command("sh", script).Output()
-	if err != nil {
-		t.Fatalf("%s: %v", script, err)
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "bin", "kubeadm"), version
+	return filepath.Join(nodeBinDir(t), "kubeadm"), version
 }
 
-// events records what a renew reports.
+// events records what a renew or a backup reports.
 type events struct {
 	mu  sync.Mutex
 	all []progress.Event
@@ -71,6 +63,11 @@ func (e *events) find(node, step, state string) (progress.Event, bool) {
 		}
 	}
 	return progress.Event{}, false
+}
+
+func (e *events) has(node, step, state string) bool {
+	_, ok := e.find(node, step, state)
+	return ok
 }
 
 // TestCerts: masters of a real test bed (sshd) with the real kubeadm and

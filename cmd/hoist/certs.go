@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -33,7 +34,9 @@ type certsFlags struct {
 func (f *certsFlags) add(cmd *cobra.Command, outputs string) {
 	fl := cmd.Flags()
 	fl.StringVarP(&f.file, "file", "f", "Clusterfile", "the Clusterfile")
-	fl.StringVarP(&f.output, "output", "o", "", "output format: "+outputs)
+	fl.StringVar(&f.output, "format", "", "output: "+outputs+" (as hoist's other commands)")
+	// kubectl's spelling.
+	fl.StringVarP(&f.output, "output", "o", "", "the same as --format")
 	fl.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust hosts not yet in hoist's known_hosts")
 }
 
@@ -64,8 +67,11 @@ not renewed.`,
   hoist certs check -f Clusterfile --warn-within 60d -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("format") && cmd.Flags().Changed("output") {
+				return errors.New("--format and --output (-o) are one flag: give one")
+			}
 			if f.output != "" && f.output != "table" && f.output != "json" {
-				return fmt.Errorf("--output %q: want table or json", f.output)
+				return fmt.Errorf("--format %q: want table or json", f.output)
 			}
 			c, err := f.certs(g)
 			if err != nil {
@@ -226,8 +232,11 @@ interrupted restart left out. Certificate authorities are not renewed.`,
   hoist certs renew -f Clusterfile && hoist certs check -f Clusterfile`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("format") && cmd.Flags().Changed("output") {
+				return errors.New("--format and --output (-o) are one flag: give one")
+			}
 			if f.output != "" && f.output != "text" && f.output != "json" {
-				return fmt.Errorf("--output %q: want text or json", f.output)
+				return fmt.Errorf("--format %q: want text or json", f.output)
 			}
 			c, err := f.certs(g)
 			if err != nil {

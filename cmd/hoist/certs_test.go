@@ -92,10 +92,11 @@ func TestCertsFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"check", "-o", "yaml"}, `--output "yaml": want table or json`},
+		{[]string{"check", "-o", "yaml"}, `--format "yaml": want table or json`},
+		{[]string{"check", "--format", "json", "-o", "json"}, `--format and --output (-o) are one flag: give one`},
 		{[]string{"check", "--warn-within", "1 month"}, `"1 month": want days (30d) or a duration (12h)`},
 		{[]string{"check", "--warn-within", "-3d"}, `"-3d": want a number of days`},
-		{[]string{"renew", "-o", "table"}, `--output "table": want text or json`},
+		{[]string{"renew", "--format", "table"}, `--format "table": want text or json`},
 		{[]string{"check", "-f", filepath.Join(t.TempDir(), "none")}, "no such file"},
 	} {
 		args := append([]string{"certs"}, c.args...)
