@@ -23,8 +23,9 @@ import (
 )
 
 // kubeBinaries is the directory of the etcd and kube-apiserver that
-// test/kube/build.sh builds, or the test is skipped: building them takes
-// ten minutes, which a unit test does not start.
+// test/kube/build.sh builds (make kube, before make test's tests: building
+// them takes ten minutes, which a unit test does not start); without them
+// the test fails, as fixture.APIServer does.
 func kubeBinaries(t *testing.T) string {
 	t.Helper()
 	cache := os.Getenv("KUBE_CACHE")
@@ -34,7 +35,7 @@ func kubeBinaries(t *testing.T) string {
 	dir := filepath.Join(cache, "v1.37.2")
 	for _, b := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-			t.Skipf("no %s in %s: run test/kube/build.sh to build it (%v)", b, dir, err)
+			t.Fatalf("no %s in %s: make kube (test/kube/build.sh) builds it, as make test does (%v)", b, dir, err)
 		}
 	}
 	return dir

@@ -37,14 +37,7 @@ func TestKubernetesHA(t *testing.T) {
 		os.RemoveAll(clusterimage.RunRoot(e.root))
 	})
 	start := time.Now()
-	build := exec.Command("images/kubernetes/build.sh", baseImage)
-	build.Dir = repoRoot(t)
-	build.Env = append(os.Environ(), "HOIST="+e.hoist, "ROOT="+e.root)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("images/kubernetes/build.sh: %v\n%s", err, out)
-	}
-	bins := strings.TrimSpace(e.run("images/kubernetes/binaries.sh"))
-	e.kubectl = filepath.Join(bins, "bin", "kubectl")
+	bins := e.buildBase()
 	images, err := os.ReadFile(filepath.Join(bins, "images.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -77,26 +70,12 @@ spec:
   # The registry on every master too: the first one is not special.
   registry:
     nodes: [%[3]s]
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: InitConfiguration
-nodeRegistration:
-  ignorePreflightErrors: [all]
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: JoinConfiguration
-nodeRegistration:
-  ignorePreflightErrors: [all]
-`, baseImage, key, strings.Join(ips, ", "), worker.IP)
+%[5]s`, baseImage, key, strings.Join(ips, ", "), worker.IP, testBedKubeadm)
 		if err := os.WriteFile(clusterfile, []byte(cf), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	apply := func(flags ...string) (string, error) {
-		out, err := exec.Command(e.hoist, append([]string{"--root", e.root, "apply", "-f", clusterfile, "--accept-new-host-keys"}, flags...)...).CombinedOutput()
-		t.Logf("hoist apply %s:\n%s", strings.Join(flags, " "), out)
-		return string(out), err
-	}
+	apply := func(flags ...string) (string, error) { return e.apply(clusterfile, flags...) }
 	kubeconfig := filepath.Join(e.dir, "admin.conf")
 	// fetch writes the kubeconfig hoist gives now, and tells whether the
 	// API server answers with it.

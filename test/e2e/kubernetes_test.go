@@ -153,6 +153,45 @@ func (e *env) waitPods(kubeconfig string, timeout time.Duration) podList {
 	}
 }
 
+// buildBase builds the Kubernetes base image into the test's store, and
+// points e.kubectl at the node binaries' kubectl; it returns their
+// directory.
+func (e *env) buildBase() string {
+	e.t.Helper()
+	e.t.Log("building the Kubernetes base image (images/kubernetes/build.sh)")
+	build := exec.Command("images/kubernetes/build.sh", baseImage)
+	build.Dir = repoRoot(e.t)
+	build.Env = append(os.Environ(), "HOIST="+e.hoist, "ROOT="+e.root)
+	if out, err := build.CombinedOutput(); err != nil {
+		e.t.Fatalf("images/kubernetes/build.sh: %v\n%s", err, out)
+	}
+	bins := strings.TrimSpace(e.run("images/kubernetes/binaries.sh"))
+	e.kubectl = filepath.Join(bins, "bin", "kubectl")
+	return bins
+}
+
+// apply runs hoist apply of the Clusterfile, its output logged.
+func (e *env) apply(clusterfile string, flags ...string) (string, error) {
+	out, err := exec.Command(e.hoist, append([]string{"--root", e.root, "apply", "-f", clusterfile, "--accept-new-host-keys"}, flags...)...).CombinedOutput()
+	e.t.Logf("hoist apply %s:\n%s", strings.Join(flags, " "), out)
+	return string(out), err
+}
+
+// testBedKubeadm are the kubeadm documents of the tests' Clusterfiles: the
+// test bed's nodes have no br_netfilter sysfs, swap checks or systemd to
+// please kubeadm's preflight; merged over the image's defaults.
+const testBedKubeadm = `---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+nodeRegistration:
+  ignorePreflightErrors: [all]
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+nodeRegistration:
+  ignorePreflightErrors: [all]
+`
+
 func TestKubernetesEndToEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: kube test bed nodes (namespaces, mounts, cgroups; CI runs as root)")
@@ -173,15 +212,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	os.RemoveAll(filepath.Join(e.root, "clusters", "e2e"))
 
 	start := time.Now()
-	t.Log("building the Kubernetes base image (images/kubernetes/build.sh)")
-	build := exec.Command("images/kubernetes/build.sh", baseImage)
-	build.Dir = repoRoot(t)
-	build.Env = append(os.Environ(), "HOIST="+e.hoist, "ROOT="+e.root)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("images/kubernetes/build.sh: %v\n%s", err, out)
-	}
-	bins := strings.TrimSpace(e.run("images/kubernetes/binaries.sh"))
-	e.kubectl = filepath.Join(bins, "bin", "kubectl")
+	e.buildBase()
 	t.Logf("base image built in %s", time.Since(start).Round(time.Second))
 
 	// The app's own image, built by hoist FROM scratch and served where
@@ -253,29 +284,13 @@ spec:
       strategy: merge
       data: |
         metadata: {labels: {acme.example/from: application}}
----
-# The test bed's nodes have no br_netfilter sysfs, swap checks or
-# systemd to please kubeadm's preflight: merged over the image's defaults.
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: InitConfiguration
-nodeRegistration:
-  ignorePreflightErrors: [all]
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: JoinConfiguration
-nodeRegistration:
-  ignorePreflightErrors: [all]
-%s`, key, ips(masters), ips(workers), joinExtra)
+%s%s`, key, ips(masters), ips(workers), testBedKubeadm, joinExtra)
 		if err := os.WriteFile(clusterfile, []byte(cf), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	kubeconfig := filepath.Join(e.dir, "admin.conf")
-	apply := func(flags ...string) (string, error) {
-		out, err := exec.Command(e.hoist, append([]string{"--root", e.root, "apply", "-f", clusterfile, "--accept-new-host-keys"}, flags...)...).CombinedOutput()
-		t.Logf("hoist apply %s:\n%s", strings.Join(flags, " "), out)
-		return string(out), err
-	}
+	apply := func(flags ...string) (string, error) { return e.apply(clusterfile, flags...) }
 	applied := func(flags ...string) {
 		t.Helper()
 		if _, err := apply(flags...); err != nil {
