@@ -91,7 +91,8 @@ kube:
 
 # The Kubernetes base image (images/kubernetes): binaries cached by version
 # in /var/cache/hoist-kube (cold: about 10 minutes from sources), then the
-# component images and the base image built into $(ROOT).
+# component images and the base image built into $(ROOT). Another version:
+# make kubernetes-image KUBERNETES_VERSION=v1.36.3 (make exports it).
 kubernetes-image: build
 	HOIST=bin/hoist ROOT=$(ROOT) images/kubernetes/build.sh
 
@@ -99,8 +100,9 @@ kubernetes-image: build
 # (1 master, 2 workers): nodes and pods shown, then deleted. KEEP=1 leaves
 # the cluster up (test/testbed/clean.sh removes it).
 demo-kubernetes: kubernetes-image
-	KUBE_CACHE_DIR=$$(images/kubernetes/binaries.sh) $(GO) run ./test/demo --kubernetes \
-		--hoist bin/hoist --root $(ROOT) --image hoist.dev/kubernetes:v1.37.2 $(if $(KEEP),--keep)
+	dir=$$(images/kubernetes/binaries.sh) && . "$$dir/versions.env" && \
+	KUBE_CACHE_DIR=$$dir $(GO) run ./test/demo --kubernetes \
+		--hoist bin/hoist --root $(ROOT) --image hoist.dev/kubernetes:$$KUBERNETES_VERSION $(if $(KEEP),--keep)
 	$(if $(KEEP),,test/testbed/clean.sh)
 
 # The proof of the Kubernetes runtime: the base image and an app image

@@ -3,6 +3,9 @@
 # the checkout, and prints the directory ($KUBE_CACHE/node-<version>, default
 # /var/cache/hoist-kube/node-v1.37.2):
 #
+#   images/kubernetes/binaries.sh                            # v1.37.2
+#   KUBERNETES_VERSION=v1.36.3 images/kubernetes/binaries.sh # another version
+#
 #   bin/          kubeadm kubelet kubectl kube-apiserver kube-controller-manager
 #                 kube-scheduler kube-proxy etcd etcdctl etcdutl coredns containerd
 #                 containerd-shim-runc-v2 ctr runc crictl pause
@@ -18,7 +21,17 @@
 # (modules/*: one Go module each, versions pinned by their go.mod) and takes
 # runc and the CNI plugins from Debian. Default: release when dl.k8s.io answers.
 # pause is a static C program (pause.c) either way. ETCD, CoreDNS, containerd
-# and crictl versions come from modules/*/go.mod in both modes.
+# and crictl versions come from the modules' go.mod in both modes.
+#
+# The modules of a version: modules/<version>/<name> when that directory
+# exists, else modules/<name>. modules/kubernetes, coredns, containerd and
+# cri-tools are the default version's. Another version has its own
+# kubernetes module (k8s.io/kubernetes and etcd; checked against
+# KUBERNETES_VERSION) and its own of what its kubeadm wants at another
+# version (modules/v1.36.3/coredns: kubeadm 1.36 expects CoreDNS v1.14.2),
+# and shares the rest (containerd, crictl). So a version is one directory,
+# added or removed alone, and the default version's paths (test/kube/build.sh,
+# CI's warm caches) do not move.
 #
 # Cold, SOURCE=source, 2 cores (empty Go build cache): about 10 minutes
 # (Kubernetes 7, CoreDNS 1.5, containerd 1.5, crictl 0.5); with a warm Go
@@ -31,7 +44,21 @@
 # and the iptables tree is checked in a throwaway network namespace).
 set -eu
 
+# The caller's KUBERNETES_VERSION, else the default on the line below (the
+# first KUBERNETES_VERSION= line: tests and build/discover read it there).
+chosen=${KUBERNETES_VERSION:-}
 KUBERNETES_VERSION=v1.37.2
+if [ -n "$chosen" ]; then KUBERNETES_VERSION=$chosen; fi
+# It names the cache directory and the modules': a version, nothing else.
+case $KUBERNETES_VERSION in
+*[!A-Za-z0-9.+-]*) bad=1 ;;
+v[0-9]*.[0-9]*.[0-9]*) bad= ;;
+*) bad=1 ;;
+esac
+if [ -n "$bad" ]; then
+	echo "binaries.sh: KUBERNETES_VERSION must be a version such as v1.36.3, not $KUBERNETES_VERSION" >&2
+	exit 1
+fi
 # SOURCE=release only; SOURCE=source uses Debian's runc and CNI plugins.
 RUNC_RELEASE_VERSION=v1.5.3
 CNI_PLUGINS_RELEASE_VERSION=v1.10.0
@@ -64,6 +91,27 @@ missing() { # dir: every expected file that is not there, one a line
 is_complete() { [ -z "$(missing "$1")" ]; }
 if is_complete "$OUT"; then echo "$OUT"; exit 0; fi
 
+die() { echo "binaries.sh: $*" >&2; exit 1; }
+# moddir NAME: the directory of module NAME for this version (see above).
+moddir() {
+	if [ -f "$mods/$KUBERNETES_VERSION/$1/go.mod" ]; then echo "$mods/$KUBERNETES_VERSION/$1"; else echo "$mods/$1"; fi
+}
+# modver NAME MODULE-PATH: the version MODULE-PATH has in that module's go.mod.
+modver() {
+	v=$(awk -v m="$2" '$1 == "replace" { exit }
+		{ for (i = 1; i < NF; i++) if ($i == m && $(i + 1) ~ /^v/) { print $(i + 1); exit } }' "$(moddir "$1")/go.mod")
+	[ -n "$v" ] || die "no $2 in $(moddir "$1")/go.mod"
+	echo "$v"
+}
+# etcd's version comes from the Kubernetes module in both modes: one of
+# another Kubernetes version would bring the wrong etcd.
+[ "$(modver kubernetes k8s.io/kubernetes)" = "$KUBERNETES_VERSION" ] ||
+	die "$(moddir kubernetes)/go.mod requires k8s.io/kubernetes $(modver kubernetes k8s.io/kubernetes), not $KUBERNETES_VERSION: make $mods/$KUBERNETES_VERSION/kubernetes (docs/kubernetes.md)"
+ETCD_VERSION=$(modver kubernetes go.etcd.io/etcd/server/v3)
+COREDNS_VERSION=$(modver coredns github.com/coredns/coredns)
+CONTAINERD_VERSION=$(modver containerd github.com/containerd/containerd/v2)
+CRICTL_VERSION=$(modver cri-tools sigs.k8s.io/cri-tools)
+
 mkdir -p "$CACHE"
 exec 9> "$OUT.lock"
 if ! flock -n 9; then
@@ -90,7 +138,6 @@ progress() { # message
 	step=$((step + 1))
 	echo "binaries.sh [$step/$steps, $(($(date +%s) - t0)) s]: $*" >&2
 }
-die() { echo "binaries.sh: $*" >&2; exit 1; }
 # run COMMAND...: runs it and waits for it in the background, so that a signal
 # stops it at once (the trap kills it), not after it ends as a foreground
 # command would.
@@ -102,18 +149,6 @@ run() {
 	child=
 	return "$status"
 }
-
-# modver MODULE-DIR MODULE-PATH: the version MODULE-PATH has in that go.mod.
-modver() {
-	v=$(awk -v m="$2" '$1 == "replace" { exit }
-		{ for (i = 1; i < NF; i++) if ($i == m && $(i + 1) ~ /^v/) { print $(i + 1); exit } }' "$mods/$1/go.mod")
-	[ -n "$v" ] || die "no $2 in $mods/$1/go.mod"
-	echo "$v"
-}
-ETCD_VERSION=$(modver kubernetes go.etcd.io/etcd/server/v3)
-COREDNS_VERSION=$(modver coredns github.com/coredns/coredns)
-CONTAINERD_VERSION=$(modver containerd github.com/containerd/containerd/v2)
-CRICTL_VERSION=$(modver cri-tools sigs.k8s.io/cri-tools)
 
 # need PACKAGE...: apt-get install the Debian packages that are missing.
 need() {
@@ -188,17 +223,15 @@ release() {
 
 # --- SOURCE=source --------------------------------------------------------
 
-gobuild() { # MODULE-DIR go-build-arguments...
-	d=$1
+gobuild() { # MODULE-NAME go-build-arguments...
+	d=$(moddir "$1")
 	shift
-	run go build -C "$mods/$d" -trimpath "$@"
+	run go build -C "$d" -trimpath "$@"
 }
 
 source_build() {
 	export PATH="$PATH:/usr/local/go/bin" CGO_ENABLED=0 GOFLAGS='' GOWORK=off
 	command -v go > /dev/null || die "no go in PATH"
-	[ "$(modver kubernetes k8s.io/kubernetes)" = "$KUBERNETES_VERSION" ] ||
-		die "modules/kubernetes/go.mod requires k8s.io/kubernetes $(modver kubernetes k8s.io/kubernetes), not $KUBERNETES_VERSION"
 
 	# The API server, controller-manager and etcd that test/kube/build.sh
 	# caches are built from the same module with the same flags (the same

@@ -2,10 +2,12 @@
 # Builds the Kubernetes base image into hoist's store:
 #
 #   images/kubernetes/build.sh [NAME]     (default hoist.dev/kubernetes:<version>)
+#   KUBERNETES_VERSION=v1.36.3 images/kubernetes/build.sh   # hoist.dev/kubernetes:v1.36.3
 #
 # HOIST (default bin/hoist) and ROOT (hoist's --root, default /var/lib/hoist)
-# as for examples/build-example.sh; SOURCE=release|source as for
-# binaries.sh. Steps:
+# as for examples/build-example.sh; KUBERNETES_VERSION (default: binaries.sh's,
+# v1.37.2) and SOURCE=release|source as for binaries.sh, which reads them.
+# Steps:
 # 1. binaries.sh: every binary of a node, by version, cached outside the
 #    checkout (downloaded and checked, or built from sources offline);
 # 2. the component images (kube-apiserver, kube-controller-manager,
