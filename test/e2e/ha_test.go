@@ -159,12 +159,22 @@ spec:
 		out, err := exec.Command(e.kubectl, append([]string{"--kubeconfig", kubeconfig, "--request-timeout", "10s"}, args...)...).CombinedOutput()
 		return string(out), err
 	}
-	if out, err := kubectl("create", "deployment", "after-loss", "--image", pause); err != nil {
-		t.Fatalf("a Deployment after %s died: %v %s", first.Name, err, out)
+	// The API answers before etcd has elected a leader in the dead one's
+	// place: a request may time out meanwhile, and is tried again, within
+	// the 2 minutes (one that timed out yet was committed already exists).
+	for {
+		out, err := kubectl("create", "deployment", "after-loss", "--image", pause)
+		if err == nil || strings.Contains(out, "AlreadyExists") || strings.Contains(out, "already exists") {
+			break
+		}
+		if time.Since(crashed) > 2*time.Minute {
+			t.Fatalf("a Deployment 2 minutes after %s died: %v %s", first.Name, err, out)
+		}
+		time.Sleep(2 * time.Second)
 	}
 	var running string
 	for {
-		r := e.readyNodes(kubeconfig)
+		r, _ := e.tryReadyNodes(kubeconfig)
 		out, _ := kubectl("get", "pods", "-l", "app=after-loss", "-o", "jsonpath={.items[*].status.phase}")
 		if r[worker.IP] && out == "Running" {
 			running = time.Since(crashed).Round(time.Second).String()

@@ -104,8 +104,25 @@ type podList struct{ Items []pod }
 
 // readyNodes maps node addresses to readiness.
 func (e *env) readyNodes(kubeconfig string) map[string]bool {
+	e.t.Helper()
+	ready, err := e.tryReadyNodes(kubeconfig)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ready
+}
+
+// tryReadyNodes is readyNodes, its error returned: while a control plane
+// recovers, a request may fail and be tried again.
+func (e *env) tryReadyNodes(kubeconfig string) (map[string]bool, error) {
+	data, err := exec.Command(e.kubectl, "--kubeconfig", kubeconfig, "--request-timeout", "10s", "-o", "json", "get", "nodes").Output()
+	if err != nil {
+		return nil, fmt.Errorf("kubectl get nodes: %v", err)
+	}
 	var nodes nodeList
-	e.kube(kubeconfig, &nodes, "get", "nodes")
+	if err := json.Unmarshal(data, &nodes); err != nil {
+		return nil, fmt.Errorf("kubectl get nodes: %v", err)
+	}
 	out := map[string]bool{}
 	for _, n := range nodes.Items {
 		ip := ""
@@ -120,7 +137,7 @@ func (e *env) readyNodes(kubeconfig string) map[string]bool {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // waitPods waits until every pod of the cluster is Running (or Succeeded)
