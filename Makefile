@@ -109,10 +109,14 @@ demo-kubernetes: kubernetes-image
 # FROM it, applied to a master and a worker of the kube test bed, a worker
 # added and removed, the cluster deleted (TestKubernetesEndToEnd); three
 # masters and a worker that survive the loss of the master that made the
-# cluster (TestKubernetesHA). Each prints its summary lines.
+# cluster (TestKubernetesHA); a cluster of the previous minor upgraded
+# while its app serves (TestKubernetesUpgrade; its base image's binaries
+# are built once and cached by version). Each prints its summary lines.
+# E2E narrows the run (E2E=Upgrade).
+E2E ?= EndToEnd|HA|Upgrade
 e2e-kubernetes: deps
-	@status=0; $(GO) test -count=1 -tags '$(subst $(space),$(comma),$(TAGS)),e2e' -timeout 50m \
-		-run 'TestKubernetes(EndToEnd|HA)$$' -v ./test/e2e || status=$$?; \
+	@status=0; $(GO) test -count=1 -tags '$(subst $(space),$(comma),$(TAGS)),e2e' -timeout 80m \
+		-run 'TestKubernetes($(E2E))$$' -v ./test/e2e || status=$$?; \
 	test/testbed/clean.sh; exit $$status
 
 # The test bed is torn down by each test; clean.sh catches what a killed

@@ -46,6 +46,9 @@ type Options struct {
 	// Force: a node Prune removes that cannot be reached (a dead machine)
 	// is forgotten once it is out of the cluster, rather than failed.
 	Force bool
+	// MaxUnavailable is how many workers an upgrade of Kubernetes drains
+	// and upgrades at once (at least 1); masters go one at a time.
+	MaxUnavailable int
 	// DryRun: Plan writes nothing (no PKI, no lock), checks KUBEVERSION
 	// and the running cluster's version, and asks the cluster what the
 	// apps would change.
@@ -128,7 +131,9 @@ type Apply struct {
 }
 
 // Plan opens the cluster's journal (and, unless a dry run, takes the
-// cluster's lock and makes its PKI) and plans the apply. A dry run also
+// cluster's lock and makes its PKI) and plans the apply. When an earlier
+// apply made the cluster, it asks a master whether the cluster can take
+// the image's version, and plans the upgrade it brings. A dry run also
 // refuses an image whose KUBEVERSION the cluster is outside of, and lists
 // what the apps would change when the cluster can be asked.
 func (a *Apply) Plan(ctx context.Context) (*Plan, error) {
@@ -154,9 +159,15 @@ func (a *Apply) Plan(ctx context.Context) (*Plan, error) {
 		if err := r.checkKubeVersion(ctx); err != nil {
 			return nil, err
 		}
-		if err := r.checkCluster(ctx); err != nil {
-			return nil, err
+	}
+	if err := r.checkCluster(ctx); err != nil {
+		if !a.DryRun {
+			// Status shows the refusal as the apps'.
+			r.journal.SetFailed(AppsNode, stepClusterVersion, err)
 		}
+		return nil, err
+	}
+	if a.DryRun {
 		a.plan.PreviewErr = previewApps(ctx, a.Cluster, a.Image, a.Options, a.plan)
 	}
 	return a.plan, nil
@@ -246,14 +257,25 @@ func prepare(c clusterfile.Cluster, plugins []clusterfile.Plugin, image Image, o
 	}
 	r.steps = r.stepList(r.rt)
 	r.membership()
-	r.plan = makePlan(&r.in, r.steps, apps, j, opts.Prune)
-	if c.Kubeconfig == "" && r.rt == nil && image.Meta != nil && len(image.Meta.Launch.Apps) > 0 {
+	r.apps = apps
+	r.makePlan()
+	return r, nil
+}
+
+// makePlan plans the run from its input (again once the running cluster
+// said which upgrade it brings).
+func (r *runner) makePlan() {
+	r.plan = makePlan(&r.in, r.steps, r.apps, r.journal, r.opts.Prune)
+	r.plan.Upgrade = r.in.Upgrade
+	r.plan.MaxUnavailable = r.maxUnavailable()
+	if r.c.Kubeconfig == "" && r.rt == nil && r.image.Meta != nil && len(r.image.Meta.Launch.Apps) > 0 {
 		// An image that does not bring up Kubernetes, on hosts without a
 		// kubeconfig, has nowhere to launch apps.
 		r.plan.AppsNote = "not launched: no Kubernetes cluster (the image does not bring one up: give spec.kubeconfig)"
 	}
-	return r, nil
 }
+
+func (r *runner) maxUnavailable() int { return max(1, r.opts.MaxUnavailable) }
 
 // withNodes is the input with the cluster and its nodes' addresses.
 func withNodes(in step.Input, c clusterfile.Cluster) step.Input {

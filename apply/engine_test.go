@@ -108,11 +108,21 @@ const fourNodes = "    - ips: [10.0.0.2, 10.0.0.3]\n      roles: [master]\n    -
 // journal kept under root.
 func engine(t *testing.T, root string, c clusterfile.Cluster, nodes *fakeNodes, steps []step.Step) *Result {
 	t.Helper()
+	return engineWith(t, root, c, nodes, steps, Options{})
+}
+
+// engineWith is engine with options (Jobs 4 unless set).
+func engineWith(t *testing.T, root string, c clusterfile.Cluster, nodes *fakeNodes, steps []step.Step, opts Options) *Result {
+	t.Helper()
 	j, err := OpenJournal(filepath.Join(root, "journal.json"), c.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &runner{c: c, opts: Options{Root: root, Jobs: 4, Dial: nodes.dial}, journal: j, dir: nodeDir(c), packed: map[bool]packedTree{}, hoistDigest: strings.Repeat("0", 64)}
+	opts.Root, opts.Dial = root, nodes.dial
+	if opts.Jobs == 0 {
+		opts.Jobs = 4
+	}
+	r := &runner{c: c, opts: opts, journal: j, dir: nodeDir(c), packed: map[bool]packedTree{}, hoistDigest: strings.Repeat("0", 64)}
 	r.in = withNodes(step.Input{ImageDigest: "sha256:img"}, c)
 	r.steps = steps
 	r.membership()
@@ -192,6 +202,64 @@ func TestEngineStagesAndResume(t *testing.T) {
 	res = engine(t, root, c, nodes, steps)
 	if got := rec.take(); res.Err() != nil || len(got) != 0 {
 		t.Errorf("a third apply ran %v (%v)", got, res.Err())
+	}
+}
+
+// TestEngineUpgradeStages: in an upgrade, the masters go one at a time
+// before new masters join, then the workers MaxUnavailable at a time
+// before new workers join, whatever --jobs allows.
+func TestEngineUpgradeStages(t *testing.T) {
+	c := testCluster(t, "    - ips: [10.0.0.2, 10.0.0.3, 10.0.0.4]\n      roles: [master]\n    - ips: [10.0.0.5, 10.0.0.6, 10.0.0.7, 10.0.0.8, 10.0.0.9]\n      roles: [node]\n")
+	rec := newRecord()
+	steps := []step.Step{
+		rec.step("host", step.Host, nil),
+		rec.step("upgrade-master", step.UpgradeMasters, func(n clusterfile.Node, _ *step.Input) bool { return n.IsMaster() }),
+		rec.step("join-master", step.JoinMasters, func(n clusterfile.Node, _ *step.Input) bool { return n.IP.String() == "10.0.0.4" }),
+		rec.step("upgrade-worker", step.UpgradeWorkers, func(n clusterfile.Node, _ *step.Input) bool { return !n.IsMaster() && n.IP.String() != "10.0.0.9" }),
+		rec.step("join-worker", step.JoinWorkers, func(n clusterfile.Node, _ *step.Input) bool { return n.IP.String() == "10.0.0.9" }),
+	}
+	res := engineWith(t, t.TempDir(), c, &fakeNodes{}, steps, Options{Jobs: 10, MaxUnavailable: 2})
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	ran := rec.take()
+	stageOf := map[string]int{"host": 0, "upgrade-master": 1, "join-master": 2, "upgrade-worker": 3, "join-worker": 4}
+	for i := 1; i < len(ran); i++ {
+		if prev, cur := strings.Fields(ran[i-1])[1], strings.Fields(ran[i])[1]; stageOf[cur] < stageOf[prev] {
+			t.Errorf("%q ran after %q: %v", ran[i], ran[i-1], ran)
+		}
+	}
+	if rec.most[step.UpgradeMasters] != 1 || rec.most[step.UpgradeWorkers] != 2 || rec.most[step.Host] < 3 {
+		t.Errorf("at once: %d masters, %d workers upgraded (want 1, 2), %d hosts set up", rec.most[step.UpgradeMasters], rec.most[step.UpgradeWorkers], rec.most[step.Host])
+	}
+}
+
+// TestEngineUpgradeNeedsEveryNode: an upgrade with a node that does not
+// answer is refused before any step, naming the node, and recorded for
+// status.
+func TestEngineUpgradeNeedsEveryNode(t *testing.T) {
+	c := testCluster(t, fourNodes)
+	rec := newRecord()
+	root := t.TempDir()
+	j, err := OpenJournal(filepath.Join(root, "journal.json"), c.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := &fakeNodes{down: map[string]bool{"10.0.0.5": true}}
+	r := &runner{c: c, opts: Options{Root: root, Jobs: 4, Dial: nodes.dial}, journal: j, dir: nodeDir(c), packed: map[bool]packedTree{}, hoistDigest: strings.Repeat("0", 64)}
+	r.in = withNodes(step.Input{ImageDigest: "sha256:img", Upgrade: &step.Upgrade{From: "v1.36.3", To: "v1.37.2"}}, c)
+	r.steps = []step.Step{rec.step("host", step.Host, nil)}
+	r.membership()
+	r.plan = makePlan(&r.in, r.steps, nil, j, false)
+	_, err = r.apply(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "upgrading Kubernetes v1.36.3 -> v1.37.2 needs every node, and these do not answer (nothing was changed):\n  10.0.0.5: ") {
+		t.Errorf("an upgrade with a node down: %v", err)
+	}
+	if ran := rec.take(); len(ran) > 0 {
+		t.Errorf("steps ran: %v", ran)
+	}
+	if f, failed := j.Failed(AppsNode); !failed || f.Step != stepUpgradeCheck {
+		t.Errorf("recorded failure %+v", f)
 	}
 }
 

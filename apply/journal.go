@@ -46,6 +46,10 @@ type HostRecord struct {
 	Port       int      `json:"port"`
 	PrivateKey string   `json:"privateKey,omitempty"`
 	Steps      []string `json:"steps"`
+	// Version is the Kubernetes version the last apply that finished on
+	// the node brought it to (an upgrade that failed there leaves the
+	// one before).
+	Version string `json:"version,omitempty"`
 }
 
 // Failure is the last failed step of a node.
@@ -167,13 +171,28 @@ func (j *Journal) ForgetApps() error {
 	return j.save()
 }
 
-// SetHost records how to reach a node and the steps planned for it.
+// SetHost records how to reach a node and the steps planned for it; the
+// version recorded stays (SetVersion).
 func (j *Journal) SetHost(node string, h HostRecord) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.data.Nodes[node] == nil {
 		j.data.Nodes[node] = map[string]stepState{}
 	}
+	h.Version = j.data.Hosts[node].Version
+	j.data.Hosts[node] = h
+	return j.save()
+}
+
+// SetVersion records the Kubernetes version an apply brought the node to.
+func (j *Journal) SetVersion(node, version string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	h, ok := j.data.Hosts[node]
+	if !ok || h.Version == version {
+		return nil
+	}
+	h.Version = version
 	j.data.Hosts[node] = h
 	return j.save()
 }

@@ -44,6 +44,11 @@ type Plan struct {
 	AppsNote string `json:"appsNote,omitempty"`
 	// PreviewErr, in a dry run, is why the apps' changes are not listed.
 	PreviewErr error `json:"-"`
+	// Upgrade is the change of Kubernetes version the apply makes to the
+	// running cluster, if any; MaxUnavailable is how many workers it
+	// upgrades at once.
+	Upgrade        *step.Upgrade `json:"upgrade,omitempty"`
+	MaxUnavailable int           `json:"maxUnavailable,omitempty"`
 }
 
 // makePlan compares the cluster with the journal: each node gets the steps
@@ -86,6 +91,11 @@ func (s PlannedStep) state() string {
 // Print writes the plan for people: per node, each step and whether it is
 // done or to do.
 func (p Plan) Print(w io.Writer) {
+	if p.Upgrade != nil {
+		fmt.Fprintf(w, "upgrade of Kubernetes %s -> %s\n", p.Upgrade.From, p.Upgrade.To)
+		fmt.Fprintf(w, "  first    every node answers; a backup (etcd snapshot and PKI) is taken to this machine\n")
+		fmt.Fprintf(w, "  then     the masters one at a time, then the workers %d at a time (--max-unavailable)\n", p.MaxUnavailable)
+	}
 	for _, n := range p.Nodes {
 		fmt.Fprintf(w, "%s (%s)\n", n.Node, strings.Join(n.Roles, ", "))
 		for _, s := range n.Steps {

@@ -206,6 +206,28 @@ func TestKubernetesPlan(t *testing.T) {
 			}
 		}
 	}
+	// An upgrade: every member gets kube-upgrade, masters before new
+	// masters join, workers before new workers join; the plan says so.
+	up := in
+	up.Upgrade = &step.Upgrade{From: "v1.36.3", To: "v1.37.2"}
+	p = planOf(c, j, up, rt, false)
+	p.Upgrade, p.MaxUnavailable = up.Upgrade, 2
+	for _, np := range p.Nodes {
+		i := slices.IndexFunc(np.Steps, func(s PlannedStep) bool { return s.Name == kubeadm.StepUpgrade })
+		wantStage := step.UpgradeWorkers
+		if np.Node != "10.0.0.3" {
+			wantStage = step.UpgradeMasters
+		}
+		if i < 0 || np.Steps[i].step.Stage != wantStage || np.Steps[i].Key != "v1.37.2" {
+			t.Errorf("%s in an upgrade: %+v", np.Node, np.Steps)
+		}
+	}
+	var b strings.Builder
+	p.Print(&b)
+	if !strings.HasPrefix(b.String(), "upgrade of Kubernetes v1.36.3 -> v1.37.2\n") || !strings.Contains(b.String(), "the workers 2 at a time") ||
+		!strings.Contains(b.String(), "  kube-upgrade     to do\n") {
+		t.Errorf("the plan of an upgrade:\n%s", b.String())
+	}
 	// Without hoist's network (the image has a CNI app): no kube-network.
 	for _, s := range planOf(c, j, in, &kubeadm.Runtime{OwnCNI: true}, false).Nodes[0].Steps {
 		if s.Name == kubeadm.StepNetwork {

@@ -41,6 +41,7 @@ type runner struct {
 	rt    step.Runtime
 	in    step.Input
 	steps []step.Step
+	apps  []PlannedStep
 	plan  Plan
 	// joined tells that a step that Joins ran in this apply; restarted
 	// holds the nodes where a step that Restarts ran.
@@ -207,15 +208,19 @@ func (r *runner) report(e progress.Event) { progress.Send(r.opts.Reporter, e) }
 
 // stepPushImages pushes the bundled images to Options.PushTo;
 // stepKubeVersion is the KUBEVERSION check; stepClusterVersion the
-// runtime's check of the running cluster: all before any node step.
+// runtime's check of the running cluster; stepUpgradeCheck what an
+// upgrade needs first (every node, an etcd snapshot): all before any
+// node step.
 const (
 	stepPushImages     = "push-images"
 	stepKubeVersion    = "kube-version"
 	stepClusterVersion = "cluster-version"
+	stepUpgradeCheck   = "upgrade-check"
 )
 
 // checkCluster asks the runtime, on a master, whether the cluster an
-// earlier apply made can take this image (its Kubernetes version).
+// earlier apply made can take this image (its Kubernetes version), and
+// plans again with the upgrade it brings, if any.
 func (r *runner) checkCluster(ctx context.Context) error {
 	if r.rt == nil || !r.made {
 		return nil
@@ -224,8 +229,13 @@ func (r *runner) checkCluster(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("asking the cluster its version: %w", err)
 	}
-	if err := r.rt.CheckCluster(ctx, master); err != nil {
+	up, err := r.rt.CheckCluster(ctx, master)
+	if err != nil {
 		return fmt.Errorf("%s: %w", ip, err)
+	}
+	if up != nil {
+		r.in.Upgrade = up
+		r.makePlan()
 	}
 	return nil
 }
@@ -239,9 +249,11 @@ func (r *runner) apply(ctx context.Context, rep progress.Reporter) (*Result, err
 		r.journal.SetFailed(AppsNode, stepKubeVersion, err)
 		return nil, err
 	}
-	if err := r.checkCluster(ctx); err != nil {
-		r.journal.SetFailed(AppsNode, stepClusterVersion, err)
-		return nil, err
+	if r.in.Upgrade != nil {
+		if err := r.beforeUpgrade(ctx); err != nil {
+			r.journal.SetFailed(AppsNode, stepUpgradeCheck, err)
+			return nil, err
+		}
 	}
 	if r.opts.PushTo != "" {
 		if err := r.push(ctx); err != nil {
@@ -249,7 +261,7 @@ func (r *runner) apply(ctx context.Context, rep progress.Reporter) (*Result, err
 			return nil, err
 		}
 	}
-	if f, failed := r.journal.Failed(AppsNode); failed && (f.Step == stepKubeVersion || f.Step == stepPushImages || f.Step == stepClusterVersion) {
+	if f, failed := r.journal.Failed(AppsNode); failed && (slices.Contains([]string{stepKubeVersion, stepPushImages, stepClusterVersion, stepUpgradeCheck}, f.Step)) {
 		// Passed this time: an image without apps would keep it forever.
 		r.journal.SetFailed(AppsNode, "", nil)
 	}
@@ -403,9 +415,13 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]clusterfile.Node
 			continue
 		}
 		jobs := r.opts.Jobs
-		if stage == step.JoinMasters {
-			// etcd grows one member at a time.
+		switch stage {
+		case step.UpgradeMasters, step.JoinMasters:
+			// etcd grows one member at a time; a control plane is
+			// upgraded one master at a time.
 			jobs = 1
+		case step.UpgradeWorkers:
+			jobs = r.maxUnavailable()
 		}
 		stageErrs := ssh.ForEach(ctx, todo, jobs, func(ctx context.Context, i int) error {
 			return r.runSteps(ctx, byIP[plans[i].Node], &plans[i], stage)
@@ -432,6 +448,9 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]clusterfile.Node
 			continue
 		}
 		r.journal.SetFailed(np.Node, "", nil)
+		if r.rt != nil && r.rt.Version() != "" {
+			r.journal.SetVersion(np.Node, r.rt.Version())
+		}
 		r.report(progress.Event{Node: np.Node, State: progress.StateNodeDone, Elapsed: time.Since(start).Seconds()})
 	}
 	return errs, removeErrs

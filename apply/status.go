@@ -16,10 +16,13 @@ type NodeStatus struct {
 	Cluster string   `json:"cluster"`
 	Node    string   `json:"node"`
 	Roles   []string `json:"roles"`
-	Status  string   `json:"status"`
-	Done    int      `json:"stepsDone"`
-	Steps   int      `json:"steps"`
-	Error   string   `json:"error,omitempty"`
+	// Version is the Kubernetes version the last apply that finished on
+	// the node brought it to.
+	Version string `json:"version,omitempty"`
+	Status  string `json:"status"`
+	Done    int    `json:"stepsDone"`
+	Steps   int    `json:"steps"`
+	Error   string `json:"error,omitempty"`
 }
 
 // setStatus sets failed (with the journal's error), ready or pending.
@@ -101,7 +104,7 @@ func clusterStatus(root, name string, c *clusterfile.Cluster, rows []NodeStatus)
 	}
 	for _, node := range j.Nodes() {
 		h, _ := j.Host(node)
-		row := NodeStatus{Cluster: name, Node: node, Roles: h.Roles, Steps: len(h.Steps)}
+		row := NodeStatus{Cluster: name, Node: node, Roles: h.Roles, Version: h.Version, Steps: len(h.Steps)}
 		for _, s := range h.Steps {
 			if _, ok := j.StepDone(node, s); ok {
 				row.Done++

@@ -87,8 +87,8 @@ var Phases = []Phase{PhasePreInitHost, PhasePostInitHost, PhasePreInstall, Phase
 // notRun are sealer's phases hoist does not run hooks at, and why: a
 // plugin for them is refused rather than kept to never run.
 var notRun = map[Phase]string{
-	PhaseUpgrade:     "hoist does not upgrade a cluster's Kubernetes yet",
-	PhaseUpgradeHost: "hoist does not upgrade a cluster's Kubernetes yet",
+	PhaseUpgrade:     "hoist's upgrade of Kubernetes runs no hooks of its own (pre-install and post-install run in every apply of a new image)",
+	PhaseUpgradeHost: "hoist's upgrade of Kubernetes runs no hooks of its own (pre-install and post-install run in every apply of a new image)",
 	PhaseRollback:    "hoist has no rollback",
 }
 

@@ -51,9 +51,10 @@ func (p *Pool) Close() {
 	}
 }
 
-// ForEach runs fn for every item, at most jobs at a time, and returns the
-// error of each item (nil for success), in order: one host failing does not
-// stop the others.
+// ForEach runs fn for every item, at most jobs at a time, started in
+// their order (with jobs 1, one after the other in order), and returns
+// the error of each item (nil for success), in order: one host failing
+// does not stop the others.
 func ForEach[T any](ctx context.Context, items []T, jobs int, fn func(context.Context, T) error) []error {
 	if jobs < 1 {
 		jobs = 1
@@ -62,15 +63,15 @@ func ForEach[T any](ctx context.Context, items []T, jobs int, fn func(context.Co
 	sem := make(chan struct{}, jobs)
 	var wg sync.WaitGroup
 	for i, it := range items {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
-			}
 			defer func() { <-sem }()
 			errs[i] = fn(ctx, it)
 		}()

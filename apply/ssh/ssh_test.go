@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -258,6 +259,33 @@ func TestPoolAndForEach(t *testing.T) {
 	})
 	if errs[0] != nil || errs[2] != nil || errs[1] == nil || !strings.Contains(errs[1].Error(), "127.0.0.1:1: unreachable") {
 		t.Errorf("errs = %v", errs)
+	}
+}
+
+// TestForEachOrder: with one job, items run one after the other in their
+// order (masters join and upgrade in the Clusterfile's order); with more,
+// never more than jobs at once.
+func TestForEachOrder(t *testing.T) {
+	items := []int{0, 1, 2, 3, 4, 5, 6, 7}
+	for _, jobs := range []int{1, 3} {
+		var mu sync.Mutex
+		var order []int
+		running, most := 0, 0
+		ForEach(context.Background(), items, jobs, func(_ context.Context, i int) error {
+			mu.Lock()
+			order = append(order, i)
+			running++
+			most = max(most, running)
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+			mu.Lock()
+			running--
+			mu.Unlock()
+			return nil
+		})
+		if most > jobs || (jobs == 1 && fmt.Sprint(order) != fmt.Sprint(items)) {
+			t.Errorf("jobs %d: order %v, %d at once", jobs, order, most)
+		}
 	}
 }
 

@@ -31,12 +31,14 @@ import (
 type Stage int
 
 const (
-	Host        Stage = iota // distribution, registry, mirrors, node setup
-	Init                     // the one node that makes the cluster (kubeadm init)
-	JoinMasters              // other control-plane nodes join, one at a time
-	JoinWorkers              // workers join, in parallel
-	Cluster                  // network, readiness, labels, post-install
-	Stages                   // the number of stages
+	Host           Stage = iota // distribution, registry, mirrors, node setup
+	Init                        // the one node that makes the cluster (kubeadm init)
+	UpgradeMasters              // the control plane's members upgraded, one at a time
+	JoinMasters                 // other control-plane nodes join, one at a time
+	UpgradeWorkers              // workers upgraded, MaxUnavailable at a time
+	JoinWorkers                 // workers join, in parallel
+	Cluster                     // network, readiness, labels, post-install
+	Stages                      // the number of stages
 )
 
 // Step is one kind of work on a node. The engine plans it for the nodes
@@ -88,6 +90,17 @@ type Input struct {
 	// until the cluster is made, then the one that made it while it is
 	// listed, then none (every new master joins).
 	InitNode string
+	// Upgrade, when set, is the change of version this apply makes to the
+	// running cluster (Runtime.CheckCluster found it).
+	Upgrade *Upgrade
+}
+
+// Upgrade is a change of the running cluster's Kubernetes version: From
+// is the oldest version one of its parts (a control plane, a kubelet)
+// still runs, To the image's.
+type Upgrade struct {
+	From string `json:"from"`
+	To   string `json:"to"`
 }
 
 // Target is a node a step runs on, and what the engine lends the step.
@@ -144,8 +157,10 @@ type Runtime interface {
 	Drain(ctx context.Context, master ssh.Executor, ip string) error
 	// CheckCluster refuses, before any node step runs, what the running
 	// cluster (asked on a master) cannot take from the image: a version it
-	// cannot go to.
-	CheckCluster(ctx context.Context, master ssh.Executor) error
+	// cannot go to. It returns the upgrade the image brings when some part
+	// of the cluster runs an older version it can go from (an upgrade an
+	// earlier apply left half done too), nil when none does.
+	CheckCluster(ctx context.Context, master ssh.Executor) (*Upgrade, error)
 }
 
 // Image is what a runtime is detected from: the cluster image's tree and

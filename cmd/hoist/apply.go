@@ -25,6 +25,7 @@ type applyFlags struct {
 	dryRun     bool
 	format     string
 	jobs       int
+	maxUnavail int
 	acceptNew  bool
 	prune      bool
 	force      bool
@@ -41,6 +42,7 @@ func (f *applyFlags) add(cmd *cobra.Command) {
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would be done on each node, and do nothing")
 	fl.StringVar(&f.format, "format", "", "output: text (default; live progress on a terminal) or json (JSON lines)")
 	fl.IntVar(&f.jobs, "jobs", 10, "nodes worked on at once")
+	fl.IntVar(&f.maxUnavail, "max-unavailable", 1, "in an upgrade of Kubernetes: workers drained and upgraded at once (masters go one at a time)")
 	fl.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust the SSH host key of a host seen for the first time (StrictHostKeyChecking=accept-new); a changed key is always refused")
 	fl.StringSliceVar(&f.apps, "apps", nil, "apps to launch, in order, instead of the image's LAUNCH (comma-separated)")
 	fl.StringArrayVar(&f.valueFiles, "values", nil, "Helm values FILE for every chart, or APP=FILE for app APP's, over APPENV (repeatable, in order)")
@@ -70,6 +72,9 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *clusterfile.Clusterfile,
 	if f.format != "" && f.format != "text" && f.format != "json" {
 		return fmt.Errorf("--format %q: want text or json", f.format)
 	}
+	if f.maxUnavail < 1 {
+		return fmt.Errorf("--max-unavailable %d: want at least 1", f.maxUnavail)
+	}
 	if f.force && !f.prune {
 		return errors.New("--force goes with --prune: it removes the hosts --prune removes without asking")
 	}
@@ -89,7 +94,7 @@ func runApply(cmd *cobra.Command, g *globalOptions, cf *clusterfile.Clusterfile,
 		return err
 	}
 	a := &apply.Apply{Cluster: c, Plugins: cf.Plugins, Image: apply.Image{Rootfs: img.Rootfs, Digest: img.Digest, Meta: img.Meta},
-		Options: apply.Options{Root: g.root, Binary: binary, Jobs: f.jobs, AcceptNewHostKeys: f.acceptNew,
+		Options: apply.Options{Root: g.root, Binary: binary, Jobs: f.jobs, MaxUnavailable: f.maxUnavail, AcceptNewHostKeys: f.acceptNew,
 			Apps: f.apps, ValueFiles: f.valueFiles, Set: f.set, Prune: f.prune, Force: f.force, DryRun: f.dryRun,
 			PushTo: f.registry, PushInsecure: !f.tlsVerify}}
 	if f.rewrite {
@@ -200,7 +205,13 @@ are unless --prune is given: then they are drained and cleaned, after a
 confirmation on a terminal (--force skips it; without a terminal --force is
 required). --dry-run prints the plan, removals included, and changes
 nothing. The Clusterfile applied is kept under --root, without its
-secrets, for status and delete without -f.`,
+secrets, for status and delete without -f.
+
+An image of a newer Kubernetes (the next patch or minor) upgrades the
+running cluster in kubeadm's order: every node must answer, a backup is
+taken to --root first, then the masters are upgraded one at a time and
+the workers --max-unavailable at a time (drained, upgraded, uncordoned);
+a downgrade or a skipped minor is refused before anything changes.`,
 		Example: `  hoist apply -f Clusterfile --accept-new-host-keys
   hoist apply -f Clusterfile --dry-run --format json
   hoist apply -f Clusterfile --prune --force`,
@@ -397,13 +408,13 @@ longer listed "to remove"); with -f, the cluster of that Clusterfile; with
 				return writeFormatted(cmd.OutOrStdout(), format, rows)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 3, ' ', 0)
-			fmt.Fprintln(w, "CLUSTER\tNODE\tROLES\tSTATUS\tSTEPS\tERROR")
+			fmt.Fprintln(w, "CLUSTER\tNODE\tROLES\tVERSION\tSTATUS\tSTEPS\tERROR")
 			for _, r := range rows {
 				steps := ""
 				if r.Steps > 0 {
 					steps = fmt.Sprintf("%d/%d", r.Done, r.Steps)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Cluster, r.Node, strings.Join(r.Roles, ","), r.Status, steps, truncate(oneLine(r.Error), 100))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Cluster, r.Node, strings.Join(r.Roles, ","), r.Version, r.Status, steps, truncate(oneLine(r.Error), 100))
 			}
 			return w.Flush()
 		},

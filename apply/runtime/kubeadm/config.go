@@ -359,3 +359,22 @@ func (c *Config) write(kinds ...string) ([]byte, error) {
 	}
 	return out.Bytes(), nil
 }
+
+// IgnoredPreflightErrors are the preflight checks the Clusterfile tells
+// kubeadm to skip on a node (the InitConfiguration's on a master, the
+// JoinConfiguration's on a worker): kubeadm upgrade runs those checks
+// too, and the machines that needed them skipped still do.
+func (c *Config) IgnoredPreflightErrors(controlPlane bool) []string {
+	kind := KindJoin
+	if controlPlane {
+		kind = KindInit
+	}
+	list, _ := lookup(c.docs[kind], []string{"nodeRegistration", "ignorePreflightErrors"}).([]any)
+	var out []string
+	for _, v := range list {
+		if s, ok := v.(string); ok && s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

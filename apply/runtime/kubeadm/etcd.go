@@ -329,6 +329,13 @@ func (k *Etcd) Healthy(ctx context.Context, e ssh.Executor) error {
 	return e.Run(ctx, k.needTools("etcdctl")+k.etcdctl()+" --command-timeout=10s endpoint health </dev/null >&2", nil, nil)
 }
 
+// ClusterHealthy tells whether every member of the master's etcd cluster
+// is healthy, asked from that master: what an upgrade needs, as it
+// restarts every member in turn.
+func (k *Etcd) ClusterHealthy(ctx context.Context, e ssh.Executor) error {
+	return e.Run(ctx, k.needTools("etcdctl")+k.etcdctl()+" --command-timeout=10s endpoint health --cluster </dev/null >&2", nil, nil)
+}
+
 // Snapshot saves a snapshot of the master's etcd in the state directory
 // there, streams it to w, and removes it.
 func (k *Etcd) Snapshot(ctx context.Context, e ssh.Executor, w io.Writer) error {

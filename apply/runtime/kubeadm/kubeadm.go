@@ -244,6 +244,10 @@ type NodeInfo struct {
 	Name, IP, PodCIDR string
 	Ready             bool
 	Message           string // the Ready condition's message
+	// KubeletVersion is what the node's kubelet says it runs.
+	KubeletVersion string
+	// Unschedulable: the node is cordoned.
+	Unschedulable bool
 }
 
 // Nodes lists the cluster's nodes, asked on a master.
@@ -255,10 +259,14 @@ func (k *Runtime) Nodes(ctx context.Context, master ssh.Executor) ([]NodeInfo, e
 	var list struct {
 		Items []struct {
 			Metadata struct{ Name string }
-			Spec     struct{ PodCIDR string }
-			Status   struct {
+			Spec     struct {
+				PodCIDR       string
+				Unschedulable bool
+			}
+			Status struct {
 				Addresses  []struct{ Type, Address string }
 				Conditions []struct{ Type, Status, Message string }
+				NodeInfo   struct{ KubeletVersion string }
 			}
 		}
 	}
@@ -267,7 +275,7 @@ func (k *Runtime) Nodes(ctx context.Context, master ssh.Executor) ([]NodeInfo, e
 	}
 	var nodes []NodeInfo
 	for _, it := range list.Items {
-		n := NodeInfo{Name: it.Metadata.Name, PodCIDR: it.Spec.PodCIDR}
+		n := NodeInfo{Name: it.Metadata.Name, PodCIDR: it.Spec.PodCIDR, Unschedulable: it.Spec.Unschedulable, KubeletVersion: it.Status.NodeInfo.KubeletVersion}
 		for _, a := range it.Status.Addresses {
 			if a.Type == "InternalIP" {
 				n.IP = a.Address
@@ -366,6 +374,13 @@ func (k *Runtime) Network(ctx context.Context, e ssh.Executor, ip string, nodes 
 // WaitReady waits for the node to be Ready; on timeout the error names it
 // and ends with its kubelet's last log lines.
 func (k *Runtime) WaitReady(ctx context.Context, master, node ssh.Executor, ip string) error {
+	return k.waitNode(ctx, master, node, ip, "Ready", func(n NodeInfo) bool { return n.Ready })
+}
+
+// waitNode waits until the cluster says of the node with this address
+// what ok accepts (state says what, for the error); on timeout the error
+// names it and ends with its kubelet's last log lines.
+func (k *Runtime) waitNode(ctx context.Context, master, node ssh.Executor, ip, state string, ok func(NodeInfo) bool) error {
 	timeout := k.ReadyTimeout
 	if timeout == 0 {
 		timeout = 5 * time.Minute
@@ -375,8 +390,8 @@ func (k *Runtime) WaitReady(ctx context.Context, master, node ssh.Executor, ip s
 	for {
 		nodes, err := k.Nodes(ctx, master)
 		if err == nil {
-			if n, ok := find(nodes, ip); ok {
-				if n.Ready {
+			if n, found := find(nodes, ip); found {
+				if ok(n) {
 					return nil
 				}
 				last = n
@@ -384,8 +399,8 @@ func (k *Runtime) WaitReady(ctx context.Context, master, node ssh.Executor, ip s
 		}
 		if time.Now().After(deadline) {
 			logs, _ := ssh.Output(ctx, node, k.kubeletLog(20))
-			return fmt.Errorf("node %s (%s) is not Ready after %s: %s\nlast lines of its kubelet log:\n%s",
-				ip, last.Name, timeout, last.Message, strings.TrimSpace(string(logs)))
+			return fmt.Errorf("node %s (%s) is not %s after %s: %s\nlast lines of its kubelet log:\n%s",
+				ip, last.Name, state, timeout, last.Message, strings.TrimSpace(string(logs)))
 		}
 		select {
 		case <-ctx.Done():
@@ -451,18 +466,27 @@ func (k *Runtime) Drain(ctx context.Context, master ssh.Executor, ip string) err
 	if !ok {
 		return k.RemoveMember(ctx, master, ip)
 	}
-	name := ssh.Quote(n.Name)
 	// A node that is not Ready (a dead machine) cannot let its pods go:
 	// deleting it is what moves them.
 	if n.Ready {
-		if err := master.Run(ctx, k.kubectl("drain "+name+" --ignore-daemonsets --delete-emptydir-data --force --timeout=180s >&2"), nil, nil); err != nil {
-			return fmt.Errorf("drain %s: %w", n.Name, err)
+		if err := k.drain(ctx, master, n.Name); err != nil {
+			return err
 		}
 	}
-	if err := master.Run(ctx, k.kubectl("delete node "+name+" >&2"), nil, nil); err != nil {
+	if err := master.Run(ctx, k.kubectl("delete node "+ssh.Quote(n.Name)+" >&2"), nil, nil); err != nil {
 		return fmt.Errorf("delete node %s: %w", n.Name, err)
 	}
 	return k.RemoveMember(ctx, master, ip)
+}
+
+// drain cordons the node and evicts its pods (DaemonSets' stay), waiting
+// as long as a PodDisruptionBudget holds an eviction back, within 3
+// minutes.
+func (k *Runtime) drain(ctx context.Context, master ssh.Executor, name string) error {
+	if err := master.Run(ctx, k.kubectl("drain "+ssh.Quote(name)+" --ignore-daemonsets --delete-emptydir-data --force --timeout=180s >&2"), nil, nil); err != nil {
+		return fmt.Errorf("drain %s: %w", name, err)
+	}
+	return nil
 }
 
 // CACertHash is kubeadm's discovery hash of a CA certificate: the sha256

@@ -19,6 +19,7 @@ const (
 	StepNode     = "kube-node"     // binaries, containerd, kubelet service
 	StepEndpoint = "kube-endpoint" // the control plane's name, balanced on the node
 	StepInit     = "kube-init"     // kubeadm init, on the master that makes the cluster
+	StepUpgrade  = "kube-upgrade"  // kubeadm upgrade, member by member, in an upgrade
 	StepJoin     = "kube-join"     // kubeadm join, every other node
 	StepNetwork  = "kube-network"  // hoist's pod network: bridge and routes
 	StepReady    = "kube-ready"    // Ready, then labels and taints
@@ -50,7 +51,8 @@ func (*Runtime) Detect(c clusterfile.Cluster, image step.Image) (step.Runtime, e
 
 // Steps lists the runtime's node steps; the zero Runtime lists them all.
 func (k *Runtime) Steps() []step.Step {
-	steps := []step.Step{nodeStep(k), endpointStep(k), initStep(k), joinStep(k, step.JoinMasters), joinStep(k, step.JoinWorkers)}
+	steps := []step.Step{nodeStep(k), endpointStep(k), initStep(k), upgradeStep(k, step.UpgradeMasters), joinStep(k, step.JoinMasters),
+		upgradeStep(k, step.UpgradeWorkers), joinStep(k, step.JoinWorkers)}
 	if !k.OwnCNI {
 		steps = append(steps, networkStep(k))
 	}

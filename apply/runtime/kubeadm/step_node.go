@@ -10,13 +10,25 @@ import (
 )
 
 // nodeStep runs the image's init-node.sh: binaries in place, containerd
-// and the kubelet service started. The image holds all it installs.
+// and the kubelet service started. The image holds all it installs. In an
+// upgrade, a member whose kubelet is older than the image's is left to
+// kube-upgrade: its new kubelet must wait for the control plane's upgrade
+// and for the node's drain.
 func nodeStep(k *Runtime) step.Step {
 	return step.Step{
 		Name:  StepNode,
 		Stage: step.Host,
 		Key:   func(in *step.Input, _ clusterfile.Node) (string, bool) { return in.ImageDigest, true },
 		Run: func(ctx context.Context, t *step.Target) error {
+			if up := t.Input.Upgrade; up != nil {
+				v, err := ReadNodeVersions(ctx, t.Exec)
+				if err != nil {
+					return err
+				}
+				if v.Member && Older(v.Kubelet, up.To) {
+					return nil
+				}
+			}
 			return k.PrepareNode(ctx, t.Exec, step.Exports(t.Env))
 		},
 		// Without systemd, a machine that restarted lost containerd and

@@ -2,13 +2,13 @@ package kubeadm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"strconv"
 	"strings"
 
 	"github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/apply/step"
 )
 
 // RunningVersion is the Kubernetes version of a master's control plane:
@@ -32,15 +32,10 @@ func RunningVersion(ctx context.Context, master ssh.Executor) (string, error) {
 	return v, nil
 }
 
-// ErrUpgrade is the refusal of an image of a newer Kubernetes than the
-// cluster runs: hoist does not upgrade a control plane yet, and installing
-// the image's kubelet on nodes ahead of it breaks Kubernetes' version skew
-// policy.
-var ErrUpgrade = errors.New("upgrading Kubernetes is not supported yet")
-
 // CheckSkew refuses to apply an image of Kubernetes image to a cluster that
-// runs running, before anything changes: a downgrade (kubeadm has none),
-// a skipped minor version, and, for now, any upgrade (ErrUpgrade).
+// runs running, before anything changes: a downgrade (kubeadm has none)
+// and a skipped minor version. The same version, a newer patch and the
+// next minor pass: the last two are upgrades.
 func CheckSkew(running, image string) error {
 	r, err := semver(running)
 	if err != nil {
@@ -51,14 +46,12 @@ func CheckSkew(running, image string) error {
 		return fmt.Errorf("the image's version: %w", err)
 	}
 	switch {
-	case r == i:
-		return nil
 	case less(i, r):
 		return fmt.Errorf("the cluster runs Kubernetes %s, the image %s: a downgrade, which kubeadm cannot do (to go back after an upgrade, restore a backup taken before it: hoist restore)", running, image)
 	case i[0] != r[0] || i[1] > r[1]+1:
 		return fmt.Errorf("the cluster runs Kubernetes %s, the image %s: that skips a minor version, which Kubernetes does not allow (go through v%d.%d first)", running, image, r[0], r[1]+1)
 	}
-	return fmt.Errorf("the cluster runs Kubernetes %s, the image %s: %w (apply an image of %s)", running, image, ErrUpgrade, running)
+	return nil
 }
 
 // semver reads v1.37.2 (a pre-release or build suffix is not compared).
@@ -90,16 +83,47 @@ func less(a, b [3]int) bool {
 }
 
 // CheckCluster refuses an image whose Kubernetes the running cluster
-// cannot take (CheckSkew), asked on a master. An image whose configuration
-// names no version installs what its kubeadm does: not checked.
-func (k *Runtime) CheckCluster(ctx context.Context, master ssh.Executor) error {
+// cannot take (CheckSkew against its control plane's version, asked on a
+// master), and returns the upgrade when some part of the cluster runs an
+// older version than the image's: its control plane, or a node's kubelet
+// (an upgrade an earlier apply left half done: kubeadm upgrades a node's
+// kubelet last). An image whose configuration names no version installs
+// what its kubeadm does: not checked.
+func (k *Runtime) CheckCluster(ctx context.Context, master ssh.Executor) (*step.Upgrade, error) {
 	image := k.Version()
 	if !version.MatchString(image) {
-		return nil
+		return nil, nil
 	}
 	running, err := RunningVersion(ctx, master)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return CheckSkew(running, image)
+	if err := CheckSkew(running, image); err != nil {
+		return nil, err
+	}
+	oldest := running
+	// An API server that does not answer (a control plane still coming
+	// back) tells no kubelet's version: its control plane's decides.
+	if nodes, err := k.Nodes(ctx, master); err == nil {
+		for _, n := range nodes {
+			if Older(n.KubeletVersion, oldest) {
+				oldest = n.KubeletVersion
+			}
+		}
+	}
+	if !Older(oldest, image) {
+		return nil, nil
+	}
+	return &step.Upgrade{From: oldest, To: image}, nil
+}
+
+// Older tells whether version a is older than b; a version that does not
+// parse is not older than any.
+func Older(a, b string) bool {
+	va, err := semver(a)
+	if err != nil {
+		return false
+	}
+	vb, err := semver(b)
+	return err == nil && less(va, vb)
 }

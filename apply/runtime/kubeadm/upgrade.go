@@ -1,0 +1,195 @@
+package kubeadm
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/hoistdev/hoist/apply/clusterfile"
+	"github.com/hoistdev/hoist/apply/ssh"
+	"github.com/hoistdev/hoist/apply/step"
+)
+
+// upgradeStep upgrades the cluster's members in kubeadm's order when the
+// apply brings a newer Kubernetes (step.Input.Upgrade): the masters one at
+// a time (stage UpgradeMasters: the first to go runs kubeadm upgrade
+// apply, the others kubeadm upgrade node), before any new master joins;
+// then the workers, MaxUnavailable at a time (stage UpgradeWorkers). Its
+// key is the version it brings the node to; each run asks the node where
+// it stands, so that an upgrade stopped anywhere goes on from there.
+func upgradeStep(k *Runtime, stage step.Stage) step.Step {
+	return step.Step{
+		Name:  StepUpgrade,
+		Stage: stage,
+		Key: func(in *step.Input, n clusterfile.Node) (string, bool) {
+			if in.Upgrade == nil {
+				return "", false
+			}
+			return in.Upgrade.To, n.IsMaster() == (stage == step.UpgradeMasters)
+		},
+		Run: func(ctx context.Context, t *step.Target) error {
+			master, masterIP, err := t.Master(ctx)
+			if err != nil {
+				return fmt.Errorf("a master of the cluster: %w", err)
+			}
+			if err := k.Upgrade(ctx, t.Exec, master, t.Node.IP.String(), t.Node.IsMaster(), t.Input.Upgrade.To, step.Exports(t.Env)); err != nil {
+				return fmt.Errorf("(asking the master %s) %w", masterIP, err)
+			}
+			return nil
+		},
+		// The kubelet started again is waited for by kube-ready too.
+		Restarts: true,
+	}
+}
+
+// NodeVersions is where a node stands in an upgrade.
+type NodeVersions struct {
+	// Member: the node is in the cluster (kubeadm wrote its kubelet.conf).
+	Member bool
+	// Kubelet is its installed kubelet's version; ControlPlane, on a
+	// master, its kube-apiserver manifest's ("" when it has none).
+	Kubelet, ControlPlane string
+}
+
+// ReadNodeVersions asks a node where it stands.
+func ReadNodeVersions(ctx context.Context, e ssh.Executor) (NodeVersions, error) {
+	manifest := path.Join(ManifestsDir, "kube-apiserver.yaml")
+	out, err := ssh.Output(ctx, e, fmt.Sprintf(`[ -e /etc/kubernetes/kubelet.conf ] && echo member
+printf 'kubelet '; /usr/bin/kubelet --version 2>/dev/null || echo
+[ -f %[1]s ] && head -c %[2]d %[1]s
+true`, ssh.Quote(manifest), maxManifestSize))
+	if err != nil {
+		return NodeVersions{}, err
+	}
+	return parseNodeVersions(string(out))
+}
+
+// parseNodeVersions reads ReadNodeVersions' answer: "member" or not, then
+// "kubelet Kubernetes vX.Y.Z" (or just "kubelet" when it has none), then
+// the kube-apiserver manifest, if any.
+func parseNodeVersions(out string) (NodeVersions, error) {
+	var v NodeVersions
+	if rest, ok := strings.CutPrefix(out, "member\n"); ok {
+		v.Member, out = true, rest
+	}
+	line, manifest, _ := strings.Cut(out, "\n")
+	kubelet, ok := strings.CutPrefix(line, "kubelet")
+	if !ok {
+		return v, fmt.Errorf("the node's answer %q is not its kubelet's version", clip(line, 80))
+	}
+	if kubelet = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(kubelet), "Kubernetes")); kubelet != "" {
+		parsed, err := ParseVersion(kubelet)
+		if err != nil {
+			return v, fmt.Errorf("/usr/bin/kubelet --version: %w", err)
+		}
+		v.Kubelet = parsed
+	}
+	if strings.TrimSpace(manifest) != "" {
+		pod, err := ParseStaticPod([]byte(manifest))
+		if err != nil {
+			return v, fmt.Errorf("%s/kube-apiserver.yaml: %w", ManifestsDir, err)
+		}
+		if v.ControlPlane, err = ImageVersion(pod.Image); err != nil {
+			return v, fmt.Errorf("%s/kube-apiserver.yaml: %w", ManifestsDir, err)
+		}
+	}
+	return v, nil
+}
+
+// Upgrade brings one member of the cluster to Kubernetes to, as kubeadm's
+// upgrade guide does, with the image's binaries (its rootfs on the node
+// is the new image's by now):
+//   - on a master, kubeadm upgrade apply when the cluster's configuration
+//     is still older (the first master to go), else kubeadm upgrade node:
+//     its control plane's static pods;
+//   - on a worker, kubeadm upgrade node: its kubelet's configuration;
+//   - then the node drained, the image's init-node.sh run with its
+//     kubelet stopped (the new binaries, the kubelet started again), the
+//     node back Ready at the new version, and uncordoned.
+//
+// A node already at to is uncordoned only (a run stopped between the
+// drain and the uncordon); one that is not a member yet joins later, at
+// the image's version.
+func (k *Runtime) Upgrade(ctx context.Context, e, master ssh.Executor, ip string, controlPlane bool, to, env string) error {
+	v, err := ReadNodeVersions(ctx, e)
+	if err != nil {
+		return err
+	}
+	if !v.Member {
+		return nil
+	}
+	kubeadm := ssh.Quote(path.Join(k.Rootfs, "bin/kubeadm"))
+	ignore := ""
+	if list := k.Config.IgnoredPreflightErrors(controlPlane); len(list) > 0 {
+		ignore = " --ignore-preflight-errors=" + ssh.Quote(strings.Join(list, ","))
+	}
+	if Older(v.Kubelet, to) || (controlPlane && Older(v.ControlPlane, to)) {
+		what, args := "kubeadm upgrade node", " upgrade node"
+		if controlPlane {
+			cluster, err := k.clusterVersion(ctx, e)
+			if err != nil {
+				return err
+			}
+			if Older(cluster, to) {
+				what, args = "kubeadm upgrade apply "+to, " upgrade apply "+ssh.Quote(to)+" --yes"
+			}
+		}
+		if err := e.Run(ctx, kubeadm+args+ignore+" >&2", nil, nil); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	nodes, err := k.Nodes(ctx, master)
+	if err != nil {
+		return err
+	}
+	n, ok := find(nodes, ip)
+	if !ok {
+		return fmt.Errorf("node %s is not in the cluster", ip)
+	}
+	if Older(v.Kubelet, to) {
+		if err := k.drain(ctx, master, n.Name); err != nil {
+			return err
+		}
+		stop := fmt.Sprintf("%s node service stop kubelet --state-dir %s", ssh.Quote(k.Hoist), ssh.Quote(k.State))
+		if err := e.Run(ctx, stop, nil, nil); err != nil {
+			return fmt.Errorf("stopping the kubelet: %w", err)
+		}
+		if err := k.PrepareNode(ctx, e, env); err != nil {
+			return fmt.Errorf("%s: %w", InitScript, err)
+		}
+		// Its status said Ready before the restart: the new kubelet's
+		// own report is what counts.
+		err := k.waitNode(ctx, master, e, ip, "Ready at "+to, func(n NodeInfo) bool { return n.Ready && n.KubeletVersion == to })
+		if err != nil {
+			return err
+		}
+	}
+	if err := master.Run(ctx, k.kubectl("uncordon "+ssh.Quote(n.Name)+" >&2"), nil, nil); err != nil {
+		return fmt.Errorf("uncordon %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// clusterVersion is the Kubernetes version of the cluster's kubeadm
+// configuration (kubeadm upgrade apply sets it once the control plane of
+// its master is upgraded), asked on a master.
+func (k *Runtime) clusterVersion(ctx context.Context, master ssh.Executor) (string, error) {
+	out, err := ssh.Output(ctx, master, k.kubectl("-n kube-system get configmap kubeadm-config -o jsonpath='{.data.ClusterConfiguration}'"))
+	if err != nil {
+		return "", fmt.Errorf("the cluster's kubeadm configuration: %w", err)
+	}
+	var cfg struct {
+		KubernetesVersion string `json:"kubernetesVersion"`
+	}
+	if err := yaml.Unmarshal(out, &cfg); err != nil {
+		return "", fmt.Errorf("the cluster's kubeadm configuration (kube-system/kubeadm-config): %w", err)
+	}
+	v, err := ParseVersion(cfg.KubernetesVersion)
+	if err != nil {
+		return "", fmt.Errorf("the cluster's kubeadm configuration (kube-system/kubeadm-config): kubernetesVersion %w", err)
+	}
+	return v, nil
+}
