@@ -222,6 +222,29 @@ func TestKubernetesPlan(t *testing.T) {
 			t.Errorf("%s in an upgrade: %+v", np.Node, np.Steps)
 		}
 	}
+	// sealer's upgrade-host hooks: in the node's upgrade turn, before
+	// kube-upgrade, on the hosts of their scope only, in an upgrade only.
+	up.Plugins = []clusterfile.Plugin{{Name: "kernel", Phase: clusterfile.PhaseUpgradeHost, Scope: []clusterfile.Role{clusterfile.RoleNode}, Data: "true"}}
+	for _, in := range []step.Input{up, func() step.Input { in := up; in.Upgrade = nil; return in }()} {
+		for _, np := range planOf(c, j, in, rt, false).Nodes {
+			names := ""
+			for _, s := range np.Steps {
+				if s.step.Stage == step.UpgradeWorkers || s.step.Stage == step.UpgradeMasters {
+					names += s.Name + " "
+				}
+			}
+			want := ""
+			switch {
+			case in.Upgrade != nil && np.Node == "10.0.0.3":
+				want = "hook:upgrade-host kube-upgrade "
+			case in.Upgrade != nil:
+				want = "kube-upgrade "
+			}
+			if names != want {
+				t.Errorf("%s (upgrade %v): upgrade steps %q, want %q", np.Node, in.Upgrade != nil, names, want)
+			}
+		}
+	}
 	var b strings.Builder
 	p.Print(&b)
 	if !strings.HasPrefix(b.String(), "upgrade of Kubernetes v1.36.3 -> v1.37.2\n") || !strings.Contains(b.String(), "the workers 2 at a time") ||

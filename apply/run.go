@@ -430,6 +430,10 @@ func (r *runner) runStages(ctx context.Context, byIP map[string]clusterfile.Node
 			errs[i] = stageErrs[k]
 		}
 	}
+	if r.in.Upgrade != nil && !slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		// sealer's upgrade: on a master, once every node is upgraded.
+		hook(clusterfile.PhaseUpgrade)
+	}
 	if scaling {
 		// sealer's post-scaleup: on a master, once a node joined (the
 		// plan's Done flags are still those from before the run).

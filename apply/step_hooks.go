@@ -41,6 +41,23 @@ func (r *runner) hookStep(phase clusterfile.Phase, stage step.Stage) step.Step {
 	}
 }
 
+// upgradeHostStep runs sealer's upgrade-host hooks in an upgrade of
+// Kubernetes (step.Input.Upgrade), on each node of their scope in its turn
+// (the stage of its role's upgrade, before the runtime's upgrade step),
+// once per version.
+func (r *runner) upgradeHostStep(stage step.Stage) step.Step {
+	s := r.hookStep(clusterfile.PhaseUpgradeHost, stage)
+	key := s.Key
+	s.Key = func(in *step.Input, n clusterfile.Node) (string, bool) {
+		if in.Upgrade == nil || n.IsMaster() != (stage == step.UpgradeMasters) {
+			return "", false
+		}
+		k, ok := key(in, n)
+		return step.Hash([]string{k, in.Upgrade.To}), ok
+	}
+	return s
+}
+
 // hooksOf returns the plugins of a phase that apply to a node with these
 // roles, in the order they run (by name).
 func hooksOf(plugins []clusterfile.Plugin, phase clusterfile.Phase, roles []clusterfile.Role) []clusterfile.Plugin {

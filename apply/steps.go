@@ -40,7 +40,8 @@ func (r *runner) stepList(rt step.Runtime) []step.Step {
 			}
 		}
 	}
-	list = append(list, r.hookStep(clusterfile.PhasePreInstall, step.Host))
+	list = append(list, r.hookStep(clusterfile.PhasePreInstall, step.Host),
+		r.upgradeHostStep(step.UpgradeMasters), r.upgradeHostStep(step.UpgradeWorkers))
 	list = append(list, later...)
 	return append(list, r.hookStep(clusterfile.PhasePostInstall, step.Cluster))
 }

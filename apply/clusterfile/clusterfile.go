@@ -81,15 +81,13 @@ const (
 
 // Phases are the hook phases hoist runs, in the order apply and delete run
 // them.
-var Phases = []Phase{PhasePreInitHost, PhasePostInitHost, PhasePreInstall, PhasePreScaleUp, PhasePostScaleUp, PhasePostInstall,
-	PhasePreUninstall, PhasePreCleanHost, PhasePostCleanHost, PhasePostUninstall}
+var Phases = []Phase{PhasePreInitHost, PhasePostInitHost, PhasePreInstall, PhaseUpgradeHost, PhasePreScaleUp, PhasePostScaleUp, PhaseUpgrade,
+	PhasePostInstall, PhasePreUninstall, PhasePreCleanHost, PhasePostCleanHost, PhasePostUninstall}
 
 // notRun are sealer's phases hoist does not run hooks at, and why: a
 // plugin for them is refused rather than kept to never run.
 var notRun = map[Phase]string{
-	PhaseUpgrade:     "hoist's upgrade of Kubernetes runs no hooks of its own (pre-install and post-install run in every apply of a new image)",
-	PhaseUpgradeHost: "hoist's upgrade of Kubernetes runs no hooks of its own (pre-install and post-install run in every apply of a new image)",
-	PhaseRollback:    "hoist has no rollback",
+	PhaseRollback: "hoist has no rollback",
 }
 
 // sealerActions are the phase names of sealer's older plugins (action:

@@ -220,7 +220,6 @@ func TestClusterfileErrors(t *testing.T) {
 		{"data root / uncleaned", base("  image: a/b:v1\n  dataRoot: /var/..\n" + hosts), "spec.dataRoot: / is not a data root"},
 		{"custom role only", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n    - ips: [10.0.0.3]\n      roles: [db]\n"), "spec.hosts[1].roles: [db]: a host is a master, a node, or both"},
 		{"role with a space", base("  image: a/b:v1\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master, 'a b']\n"), `spec.hosts[0].roles[1]: "a b" is not a role`},
-		{"plugin phase upgrade", plugin("  type: SHELL\n  phase: upgrade\n  data: x\n"), `spec.phase: "upgrade": hoist's upgrade of Kubernetes runs no hooks of its own`},
 		{"plugin phase in a list", plugin("  type: SHELL\n  phase: pre-install|rollback\n  data: x\n"), `spec.phase: "rollback": hoist has no rollback`},
 		{"plugin empty phase in a list", plugin("  type: SHELL\n  phase: pre-install|\n  data: x\n"), `spec.phase: "" is not a phase`},
 		{"container runtime", sealerDoc("  containerRuntime: {type: docker}\n"), `spec.containerRuntime.type: "docker": hoist's Kubernetes runs on containerd`},
@@ -443,6 +442,15 @@ spec:
   action: pre-clean-host
   scope: master|db
   data: rm -rf /data/db
+---
+apiVersion: sealer.io/v2
+kind: Plugin
+metadata:
+  name: kernel
+spec:
+  type: SHELL
+  action: upgrade-host|upgrade
+  data: echo upgraded
 `
 
 func TestSealerEveryKind(t *testing.T) {
@@ -470,7 +478,7 @@ func TestSealerEveryKind(t *testing.T) {
 	for _, p := range cf.Plugins {
 		got = append(got, p.Name+" "+string(p.Phase)+" "+strings.Join(RoleNames(p.Scope), ","))
 	}
-	if want := []string{"disks pre-init-host db", "disks post-install db", "clean pre-clean-host db,master"}; !reflect.DeepEqual(got, want) {
+	if want := []string{"disks pre-init-host db", "disks post-install db", "clean pre-clean-host db,master", "kernel upgrade-host ", "kernel upgrade "}; !reflect.DeepEqual(got, want) {
 		t.Errorf("plugins %q, want %q", got, want)
 	}
 	// Without spec.cmd, the Application's commands stand.

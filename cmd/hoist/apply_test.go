@@ -387,6 +387,9 @@ func TestApplyEndToEnd(t *testing.T) {
 	if _, _, err := hoistAt(t, root, "", "apply", "-f", cf, "--force"); err == nil || !strings.Contains(err.Error(), "--force goes with --prune") {
 		t.Errorf("apply --force without --prune: %v", err)
 	}
+	if _, _, err := hoistAt(t, root, "", "apply", "-f", cf, "--max-unavailable", "0"); err == nil || !strings.Contains(err.Error(), "--max-unavailable 0: want at least 1") {
+		t.Errorf("apply --max-unavailable 0: %v", err)
+	}
 	if _, _, err := hoistAt(t, root, "", "apply", "-f", cf, "--prune"); err == nil || !strings.Contains(err.Error(), "not a terminal (use --prune --force)") {
 		t.Errorf("apply --prune without a terminal: %v", err)
 	}

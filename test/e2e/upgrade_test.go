@@ -136,7 +136,24 @@ spec:
     roles: [master]
   - ips: [%s]
     roles: [node]
-%s`, image, key, strings.Join(masterIPs, ", "), worker.IP, testBedKubeadm)
+%s---
+# sealer's upgrade hooks: on every host in its turn, then on a master.
+apiVersion: sealer.io/v2
+kind: Plugin
+metadata: {name: upgrade-host-mark}
+spec:
+  type: SHELL
+  action: upgrade-host
+  data: echo "$HOIST_NODE" >> /root/hoist-upgrade-host
+---
+apiVersion: sealer.io/v2
+kind: Plugin
+metadata: {name: upgraded-mark}
+spec:
+  type: SHELL
+  action: upgrade
+  data: kubectl --kubeconfig /etc/kubernetes/admin.conf version -o json > /root/hoist-upgraded
+`, image, key, strings.Join(masterIPs, ", "), worker.IP, testBedKubeadm)
 		if err := os.WriteFile(clusterfile, []byte(cf), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -246,6 +263,17 @@ spec:
 			t.Errorf("hoist status: %s at %q, want %s", s.Node, s.Version, newVersion)
 		}
 	}
+	// The hooks: upgrade-host once on each node (the kill did not run
+	// the worker's twice), upgrade once on a master, after the masters'
+	// upgrade (its kubectl talks to the new control plane).
+	for _, n := range bed.Nodes {
+		if out := e.onNode(key, n, "cat /root/hoist-upgrade-host"); out != n.IP+"\n" {
+			t.Errorf("upgrade-host hooks on %s: %q, want one run", n.IP, out)
+		}
+	}
+	if out := e.onNode(key, master, "cat /root/hoist-upgraded"); !strings.Contains(out, `"gitVersion": "`+newVersion+`"`) {
+		t.Errorf("the upgrade hook on %s: %q, want the server at %s", master.IP, out, newVersion)
+	}
 	backups, _ := filepath.Glob(filepath.Join(e.root, "clusters", "upgrade", "backups", "upgrade-before-"+newVersion+"-*.hoist-backup"))
 	if len(backups) != 1 {
 		t.Errorf("backups before the upgrade: %v, want one", backups)
@@ -286,6 +314,18 @@ spec:
 	e.h("delete", "-f", clusterfile, "--force")
 	bed.Destroy()
 	t.Logf("total %s", time.Since(start).Round(time.Second))
+}
+
+// onNode runs a command on a node over SSH (as root, with the test bed's
+// key) and returns its output.
+func (e *env) onNode(key string, n testbed.Node, command string) string {
+	e.t.Helper()
+	out, err := exec.Command("ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+		"root@"+n.IP, command).Output()
+	if err != nil {
+		e.t.Errorf("%s on %s: %v", command, n.Name, err)
+	}
+	return string(out)
 }
 
 // buildBaseVersion builds the base image of another Kubernetes version as

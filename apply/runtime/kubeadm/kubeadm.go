@@ -467,9 +467,13 @@ func (k *Runtime) Drain(ctx context.Context, master ssh.Executor, ip string) err
 		return k.RemoveMember(ctx, master, ip)
 	}
 	// A node that is not Ready (a dead machine) cannot let its pods go:
-	// deleting it is what moves them.
+	// deleting it is what moves them. One that died too recently to be
+	// marked so (the node lifecycle controller waits out a grace period)
+	// never confirms its pods' deletion either: the node is deleted
+	// anyway, so pods still terminating a minute after their eviction are
+	// not waited for.
 	if n.Ready {
-		if err := k.drain(ctx, master, n.Name); err != nil {
+		if err := k.drain(ctx, master, n.Name, "--skip-wait-for-delete-timeout=60"); err != nil {
 			return err
 		}
 	}
@@ -481,9 +485,10 @@ func (k *Runtime) Drain(ctx context.Context, master ssh.Executor, ip string) err
 
 // drain cordons the node and evicts its pods (DaemonSets' stay), waiting
 // as long as a PodDisruptionBudget holds an eviction back, within 3
-// minutes.
-func (k *Runtime) drain(ctx context.Context, master ssh.Executor, name string) error {
-	if err := master.Run(ctx, k.kubectl("drain "+ssh.Quote(name)+" --ignore-daemonsets --delete-emptydir-data --force --timeout=180s >&2"), nil, nil); err != nil {
+// minutes; flags are kubectl drain's, added.
+func (k *Runtime) drain(ctx context.Context, master ssh.Executor, name string, flags ...string) error {
+	args := append([]string{"drain", ssh.Quote(name), "--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=180s"}, flags...)
+	if err := master.Run(ctx, k.kubectl(strings.Join(args, " "))+" >&2", nil, nil); err != nil {
 		return fmt.Errorf("drain %s: %w", name, err)
 	}
 	return nil

@@ -31,14 +31,11 @@ func upgradeStep(k *Runtime, stage step.Stage) step.Step {
 			return in.Upgrade.To, n.IsMaster() == (stage == step.UpgradeMasters)
 		},
 		Run: func(ctx context.Context, t *step.Target) error {
-			master, masterIP, err := t.Master(ctx)
+			master, _, err := t.Master(ctx)
 			if err != nil {
 				return fmt.Errorf("a master of the cluster: %w", err)
 			}
-			if err := k.Upgrade(ctx, t.Exec, master, t.Node.IP.String(), t.Node.IsMaster(), t.Input.Upgrade.To, step.Exports(t.Env)); err != nil {
-				return fmt.Errorf("(asking the master %s) %w", masterIP, err)
-			}
-			return nil
+			return k.Upgrade(ctx, t.Exec, master, t.Node.IP.String(), t.Node.IsMaster(), t.Input.Upgrade.To, step.Exports(t.Env))
 		},
 		// The kubelet started again is waited for by kube-ready too.
 		Restarts: true,
@@ -110,9 +107,10 @@ func parseNodeVersions(out string) (NodeVersions, error) {
 //     kubelet stopped (the new binaries, the kubelet started again), the
 //     node back Ready at the new version, and uncordoned.
 //
-// A node already at to is uncordoned only (a run stopped between the
-// drain and the uncordon); one that is not a member yet joins later, at
-// the image's version.
+// A node already at to is uncordoned only, when cordoned (a run stopped
+// between the drain and the uncordon: a node cordoned by hand before the
+// upgrade is uncordoned too, as kubeadm's guide would); one that is not a
+// member yet joins later, at the image's version.
 func (k *Runtime) Upgrade(ctx context.Context, e, master ssh.Executor, ip string, controlPlane bool, to, env string) error {
 	v, err := ReadNodeVersions(ctx, e)
 	if err != nil {
@@ -149,7 +147,8 @@ func (k *Runtime) Upgrade(ctx context.Context, e, master ssh.Executor, ip string
 	if !ok {
 		return fmt.Errorf("node %s is not in the cluster", ip)
 	}
-	if Older(v.Kubelet, to) {
+	drained := Older(v.Kubelet, to)
+	if drained {
 		if err := k.drain(ctx, master, n.Name); err != nil {
 			return err
 		}
@@ -166,6 +165,9 @@ func (k *Runtime) Upgrade(ctx context.Context, e, master ssh.Executor, ip string
 		if err != nil {
 			return err
 		}
+	}
+	if !drained && !n.Unschedulable {
+		return nil
 	}
 	if err := master.Run(ctx, k.kubectl("uncordon "+ssh.Quote(n.Name)+" >&2"), nil, nil); err != nil {
 		return fmt.Errorf("uncordon %s: %w", n.Name, err)
