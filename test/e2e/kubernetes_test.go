@@ -48,6 +48,18 @@ type env struct {
 	dir     string
 }
 
+// newEnv is a test's hoist with a store of its own, emptied when the test
+// ends.
+func newEnv(t *testing.T) *env {
+	e := &env{t: t, hoist: fixture.HoistBinary(t), dir: t.TempDir()}
+	e.root = filepath.Join(e.dir, "root")
+	t.Cleanup(func() {
+		exec.Command(e.hoist, "--root", e.root, "rmi", "--all", "--force").Run()
+		os.RemoveAll(clusterimage.RunRoot(e.root))
+	})
+	return e
+}
+
 // run runs a command, its output streamed to the test log on failure.
 func (e *env) run(name string, args ...string) string {
 	e.t.Helper()

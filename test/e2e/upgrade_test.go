@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hoistdev/hoist/clusterimage"
 	"github.com/hoistdev/hoist/test/fixture"
 	"github.com/hoistdev/hoist/test/testbed"
 )
@@ -92,12 +91,7 @@ func TestKubernetesUpgrade(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: kube test bed nodes (namespaces, mounts, cgroups; CI runs as root)")
 	}
-	e := &env{t: t, hoist: fixture.HoistBinary(t), dir: t.TempDir()}
-	e.root = filepath.Join(e.dir, "root")
-	t.Cleanup(func() {
-		exec.Command(e.hoist, "--root", e.root, "rmi", "--all", "--force").Run()
-		os.RemoveAll(clusterimage.RunRoot(e.root))
-	})
+	e := newEnv(t)
 	start := time.Now()
 	e.buildBase()
 	e.buildBaseVersion(oldVersion, oldBaseImage)

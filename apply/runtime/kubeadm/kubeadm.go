@@ -300,6 +300,20 @@ func find(nodes []NodeInfo, ip string) (NodeInfo, bool) {
 	return nodes[i], true
 }
 
+// node is what the cluster says of the node with this address, which must
+// be in it.
+func (k *Runtime) node(ctx context.Context, master ssh.Executor, ip string) (NodeInfo, error) {
+	nodes, err := k.Nodes(ctx, master)
+	if err != nil {
+		return NodeInfo{}, err
+	}
+	n, ok := find(nodes, ip)
+	if !ok {
+		return NodeInfo{}, fmt.Errorf("node %s is not in the cluster", ip)
+	}
+	return n, nil
+}
+
 // WaitRegistered waits until the nodes with these addresses are in the
 // cluster with a pod network range, and returns every node known then.
 func (k *Runtime) WaitRegistered(ctx context.Context, master ssh.Executor, ips []string) ([]NodeInfo, error) {
@@ -419,13 +433,9 @@ func (k *Runtime) kubeletLog(lines int) string {
 // (taints as kubectl writes them: key=value:Effect, or key:Effect- to
 // remove one).
 func (k *Runtime) Configure(ctx context.Context, master ssh.Executor, ip string, labels map[string]string, taints []string) error {
-	nodes, err := k.Nodes(ctx, master)
+	n, err := k.node(ctx, master, ip)
 	if err != nil {
 		return err
-	}
-	n, ok := find(nodes, ip)
-	if !ok {
-		return fmt.Errorf("node %s is not in the cluster", ip)
 	}
 	if len(labels) > 0 {
 		keys := make([]string, 0, len(labels))

@@ -139,13 +139,9 @@ func (k *Runtime) Upgrade(ctx context.Context, e, master ssh.Executor, ip string
 			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
-	nodes, err := k.Nodes(ctx, master)
+	n, err := k.node(ctx, master, ip)
 	if err != nil {
 		return err
-	}
-	n, ok := find(nodes, ip)
-	if !ok {
-		return fmt.Errorf("node %s is not in the cluster", ip)
 	}
 	drained := Older(v.Kubelet, to)
 	if drained {
