@@ -47,7 +47,7 @@ func CheckSkew(running, image string) error {
 	}
 	switch {
 	case less(i, r):
-		return fmt.Errorf("the cluster runs Kubernetes %s, the image %s: a downgrade, which kubeadm cannot do (to go back after an upgrade, restore a backup taken before it: hoist restore)", running, image)
+		return fmt.Errorf("the cluster runs Kubernetes %s, the image %s: a downgrade, which kubeadm cannot do (apply an image of %s or later)", running, image, running)
 	case i[0] != r[0] || i[1] > r[1]+1:
 		return fmt.Errorf("the cluster runs Kubernetes %s, the image %s: that skips a minor version, which Kubernetes does not allow (go through v%d.%d first)", running, image, r[0], r[1]+1)
 	}

@@ -11,7 +11,7 @@ import (
 func TestCheckSkew(t *testing.T) {
 	for _, c := range []struct{ running, image, want string }{
 		{"v1.37.2", "v1.37.2", ""},
-		{"v1.37.2", "v1.37.1", "the cluster runs Kubernetes v1.37.2, the image v1.37.1: a downgrade, which kubeadm cannot do (to go back after an upgrade, restore a backup taken before it: hoist restore)"},
+		{"v1.37.2", "v1.37.1", "the cluster runs Kubernetes v1.37.2, the image v1.37.1: a downgrade, which kubeadm cannot do (apply an image of v1.37.2 or later)"},
 		{"v1.37.2", "v1.36.9", "the cluster runs Kubernetes v1.37.2, the image v1.36.9: a downgrade"},
 		{"v1.35.4", "v1.37.2", "the cluster runs Kubernetes v1.35.4, the image v1.37.2: that skips a minor version, which Kubernetes does not allow (go through v1.36 first)"},
 		{"v1.37.2", "v2.0.0", "that skips a minor version"},
