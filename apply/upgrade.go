@@ -18,9 +18,9 @@ import (
 // of Kubernetes does before the nodes' steps.
 const UpgradeRow = "upgrade"
 
-// BackupsDir is where apply keeps the etcd snapshot it takes before an
+// backupsDir is where apply keeps the etcd snapshot it takes before an
 // upgrade of the cluster's Kubernetes: in the cluster's state under root.
-func BackupsDir(root, cluster string) string {
+func backupsDir(root, cluster string) string {
 	return filepath.Join(layout.Local{Root: root}.Cluster(cluster).Dir, "backups")
 }
 
@@ -33,11 +33,10 @@ func upgradeBackupName(cluster, version string, t time.Time) string {
 // beforeUpgrade does, before any node step of an upgrade, what kubeadm's
 // upgrade guide asks first: every node of the Clusterfile answers (an
 // upgrade must not leave one behind), every etcd member is healthy, and a
-// backup of the cluster (etcd
-// snapshot and PKI, as hoist backup takes it, from a master whose etcd is
-// healthy) is on this machine, to restore should the upgrade go wrong. A
-// backup taken for this version by an apply that stopped half-way is
-// kept: its cluster is the one from before the upgrade.
+// backup of the cluster (etcd snapshot and PKI, as hoist backup takes it)
+// is on this machine. A backup taken for this version by an apply that
+// stopped half-way is kept: its cluster is the one from before the
+// upgrade.
 func (r *runner) beforeUpgrade(ctx context.Context) error {
 	up := r.in.Upgrade
 	var errs []string
@@ -60,7 +59,7 @@ func (r *runner) beforeUpgrade(ctx context.Context) error {
 	if err := etcdOf(r.c).ClusterHealthy(ctx, master); err != nil {
 		return fmt.Errorf("upgrading Kubernetes %s -> %s needs every etcd member healthy, as %s's etcdctl endpoint health --cluster says they are not (nothing was changed): %w", up.From, up.To, ip, err)
 	}
-	dir := BackupsDir(r.opts.Root, r.c.Name)
+	dir := backupsDir(r.opts.Root, r.c.Name)
 	kept, _ := filepath.Glob(filepath.Join(dir, r.c.Name+"-before-"+up.To+"-*"+BackupExt))
 	if len(kept) > 0 {
 		r.report(progress.Event{Node: UpgradeRow, Step: "backup " + kept[len(kept)-1], State: progress.StateSkipped})
