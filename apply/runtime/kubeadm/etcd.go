@@ -153,10 +153,7 @@ func (k *Etcd) ReadMaster(ctx context.Context, e ssh.Executor, host string) (*Ma
 	if data, err = read(file); err != nil {
 		return nil, err
 	}
-	if pod, err = ParseStaticPod(data); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	if m.KubernetesVersion, err = ImageVersion(pod.Image); err != nil {
+	if m.KubernetesVersion, err = apiServerVersion(data); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	out, err := ssh.Output(ctx, e, k.needTools("kubeadm")+k.bin("kubeadm")+" version -o short </dev/null")

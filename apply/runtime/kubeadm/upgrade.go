@@ -53,11 +53,10 @@ type NodeVersions struct {
 
 // ReadNodeVersions asks a node where it stands.
 func ReadNodeVersions(ctx context.Context, e ssh.Executor) (NodeVersions, error) {
-	manifest := path.Join(ManifestsDir, "kube-apiserver.yaml")
 	out, err := ssh.Output(ctx, e, fmt.Sprintf(`[ -e /etc/kubernetes/kubelet.conf ] && echo member
 printf 'kubelet '; /usr/bin/kubelet --version 2>/dev/null || echo
 [ -f %[1]s ] && head -c %[2]d %[1]s
-true`, ssh.Quote(manifest), maxManifestSize))
+true`, ssh.Quote(apiServerManifestPath), maxManifestSize))
 	if err != nil {
 		return NodeVersions{}, err
 	}
@@ -85,12 +84,9 @@ func parseNodeVersions(out string) (NodeVersions, error) {
 		v.Kubelet = parsed
 	}
 	if strings.TrimSpace(manifest) != "" {
-		pod, err := ParseStaticPod([]byte(manifest))
-		if err != nil {
-			return v, fmt.Errorf("%s/kube-apiserver.yaml: %w", ManifestsDir, err)
-		}
-		if v.ControlPlane, err = ImageVersion(pod.Image); err != nil {
-			return v, fmt.Errorf("%s/kube-apiserver.yaml: %w", ManifestsDir, err)
+		var err error
+		if v.ControlPlane, err = apiServerVersion([]byte(manifest)); err != nil {
+			return v, fmt.Errorf("%s: %w", apiServerManifestPath, err)
 		}
 	}
 	return v, nil

@@ -3,7 +3,6 @@ package kubeadm
 import (
 	"context"
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 
@@ -16,20 +15,28 @@ import (
 // a control plane that is down (a machine restarted without systemd) still
 // tells it.
 func RunningVersion(ctx context.Context, master ssh.Executor) (string, error) {
-	manifest := path.Join(ManifestsDir, "kube-apiserver.yaml")
-	data, err := ssh.Output(ctx, master, "cat "+ssh.Quote(manifest))
+	data, err := ssh.Output(ctx, master, "cat "+ssh.Quote(apiServerManifestPath))
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", manifest, err)
+		return "", fmt.Errorf("%s: %w", apiServerManifestPath, err)
 	}
-	pod, err := ParseStaticPod(data)
+	v, err := apiServerVersion(data)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", manifest, err)
-	}
-	v, err := ImageVersion(pod.Image)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", manifest, err)
+		return "", fmt.Errorf("%s: %w", apiServerManifestPath, err)
 	}
 	return v, nil
+}
+
+// apiServerManifestPath is the kube-apiserver's static pod on a master.
+const apiServerManifestPath = ManifestsDir + "/kube-apiserver.yaml"
+
+// apiServerVersion is the Kubernetes version of a kube-apiserver static
+// pod manifest: its image's tag.
+func apiServerVersion(manifest []byte) (string, error) {
+	pod, err := ParseStaticPod(manifest)
+	if err != nil {
+		return "", err
+	}
+	return ImageVersion(pod.Image)
 }
 
 // CheckSkew refuses to apply an image of Kubernetes image to a cluster that
