@@ -337,3 +337,52 @@ func TestEngineProbesAndFollowers(t *testing.T) {
 		t.Errorf("after a node joined:\n got %v\nwant %v", got, want)
 	}
 }
+
+// checkOnlyRuntime is a runtime whose cluster says no upgrade is left (an
+// API server that does not answer tells no kubelet's version): the real
+// one is tested in test/e2e (TestKubernetesUpgrade).
+type checkOnlyRuntime struct{ version string }
+
+func (f *checkOnlyRuntime) Detect(clusterfile.Cluster, step.Image) (step.Runtime, error) {
+	return f, nil
+}
+func (f *checkOnlyRuntime) Steps() []step.Step { return nil }
+func (f *checkOnlyRuntime) Version() string    { return f.version }
+func (f *checkOnlyRuntime) Kubeconfig(context.Context, ssh.Executor, string) ([]byte, error) {
+	return nil, nil
+}
+func (f *checkOnlyRuntime) Drain(context.Context, ssh.Executor, string) error { return nil }
+func (f *checkOnlyRuntime) CheckCluster(context.Context, ssh.Executor) (*step.Upgrade, error) {
+	return nil, nil
+}
+
+// TestEngineResumesUpgradeFromJournal: an upgrade an apply began and did
+// not finish goes on even when the cluster cannot tell, for an image of
+// that version only.
+func TestEngineResumesUpgradeFromJournal(t *testing.T) {
+	c := testCluster(t, twoHosts)
+	rec := newRecord()
+	for _, image := range []struct {
+		version string
+		resumed bool
+	}{{"v1.37.2", true}, {"v1.37.3", false}} {
+		j, err := OpenJournal(filepath.Join(t.TempDir(), "journal.json"), c.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.MarkDone("10.0.0.2", "init", "sha256:img")
+		began := &step.Upgrade{From: "v1.36.3", To: "v1.37.2"}
+		j.SetUpgrade(began)
+		r := &runner{c: c, opts: Options{Jobs: 4, Dial: (&fakeNodes{}).dial}, journal: j, dir: nodeDir(c), rt: &checkOnlyRuntime{image.version}}
+		r.in = withNodes(step.Input{ImageDigest: "sha256:img"}, c)
+		r.steps = []step.Step{rec.step("init", step.Init, firstMaster)}
+		r.membership()
+		r.makePlan()
+		if err := r.checkCluster(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.in.Upgrade != nil && *r.in.Upgrade == *began && r.plan.Upgrade == r.in.Upgrade; got != image.resumed {
+			t.Errorf("image %s: upgrade %+v, want resumed %v", image.version, r.in.Upgrade, image.resumed)
+		}
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.podman.io/storage/pkg/ioutils"
+
+	"github.com/hoistdev/hoist/apply/step"
 )
 
 // Journal records, per node, the steps of an apply that finished and the
@@ -34,6 +36,9 @@ type journalData struct {
 	Apps    map[string]stepState            `json:"apps,omitempty"` // app → state
 	Planned []string                        `json:"plannedApps,omitempty"`
 	Failed  map[string]Failure              `json:"failed,omitempty"`
+	// Upgrade is the upgrade of Kubernetes an apply began and no apply
+	// has finished yet.
+	Upgrade *step.Upgrade `json:"upgrade,omitempty"`
 }
 
 // HostRecord is what the journal keeps of a node besides its steps: how to
@@ -182,6 +187,21 @@ func (j *Journal) SetHost(node string, h HostRecord) error {
 	h.Version = j.data.Hosts[node].Version
 	j.data.Hosts[node] = h
 	return j.save()
+}
+
+// SetUpgrade records the upgrade an apply begins; nil once one finished.
+func (j *Journal) SetUpgrade(up *step.Upgrade) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.data.Upgrade = up
+	return j.save()
+}
+
+// Upgrade is the upgrade an apply began that none finished, nil when none.
+func (j *Journal) Upgrade() *step.Upgrade {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.data.Upgrade
 }
 
 // SetVersion records the Kubernetes version an apply brought the node to.

@@ -233,6 +233,12 @@ func (r *runner) checkCluster(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", ip, err)
 	}
+	if began := r.journal.Upgrade(); up == nil && began != nil && began.To == r.rt.Version() {
+		// An apply that began this upgrade stopped: the cluster may not
+		// tell (its API server restarting after its master's kubelet
+		// was upgraded), the journal does.
+		up = began
+	}
 	if up != nil {
 		r.in.Upgrade = up
 		r.makePlan()
@@ -252,6 +258,9 @@ func (r *runner) apply(ctx context.Context, rep progress.Reporter) (*Result, err
 	if r.in.Upgrade != nil {
 		if err := r.beforeUpgrade(ctx); err != nil {
 			r.journal.SetFailed(AppsNode, stepUpgradeCheck, err)
+			return nil, err
+		}
+		if err := r.journal.SetUpgrade(r.in.Upgrade); err != nil {
 			return nil, err
 		}
 	}
@@ -302,6 +311,11 @@ func (r *runner) apply(ctx context.Context, rep progress.Reporter) (*Result, err
 	for i, np := range p.Nodes {
 		res.Errors[np.Node] = nodeErrs[i]
 		nodesOK = nodesOK && nodeErrs[i] == nil
+	}
+	if r.in.Upgrade != nil && !slices.ContainsFunc(nodeErrs, func(err error) bool { return err != nil }) {
+		if err := r.journal.SetUpgrade(nil); err != nil {
+			return nil, err
+		}
 	}
 	for i, n := range remove {
 		res.Errors[n] = removeErrs[i]

@@ -224,6 +224,11 @@ spec:
 		}
 	}
 	t.Logf("hoist killed after %s, once the master was upgraded", time.Since(upgradeStart).Round(time.Second))
+	// As a user would, the apply runs again once the cluster settled: right
+	// after its master's kubelet was upgraded, its static pods restart, and
+	// a drain started then was once held by the PodDisruptionBudget for its
+	// whole 3 minutes (left open in the issue).
+	e.waitPods(kubeconfig, 3*time.Minute)
 	out, err := e.apply(clusterfile)
 	if err != nil {
 		t.Fatalf("hoist apply after the kill: %v", err)
