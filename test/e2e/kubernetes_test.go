@@ -174,12 +174,18 @@ func (e *env) waitPods(kubeconfig string, timeout time.Duration) podList {
 			return pods
 		}
 		if time.Now().After(deadline) {
-			out, _ := exec.Command(e.kubectl, "--kubeconfig", kubeconfig, "get", "pods", "-A", "-o", "wide").CombinedOutput()
-			ev, _ := exec.Command(e.kubectl, "--kubeconfig", kubeconfig, "get", "events", "-A").CombinedOutput()
-			e.t.Fatalf("pods not healthy after %s: %v\n%s\n%s", timeout, bad, out, ev)
+			e.t.Fatalf("pods not healthy after %s: %v\n%s", timeout, bad, e.clusterState(kubeconfig))
 		}
 		time.Sleep(3 * time.Second)
 	}
+}
+
+// clusterState is what the cluster says of its pods and recent events, for
+// a failure's message.
+func (e *env) clusterState(kubeconfig string) string {
+	out, _ := exec.Command(e.kubectl, "--kubeconfig", kubeconfig, "--request-timeout", "10s", "get", "pods", "-A", "-o", "wide").CombinedOutput()
+	ev, _ := exec.Command(e.kubectl, "--kubeconfig", kubeconfig, "--request-timeout", "10s", "get", "events", "-A", "--sort-by=.lastTimestamp").CombinedOutput()
+	return string(out) + "\n" + string(ev)
 }
 
 // buildBase builds the Kubernetes base image into the test's store, and

@@ -378,3 +378,54 @@ func (c *Config) IgnoredPreflightErrors(controlPlane bool) []string {
 	}
 	return out
 }
+
+// pinnedImages are the ClusterConfiguration fields where the image pins
+// the tags of the images it bundles besides Kubernetes' own.
+var pinnedImages = [][]string{{"etcd", "local", "imageTag"}, {"dns", "imageTag"}}
+
+// Retag gives the cluster's stored ClusterConfiguration (kube-system/kubeadm-config)
+// the etcd and CoreDNS image tags of this configuration, or kubeadm's own
+// when it pins none; changed says whether it had others. kubeadm upgrade
+// works from the stored configuration, so the previous image's tags would
+// stay: those versions would not be upgraded, and the new image's
+// registry no longer serves their images.
+func (c *Config) Retag(stored []byte) (out []byte, changed bool, err error) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(stored, &doc); err != nil {
+		return nil, false, fmt.Errorf("not a ClusterConfiguration: %w", err)
+	}
+	if kind, _ := doc["kind"].(string); kind != KindCluster {
+		return nil, false, fmt.Errorf("not a ClusterConfiguration: kind %q", clip(kind, 40))
+	}
+	for _, field := range pinnedImages {
+		if field[0] == "etcd" && lookup(doc, []string{"etcd", "external"}) != nil {
+			// An external etcd: none of kubeadm's to upgrade.
+			continue
+		}
+		for i := 1; i < len(field); i++ {
+			if v := lookup(doc, field[:i]); v != nil {
+				if _, ok := v.(map[string]any); !ok {
+					return nil, false, fmt.Errorf("%s is not a mapping", strings.Join(field[:i], "."))
+				}
+			}
+		}
+		parent := child(doc, field[:len(field)-1]...)
+		key := field[len(field)-1]
+		old, _ := parent[key].(string)
+		tag := c.Get(KindCluster, field...)
+		if old == tag {
+			continue
+		}
+		changed = true
+		if tag == "" {
+			delete(parent, key)
+		} else {
+			parent[key] = tag
+		}
+	}
+	if !changed {
+		return stored, false, nil
+	}
+	out, err = yaml.Marshal(doc)
+	return out, true, err
+}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -395,4 +396,115 @@ func TestCACertHash(t *testing.T) {
 	if _, err := CACertHash([]byte("garbage")); err == nil {
 		t.Error("no error for a CA that is not PEM")
 	}
+}
+
+// storedClusterConfiguration is a ClusterConfiguration as kubeadm stores
+// it in kube-system/kubeadm-config (v1beta4, defaults filled in), from a
+// cluster of an image that pinned etcd 3.5.0-0 and CoreDNS v1.11.0.
+const storedClusterConfiguration = `apiServer: {}
+apiVersion: kubeadm.k8s.io/v1beta4
+caCertificateValidityPeriod: 87600h0m0s
+certificateValidityPeriod: 8760h0m0s
+certificatesDir: /etc/kubernetes/pki
+clusterName: kubernetes
+controlPlaneEndpoint: apiserver.cluster.local:6444
+controllerManager: {}
+dns:
+  imageTag: v1.11.0
+encryptionAlgorithm: RSA-2048
+etcd:
+  local:
+    dataDir: /var/lib/etcd
+    imageTag: 3.5.0-0
+imageRepository: registry.k8s.io
+kind: ClusterConfiguration
+kubernetesVersion: v1.36.3
+networking:
+  dnsDomain: cluster.local
+  podSubnet: 10.244.0.0/16
+  serviceSubnet: 10.96.0.0/12
+proxy: {}
+scheduler: {}
+`
+
+// TestRetag: before kubeadm upgrade apply, the cluster's stored
+// configuration takes the new image's etcd and CoreDNS tags (kubeadm's
+// own when the image pins none); the rest is kept; an external etcd is
+// left alone.
+func TestRetag(t *testing.T) {
+	c := imageDefaultsFor(t, "v1.37.2") // etcd 3.6.0-0, CoreDNS v1.12.0
+	out, changed, err := c.Retag([]byte(storedClusterConfiguration))
+	if err != nil || !changed {
+		t.Fatalf("%v, changed %v", err, changed)
+	}
+	var got map[string]any
+	if err := yaml.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	yaml.Unmarshal([]byte(strings.NewReplacer("3.5.0-0", "3.6.0-0", "v1.11.0", "v1.12.0").Replace(storedClusterConfiguration)), &want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("retagged:\n%s", out)
+	}
+	// Again: nothing to change.
+	if again, changed, err := c.Retag(out); err != nil || changed || string(again) != string(out) {
+		t.Errorf("retagged twice: %v, changed %v", err, changed)
+	}
+
+	// An image that pins nothing: kubeadm's own versions.
+	bare, _ := ParseConfig("kubeadm.yaml", []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"))
+	out, _, err = bare.Retag([]byte(storedClusterConfiguration))
+	if err != nil || strings.Contains(string(out), "imageTag") {
+		t.Errorf("unpinned: %v\n%s", err, out)
+	}
+
+	external := strings.Replace(storedClusterConfiguration, "  local:\n    dataDir: /var/lib/etcd\n    imageTag: 3.5.0-0\n",
+		"  external:\n    endpoints: [https://192.0.2.1:2379]\n", 1)
+	out, _, err = c.Retag([]byte(external))
+	if err != nil || strings.Contains(string(out), "3.6.0-0") || !strings.Contains(string(out), "192.0.2.1") || !strings.Contains(string(out), "v1.12.0") {
+		t.Errorf("external etcd: %v\n%s", err, out)
+	}
+
+	for _, b := range badStoredConfigurations {
+		if _, _, err := c.Retag([]byte(b.stored)); err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%s: %v, want %q", b.name, err, b.want)
+		}
+	}
+}
+
+var badStoredConfigurations = []struct{ name, stored, want string }{
+	{"not YAML", "kind: [", "not a ClusterConfiguration: "},
+	{"another kind", "kind: InitConfiguration\n", `not a ClusterConfiguration: kind "InitConfiguration"`},
+	{"dns a string", "kind: ClusterConfiguration\ndns: CoreDNS\n", "dns is not a mapping"},
+	{"etcd.local a list", "kind: ClusterConfiguration\netcd:\n  local: [a]\n", "etcd.local is not a mapping"},
+}
+
+// FuzzRetag: the stored configuration comes from the cluster; whatever is
+// accepted comes back as a ClusterConfiguration with the image's tags.
+func FuzzRetag(f *testing.F) {
+	f.Add(storedClusterConfiguration)
+	for _, b := range badStoredConfigurations {
+		f.Add(b.stored)
+	}
+	data, err := os.ReadFile(filepath.Join(baseRootfs, DefaultsFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	c, err := ParseConfig("kubeadm.yaml", []byte(strings.NewReplacer("@ETCD_TAG@", "3.6.0-0", "@COREDNS_TAG@", "v1.12.0").Replace(string(data))))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, stored string) {
+		out, _, err := c.Retag([]byte(stored))
+		if err != nil {
+			return
+		}
+		var doc map[string]any
+		if err := yaml.Unmarshal(out, &doc); err != nil || doc["kind"] != KindCluster {
+			t.Fatalf("retagged into %q: %v", out, err)
+		}
+		if tag, _ := lookup(doc, []string{"dns", "imageTag"}).(string); tag != "v1.12.0" {
+			t.Fatalf("dns.imageTag %q in %q", tag, out)
+		}
+	})
 }

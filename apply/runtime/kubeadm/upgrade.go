@@ -1,10 +1,14 @@
 package kubeadm
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -123,11 +127,14 @@ func (k *Runtime) Upgrade(ctx context.Context, e, master ssh.Executor, ip string
 	if Older(v.Kubelet, to) || (controlPlane && Older(v.ControlPlane, to)) {
 		what, args := "kubeadm upgrade node", " upgrade node"
 		if controlPlane {
-			cluster, err := k.clusterVersion(ctx, e)
+			stored, cluster, err := k.clusterConfiguration(ctx, e)
 			if err != nil {
 				return err
 			}
 			if Older(cluster, to) {
+				if err := k.retag(ctx, e, stored); err != nil {
+					return err
+				}
 				what, args = "kubeadm upgrade apply "+to, " upgrade apply "+ssh.Quote(to)+" --yes"
 			}
 		}
@@ -158,6 +165,16 @@ func (k *Runtime) Upgrade(ctx context.Context, e, master ssh.Executor, ip string
 			return err
 		}
 	}
+	if controlPlane {
+		// A kubelet of another minor sees the control plane's static pods
+		// as new pods and restarts them, after it reports the node
+		// Ready: the next node's drain must not start while this
+		// master's controller manager is down (no evicted pod would be
+		// replaced, so a PodDisruptionBudget holds the drain).
+		if err := k.waitStaticPods(ctx, master, e, n.Name); err != nil {
+			return err
+		}
+	}
 	if !drained && !n.Unschedulable {
 		return nil
 	}
@@ -167,23 +184,151 @@ func (k *Runtime) Upgrade(ctx context.Context, e, master ssh.Executor, ip string
 	return nil
 }
 
-// clusterVersion is the Kubernetes version of the cluster's kubeadm
-// configuration (kubeadm upgrade apply sets it once the control plane of
-// its master is upgraded), asked on a master.
-func (k *Runtime) clusterVersion(ctx context.Context, master ssh.Executor) (string, error) {
-	out, err := ssh.Output(ctx, master, k.kubectl("-n kube-system get configmap kubeadm-config -o jsonpath='{.data.ClusterConfiguration}'"))
+// clusterConfiguration is the cluster's kubeadm ClusterConfiguration
+// (kube-system/kubeadm-config), which kubeadm upgrade works from, and its
+// Kubernetes version (kubeadm upgrade apply sets it once the control plane
+// of its master is upgraded), asked on a master.
+func (k *Runtime) clusterConfiguration(ctx context.Context, master ssh.Executor) (stored []byte, version string, err error) {
+	stored, err = ssh.Output(ctx, master, k.kubectl("-n kube-system get configmap kubeadm-config -o jsonpath='{.data.ClusterConfiguration}'"))
 	if err != nil {
-		return "", fmt.Errorf("the cluster's kubeadm configuration: %w", err)
+		return nil, "", fmt.Errorf("%s: %w", storedConfig, err)
 	}
 	var cfg struct {
 		KubernetesVersion string `json:"kubernetesVersion"`
 	}
-	if err := yaml.Unmarshal(out, &cfg); err != nil {
-		return "", fmt.Errorf("the cluster's kubeadm configuration (kube-system/kubeadm-config): %w", err)
+	if err := yaml.Unmarshal(stored, &cfg); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", storedConfig, err)
 	}
-	v, err := ParseVersion(cfg.KubernetesVersion)
+	if version, err = ParseVersion(cfg.KubernetesVersion); err != nil {
+		return nil, "", fmt.Errorf("%s: kubernetesVersion %w", storedConfig, err)
+	}
+	return stored, version, nil
+}
+
+const storedConfig = "the cluster's kubeadm configuration (kube-system/kubeadm-config)"
+
+// retag gives the cluster's stored configuration the image's etcd and
+// CoreDNS tags (Config.Retag) before kubeadm upgrade apply reads it. An
+// upgrade stopped after this does it again, unchanged.
+func (k *Runtime) retag(ctx context.Context, master ssh.Executor, stored []byte) error {
+	retagged, changed, err := k.Config.Retag(stored)
 	if err != nil {
-		return "", fmt.Errorf("the cluster's kubeadm configuration (kube-system/kubeadm-config): kubernetesVersion %w", err)
+		return fmt.Errorf("%s: %w", storedConfig, err)
 	}
-	return v, nil
+	if !changed {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"data": map[string]string{"ClusterConfiguration": string(retagged)}})
+	if err != nil {
+		return err
+	}
+	cmd := k.kubectl("-n kube-system patch configmap kubeadm-config --type merge --patch-file /dev/stdin >&2")
+	if err := master.Run(ctx, cmd, bytes.NewReader(patch), nil); err != nil {
+		return fmt.Errorf("%s: the image's etcd and CoreDNS tags: %w", storedConfig, err)
+	}
+	return nil
+}
+
+// kubeletPod is a pod a kubelet runs from its manifest directory, as the
+// kubelet itself reports it.
+type kubeletPod struct {
+	Name, Component string
+	Ready           bool
+}
+
+// controlPlanePods are the static pods kubeadm gives every master (and
+// etcd, unless the cluster's etcd is external: waited for when there).
+var controlPlanePods = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+
+// waitStaticPods waits until the kubelet of the master named name runs
+// kubeadm's control plane and reports every static pod of its Ready.
+// It asks the kubelet (its /pods, through the API server), not the mirror
+// pods: right after a kubelet restart those are still the old kubelet's.
+func (k *Runtime) waitStaticPods(ctx context.Context, master, node ssh.Executor, name string) error {
+	timeout := k.ReadyTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	deadline := time.Now().Add(timeout)
+	var waiting []string
+	for {
+		out, err := ssh.Output(ctx, master, k.kubectl("get --raw /api/v1/nodes/"+ssh.Quote(name)+"/proxy/pods"))
+		if err != nil {
+			waiting = []string{"the kubelet's pods: " + clip(strings.TrimSpace(err.Error()), 200)}
+		} else {
+			pods, err := parseStaticPods(out)
+			if err != nil {
+				return fmt.Errorf("the kubelet of %s: %w", name, err)
+			}
+			waiting = notReady(pods)
+			if len(waiting) == 0 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			logs, _ := ssh.Output(ctx, node, k.kubeletLog(20))
+			return fmt.Errorf("the control plane of %s is not ready after %s: %s\nlast lines of its kubelet log:\n%s",
+				name, timeout, strings.Join(waiting, ", "), strings.TrimSpace(string(logs)))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// notReady names what keeps a master's control plane from being ready:
+// static pods not Ready, kubeadm's components missing.
+func notReady(pods []kubeletPod) []string {
+	var out []string
+	for _, component := range controlPlanePods {
+		if !slices.ContainsFunc(pods, func(p kubeletPod) bool { return p.Component == component }) {
+			out = append(out, component+" not started")
+		}
+	}
+	for _, p := range pods {
+		if !p.Ready {
+			out = append(out, p.Name+" not ready")
+		}
+	}
+	return out
+}
+
+// parseStaticPods reads a kubelet's /pods (a v1 PodList): its static pods
+// are those of the file source, with the status its status manager holds.
+func parseStaticPods(data []byte) ([]kubeletPod, error) {
+	var list struct {
+		Kind  string
+		Items []struct {
+			Metadata struct {
+				Name        string
+				Labels      map[string]string
+				Annotations map[string]string
+			}
+			Status struct {
+				Conditions []struct{ Type, Status string }
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, fmt.Errorf("its pods: %w", err)
+	}
+	if list.Kind != "PodList" {
+		return nil, fmt.Errorf("its pods: a %q, not a PodList", clip(list.Kind, 40))
+	}
+	var pods []kubeletPod
+	for _, it := range list.Items {
+		if it.Metadata.Annotations["kubernetes.io/config.source"] != "file" {
+			continue
+		}
+		p := kubeletPod{Name: it.Metadata.Name, Component: it.Metadata.Labels["component"]}
+		for _, c := range it.Status.Conditions {
+			if c.Type == "Ready" {
+				p.Ready = c.Status == "True"
+			}
+		}
+		pods = append(pods, p)
+	}
+	return pods, nil
 }

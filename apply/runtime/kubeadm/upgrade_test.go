@@ -119,3 +119,72 @@ func TestIgnoredPreflightErrors(t *testing.T) {
 		t.Errorf("worker: %s", got)
 	}
 }
+
+// kubeletPods is a kubelet's /pods as the v1 PodList documents it: two
+// static pods (the file source) and a pod of the API server's, which is
+// not waited for.
+const kubeletPods = `{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[
+{"metadata":{"name":"kube-apiserver-node1","namespace":"kube-system","uid":"5b1c","labels":{"component":"kube-apiserver","tier":"control-plane"},
+  "annotations":{"kubernetes.io/config.hash":"5b1c","kubernetes.io/config.source":"file"}},
+ "status":{"phase":"Running","conditions":[{"type":"Initialized","status":"True"},{"type":"Ready","status":"True"}]}},
+{"metadata":{"name":"kube-scheduler-node1","namespace":"kube-system","labels":{"component":"kube-scheduler"},
+  "annotations":{"kubernetes.io/config.source":"file"}},
+ "status":{"phase":"Running","conditions":[{"type":"Ready","status":"False"}]}},
+{"metadata":{"name":"web-84c9f","namespace":"default","labels":{"app":"web"},"annotations":{"kubernetes.io/config.source":"api"}},
+ "status":{"phase":"Pending"}}
+]}`
+
+// TestParseStaticPods: the kubelet's static pods and their readiness; a
+// master's control plane waits for every one, and for kubeadm's three.
+func TestParseStaticPods(t *testing.T) {
+	pods, err := parseStaticPods([]byte(kubeletPods))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []kubeletPod{{"kube-apiserver-node1", "kube-apiserver", true}, {"kube-scheduler-node1", "kube-scheduler", false}}
+	if len(pods) != len(want) || pods[0] != want[0] || pods[1] != want[1] {
+		t.Fatalf("%+v, want %+v", pods, want)
+	}
+	if got := strings.Join(notReady(pods), ", "); got != "kube-controller-manager not started, kube-scheduler-node1 not ready" {
+		t.Errorf("waiting for: %s", got)
+	}
+	all := []kubeletPod{{"etcd-node1", "etcd", true}, {"kube-apiserver-node1", "kube-apiserver", true},
+		{"kube-controller-manager-node1", "kube-controller-manager", true}, {"kube-scheduler-node1", "kube-scheduler", true}}
+	if got := notReady(all); len(got) != 0 {
+		t.Errorf("a ready control plane waits for %v", got)
+	}
+	// Restarted by a new kubelet: known to it, no status yet.
+	all[0].Ready = false
+	if got := strings.Join(notReady(all), ", "); got != "etcd-node1 not ready" {
+		t.Errorf("waiting for: %s", got)
+	}
+	for _, c := range badKubeletPods {
+		if _, err := parseStaticPods([]byte(c.out)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+var badKubeletPods = []struct{ name, out, want string }{
+	{"not JSON", "<html>502</html>", "its pods: invalid character"},
+	{"not a list", `{"kind":"Status","status":"Failure"}`, `its pods: a "Status", not a PodList`},
+	{"items not a list", `{"kind":"PodList","items":{}}`, "its pods: json: cannot unmarshal"},
+}
+
+// FuzzParseStaticPods: a kubelet's answer is untrusted: no input panics,
+// and each pod read is an object of the input.
+func FuzzParseStaticPods(f *testing.F) {
+	f.Add(kubeletPods)
+	for _, c := range badKubeletPods {
+		f.Add(c.out)
+	}
+	f.Fuzz(func(t *testing.T, out string) {
+		pods, err := parseStaticPods([]byte(out))
+		if err != nil {
+			return
+		}
+		if objects := strings.Count(out, "{"); len(pods) > objects {
+			t.Fatalf("%d static pods from %d objects", len(pods), objects)
+		}
+	})
+}
