@@ -101,8 +101,11 @@ type nodeList struct {
 
 type pod struct {
 	Metadata struct{ Name, Namespace string }
-	Spec     struct{ NodeName string }
-	Status   struct {
+	Spec     struct {
+		NodeName   string
+		Containers []struct{ Image string }
+	}
+	Status struct {
 		Phase             string
 		PodIP             string
 		ContainerStatuses []struct {

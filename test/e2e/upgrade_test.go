@@ -238,7 +238,7 @@ spec:
 	}
 	upgraded := time.Since(upgradeStart).Round(time.Second)
 	fetch()
-	e.waitPods(kubeconfig, 3*time.Minute)
+	pods := e.waitPods(kubeconfig, 3*time.Minute)
 	failures, requests := stopProbe()
 	v := versions()
 	n := 0
@@ -257,14 +257,7 @@ spec:
 	if err := json.Unmarshal([]byte(e.h("inspect", "--images", "--format", "json", "acme/web-cluster:v2", baseImage)), &bundled); err != nil {
 		t.Fatal(err)
 	}
-	var running struct {
-		Items []struct {
-			Metadata struct{ Name string }
-			Spec     struct{ Containers []struct{ Image string } }
-		}
-	}
-	e.kube(kubeconfig, &running, "get", "pods", "-A")
-	for _, p := range running.Items {
+	for _, p := range pods.Items {
 		for _, c := range p.Spec.Containers {
 			if !slices.ContainsFunc(bundled, func(b struct{ Ref string }) bool { return b.Ref == c.Image }) {
 				t.Errorf("after the upgrade, pod %s runs %s, which acme/web-cluster:v2 does not bundle", p.Metadata.Name, c.Image)

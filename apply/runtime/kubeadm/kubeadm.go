@@ -395,26 +395,39 @@ func (k *Runtime) WaitReady(ctx context.Context, master, node ssh.Executor, ip s
 // what ok accepts (state says what, for the error); on timeout the error
 // names it and ends with its kubelet's last log lines.
 func (k *Runtime) waitNode(ctx context.Context, master, node ssh.Executor, ip, state string, ok func(NodeInfo) bool) error {
+	var last NodeInfo
+	return k.untilKubelet(ctx, node, func() (bool, error) {
+		nodes, err := k.Nodes(ctx, master)
+		if err != nil {
+			return false, nil
+		}
+		n, found := find(nodes, ip)
+		if found {
+			last = n
+		}
+		return found && ok(n), nil
+	}, func(timeout time.Duration) string {
+		return fmt.Sprintf("node %s (%s) is not %s after %s: %s", ip, last.Name, state, timeout, last.Message)
+	})
+}
+
+// untilKubelet runs check every 2 seconds until it is done (or fails), for
+// the runtime's ReadyTimeout (5 minutes by default); then the error is
+// timedOut's, with the last lines of the node's kubelet log.
+func (k *Runtime) untilKubelet(ctx context.Context, node ssh.Executor, check func() (bool, error), timedOut func(time.Duration) string) error {
 	timeout := k.ReadyTimeout
 	if timeout == 0 {
 		timeout = 5 * time.Minute
 	}
 	deadline := time.Now().Add(timeout)
-	var last NodeInfo
 	for {
-		nodes, err := k.Nodes(ctx, master)
-		if err == nil {
-			if n, found := find(nodes, ip); found {
-				if ok(n) {
-					return nil
-				}
-				last = n
-			}
+		done, err := check()
+		if done || err != nil {
+			return err
 		}
 		if time.Now().After(deadline) {
 			logs, _ := ssh.Output(ctx, node, k.kubeletLog(20))
-			return fmt.Errorf("node %s (%s) is not %s after %s: %s\nlast lines of its kubelet log:\n%s",
-				ip, last.Name, state, timeout, last.Message, strings.TrimSpace(string(logs)))
+			return fmt.Errorf("%s\nlast lines of its kubelet log:\n%s", timedOut(timeout), strings.TrimSpace(string(logs)))
 		}
 		select {
 		case <-ctx.Done():

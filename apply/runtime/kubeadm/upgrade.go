@@ -245,37 +245,22 @@ var controlPlanePods = []string{"kube-apiserver", "kube-controller-manager", "ku
 // It asks the kubelet (its /pods, through the API server), not the mirror
 // pods: right after a kubelet restart those are still the old kubelet's.
 func (k *Runtime) waitStaticPods(ctx context.Context, master, node ssh.Executor, name string) error {
-	timeout := k.ReadyTimeout
-	if timeout == 0 {
-		timeout = 5 * time.Minute
-	}
-	deadline := time.Now().Add(timeout)
 	var waiting []string
-	for {
+	return k.untilKubelet(ctx, node, func() (bool, error) {
 		out, err := ssh.Output(ctx, master, k.kubectl("get --raw /api/v1/nodes/"+ssh.Quote(name)+"/proxy/pods"))
 		if err != nil {
 			waiting = []string{"the kubelet's pods: " + clip(strings.TrimSpace(err.Error()), 200)}
-		} else {
-			pods, err := parseStaticPods(out)
-			if err != nil {
-				return fmt.Errorf("the kubelet of %s: %w", name, err)
-			}
-			waiting = notReady(pods)
-			if len(waiting) == 0 {
-				return nil
-			}
+			return false, nil
 		}
-		if time.Now().After(deadline) {
-			logs, _ := ssh.Output(ctx, node, k.kubeletLog(20))
-			return fmt.Errorf("the control plane of %s is not ready after %s: %s\nlast lines of its kubelet log:\n%s",
-				name, timeout, strings.Join(waiting, ", "), strings.TrimSpace(string(logs)))
+		pods, err := parseStaticPods(out)
+		if err != nil {
+			return false, fmt.Errorf("the kubelet of %s: %w", name, err)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(2 * time.Second):
-		}
-	}
+		waiting = notReady(pods)
+		return len(waiting) == 0, nil
+	}, func(timeout time.Duration) string {
+		return fmt.Sprintf("the control plane of %s is not ready after %s: %s", name, timeout, strings.Join(waiting, ", "))
+	})
 }
 
 // notReady names what keeps a master's control plane from being ready:
