@@ -159,8 +159,11 @@ need() {
 	[ -n "$missing" ] || return 0
 	echo "binaries.sh: apt-get install$missing" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -q --no-install-recommends $missing >&2 ||
-		{ apt-get update -q >&2 && apt-get install -y -q --no-install-recommends $missing >&2; }
+	# Builds of two versions run at once in make test: wait for the other's
+	# dpkg lock instead of failing (apt-get's default is not to wait).
+	lock="-o DPkg::Lock::Timeout=300"
+	apt-get $lock install -y -q --no-install-recommends $missing >&2 ||
+		{ apt-get $lock update -q >&2 && apt-get $lock install -y -q --no-install-recommends $missing >&2; }
 }
 # debver PACKAGE: the upstream version of an installed Debian package, as vX.Y.Z.
 debver() { echo "v$(dpkg-query -W -f '${Version}' "$1" | sed 's/^[0-9]*://; s/[+~-].*//')"; }
