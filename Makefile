@@ -123,7 +123,7 @@ e2e-kubernetes: deps
 # test run left, whatever the outcome. The binaries of the other Kubernetes
 # versions (images/kubernetes/modules/v*: the upgrade test's) are built
 # meanwhile at the lowest priority, from the CPU the unit tests leave idle
-# (about half of 2 cores): cold, that takes most of their 8 minutes off
+# (about half of 2 cores): cold, that takes their 10 minutes or so off
 # the end-to-end tests; cached, it ends at once. A failed build is redone,
 # with its error, by the test that needs it.
 test: deps fmt-check vet kube
